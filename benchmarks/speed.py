@@ -5,7 +5,8 @@
 Setting (the BC issue's): continuous actions (HalfCheetah-sized: obs 17, act 6), a
 20,000-transition dataset, batch 256, a 2x256 ReLU MLP, Adam. Reports gradient steps/s of
 one policy, member-steps/s of an 8-member ensemble and of 8-member Swarm BC, and the
-compile time of the single-policy program. Each figure is the best of ``repeats`` timed
+compile time of the single-policy program, and the steps/s of the barest flax + optax loop
+for the same problem (``ceiling_steps_per_s``, this machine's speed today). Each figure is the best of ``repeats`` timed
 runs of ``steps`` steps (the machine is shared, best-of is the least noisy estimate).
 """
 
@@ -53,6 +54,45 @@ def time_train(cfg: BCConfig, loss, data: Dataset, repeats: int) -> tuple[float,
     return compile_s, best
 
 
+def ceiling_steps_per_s(steps: int, repeats: int) -> float:
+    """Steps/s of the barest loop for the same problem (flax MLP, MSE, Adam, random
+    minibatches, one ``scan``): what this machine can do today, so the figures above can be
+    read against it (a shared CPU's speed drifts by 10-20% between hours)."""
+    import flax.linen as nn
+    import jax.numpy as jnp
+    import optax
+
+    class MLP(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            x = nn.relu(nn.Dense(256)(x))
+            return nn.Dense(6)(nn.relu(nn.Dense(256)(x)))
+
+    data = synthetic_dataset()
+    x, y = jnp.asarray(data.obs), jnp.asarray(data.action)
+    net, tx = MLP(), optax.adam(1e-3)
+
+    def train(key):
+        params = net.init(key, x[:1])
+
+        def step(carry, k):
+            p, s = carry
+            idx = jax.random.randint(k, (256,), 0, x.shape[0])
+            g = jax.grad(lambda p: ((net.apply(p, x[idx]) - y[idx]) ** 2).mean())(p)
+            u, s = tx.update(g, s, p)
+            return (optax.apply_updates(p, u), s), None
+
+        return jax.lax.scan(step, (params, tx.init(params)), jax.random.split(key, steps))[0]
+
+    compiled = jax.jit(train).lower(jax.random.key(0)).compile()
+    best = float("inf")
+    for r in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(compiled(jax.random.key(r)))
+        best = min(best, time.perf_counter() - t0)
+    return round(steps / best, 1)
+
+
 def main(
     steps: int = 2000,
     members: int = 8,
@@ -80,6 +120,8 @@ def main(
     _, t = time_train(ensemble, partial(swarm_bc_loss, tau=0.25), data, repeats)
     results["swarm_member_steps_per_s"] = round(steps * members / t, 1)
     print(f"swarm x{members}: {results['swarm_member_steps_per_s']} member-steps/s", file=sys.stderr)
+    results["ceiling_steps_per_s"] = ceiling_steps_per_s(steps, repeats)
+    print(f"bare flax/optax loop (ceiling): {results['ceiling_steps_per_s']} steps/s", file=sys.stderr)
     for fn in EXTRA.values():
         results.update(fn(repeats=repeats))
     if json:

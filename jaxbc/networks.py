@@ -25,6 +25,31 @@ def activation(name: str) -> Callable[[jax.Array], jax.Array]:
         raise ValueError(f"unknown activation {name!r}; choose from {sorted(ACTIVATIONS)}") from None
 
 
+def orthogonal(scale: float = 1.0, column_axis: int = -1) -> nn.initializers.Initializer:
+    """``flax.linen.initializers.orthogonal`` (same values), safe to ``vmap`` on XLA:CPU.
+
+    Why: vmapping an init over keys (ensembles, seeds, HaDES populations) turns each QR
+    into one batched LAPACK call that fans out onto the CPU intra-op thread pool and
+    blocks there; two such calls running at once deadlock a 2-thread pool (jaxlib 0.10,
+    2-core host). A custom batching rule runs the QRs one after another (``lax.map``)
+    instead, which costs a few milliseconds per matrix at init and nothing afterwards.
+    """
+    base = nn.initializers.orthogonal(scale, column_axis)
+
+    def init(key: jax.Array, shape: Sequence[int], dtype=jnp.float32) -> jax.Array:
+        @jax.custom_batching.custom_vmap
+        def draw(k: jax.Array) -> jax.Array:
+            return base(k, shape, dtype)
+
+        @draw.def_vmap
+        def _sequential(axis_size: int, in_batched: list[bool], k: jax.Array):
+            return (jax.lax.map(draw, k), True) if in_batched[0] else (draw(k), False)
+
+        return draw(key)
+
+    return init
+
+
 def flatten_obs(obs: jax.Array, obs_ndim: int) -> jax.Array:
     """Flatten the trailing ``obs_ndim`` observation dims (images -> vectors), keep batch dims."""
     if obs_ndim <= 1:
@@ -45,10 +70,10 @@ class MLP(nn.Module):
         act = activation(self.activation)
         hidden = []
         for width in self.hidden_sizes:
-            x = act(nn.Dense(width, kernel_init=nn.initializers.orthogonal(np.sqrt(2)))(x))
+            x = act(nn.Dense(width, kernel_init=orthogonal(np.sqrt(2)))(x))
             hidden.append(x)
         if self.out_size is not None:
-            x = nn.Dense(self.out_size, kernel_init=nn.initializers.orthogonal(self.out_scale))(x)
+            x = nn.Dense(self.out_size, kernel_init=orthogonal(self.out_scale))(x)
         return (x, tuple(hidden)) if return_hidden else x
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxbc.bc.losses import Batch, hidden_alignment_penalty, member_bc_loss
+from jaxbc.bc.losses import Batch, member_bc_loss, swarm_penalty_or_metric
 from jaxbc.bc.policies import Policy, action_difference, ensemble_apply
 from jaxbc.diffusion import DiffusionModel, noise_prediction_error
 
@@ -64,7 +64,7 @@ def dbc_loss(
     diffusion = jax.lax.stop_gradient(diffusion)  # frozen: no gradient into its params or stats
     outputs = ensemble_apply(policy, params, batch.obs)
     per_member = jax.vmap(member_bc_loss, in_axes=(None, 0, None))(policy, outputs, batch.action)
-    penalty = hidden_alignment_penalty(outputs.hidden)
+    penalty = swarm_penalty_or_metric(outputs.hidden, tau)
 
     # the diffusion model lives in its own normalised space: go via raw states and actions
     s = diffusion.normalize_obs(batch.raw_obs)

@@ -22,6 +22,7 @@ from jaxbc.bc.policies import (
     Policy,
     PolicyOutput,
     action_difference,
+    centred_sq_norm,
     ensemble_apply,
     member_actions,
 )
@@ -69,9 +70,19 @@ def hidden_alignment_penalty(hidden: tuple[jax.Array, ...]) -> jax.Array:
     members' mean, averaged over layers, members, batch and features (width-independent).
 
     ``hidden``: per layer, activations shaped [members, batch, features].
+
+    Computed by :func:`centred_sq_norm`: exactly zero for identical members, and fast on
+    XLA:CPU.
     """
-    per_layer = [((h - h.mean(0, keepdims=True)) ** 2).mean() for h in hidden]
+    per_layer = [centred_sq_norm(h) / h.size for h in hidden]
     return jnp.mean(jnp.stack(per_layer))
+
+
+def swarm_penalty_or_metric(hidden: tuple[jax.Array, ...], tau: float | jax.Array) -> jax.Array:
+    """The penalty, without its (wasted) backward pass when ``tau`` is a concrete 0."""
+    if isinstance(tau, (int, float)) and tau == 0:
+        hidden = jax.lax.stop_gradient(hidden)
+    return hidden_alignment_penalty(hidden)
 
 
 def swarm_bc_loss(policy: Policy, params: Any, batch: Batch, key: jax.Array, tau: float | jax.Array = 0.25):
@@ -83,7 +94,7 @@ def swarm_bc_loss(policy: Policy, params: Any, batch: Batch, key: jax.Array, tau
     del key
     outputs = ensemble_apply(policy, params, batch.obs)
     per_member = jax.vmap(member_bc_loss, in_axes=(None, 0, None))(policy, outputs, batch.action)
-    penalty = hidden_alignment_penalty(outputs.hidden)
+    penalty = swarm_penalty_or_metric(outputs.hidden, tau)
     loss = per_member.mean() + tau * penalty
     metrics = {
         "loss": loss,

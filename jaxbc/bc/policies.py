@@ -22,11 +22,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxbc.envs import ActionSpace, Box, Discrete
-from jaxbc.networks import activation, flatten_obs
+from jaxbc.networks import activation, flatten_obs, orthogonal
 
 POLICY_KINDS = ("deterministic", "gaussian", "categorical")
 INITS = {
-    "orthogonal": lambda: nn.initializers.orthogonal(np.sqrt(2)),
+    "orthogonal": lambda: orthogonal(np.sqrt(2)),
     "lecun": nn.initializers.lecun_normal,
     "xavier": nn.initializers.xavier_uniform,
     "he": nn.initializers.he_normal,
@@ -80,7 +80,7 @@ class PolicyNet(nn.Module):
         for width in self.hidden_sizes:
             x = act(nn.Dense(width, kernel_init=kinit)(x))
             hidden.append(x)
-        out_init = nn.initializers.orthogonal(0.01)
+        out_init = orthogonal(0.01)
         if self.kind == "categorical":
             return PolicyOutput(nn.Dense(self.action_space.n, kernel_init=out_init)(x), None, tuple(hidden))
         dim = self.action_space.shape[0]
@@ -201,11 +201,25 @@ def action_difference(points: jax.Array) -> jax.Array:
     """Mean pairwise Euclidean distance between members, averaged over states.
 
     ``points``: [members, batch, d] (member actions, or action probabilities for discrete
-    policies). 0 for a single member.
+    policies). 0 for a single member. Members are unstacked (see :func:`centred_sq_norm`).
     """
     m = points.shape[0]
     if m < 2:
         return jnp.zeros(())
-    diff = points[:, None] - points[None, :]
-    dist = jnp.sqrt((diff**2).sum(-1) + 1e-12) * (1 - jnp.eye(m))[..., None]
-    return dist.sum((0, 1)).mean() / (m * (m - 1))
+    p = jnp.unstack(points)
+    dists = [jnp.sqrt(((p[i] - p[j]) ** 2).sum(-1) + 1e-12).mean() for i in range(m) for j in range(i + 1, m)]
+    return jnp.mean(jnp.stack(dists))
+
+
+def centred_sq_norm(x: jax.Array) -> jax.Array:
+    """``sum_m |x_m - mean_m x|^2`` over a leading member axis; exactly 0 for equal members
+    (differences to member 0 are formed first, so equal members give exact zeros).
+
+    Why unstacked: XLA:CPU runs reductions over a leading axis (a member mean, and the
+    transpose of broadcasting it back) ~40x slower than elementwise work; per-member
+    slices keep forward and backward elementwise (Swarm BC was 2x slower per member).
+    """
+    xs = jnp.unstack(x)
+    d = [xi - xs[0] for xi in xs]
+    mean_d = sum(d) / len(d)
+    return sum(((di - mean_d) ** 2).sum() for di in d)
