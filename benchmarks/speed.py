@@ -157,8 +157,32 @@ def dagger_speed(repeats: int = 3) -> dict:
     return {"dagger_10_iters_s": round(best, 3), "dagger_compile_s": round(compile_s, 2)}
 
 
+def hades_speed(repeats: int = 3, generations: int = 2) -> dict:
+    """Seconds per HaDES generation on CartPole-v1 (SNES, population 256, D = 4, 64 inner
+    full-batch steps, 4 envs x 500 steps, HaDES-F) and the env steps/s that implies."""
+    from jaxbc.hades import HadesConfig, make_hades, make_strategy, solution_template
+
+    cfg = HadesConfig(env_id="CartPole-v1", dataset_size=4, inner_steps=64, num_envs=4, eval_steps=500, num_devices=1)
+    population = 256
+    hades = make_hades(cfg, make_strategy("SNES", population, solution_template(cfg)))
+    state = jax.jit(hades.init)(jax.random.key(0))
+    t0 = time.perf_counter()
+    compiled = jax.jit(hades.scan_generations, static_argnums=1).lower(state, generations).compile()
+    compile_s = time.perf_counter() - t0
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        state, summary = compiled(state)
+        jax.block_until_ready(summary)
+        best = min(best, time.perf_counter() - t0)
+    gen_s = best / generations
+    env_steps = population * cfg.inits_per_generation * cfg.num_envs * cfg.eval_steps
+    print(f"HaDES generation: {gen_s:.2f} s, {env_steps / gen_s:,.0f} env steps/s (compile {compile_s:.1f} s)", file=sys.stderr)
+    return {"hades_gen_s": round(gen_s, 3), "hades_env_steps_per_s": round(env_steps / gen_s), "hades_compile_s": round(compile_s, 2)}
+
+
 # Measurements of other capabilities: () -> dict, merged into the results.
-EXTRA: dict = {"dagger": dagger_speed}
+EXTRA: dict = {"dagger": dagger_speed, "hades": hades_speed}
 
 
 if __name__ == "__main__":

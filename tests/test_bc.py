@@ -86,6 +86,9 @@ def test_action_difference():
     pts = jnp.array([[[0.0, 0.0]], [[3.0, 4.0]]])  # two members, one state, distance 5
     assert float(action_difference(pts)) == pytest.approx(5.0, rel=1e-5)
     assert float(action_difference(pts[:1])) == 0.0
+    many = np.asarray(jax.random.normal(jax.random.key(1), (5, 7, 3)))
+    naive = np.mean([np.linalg.norm(many[i] - many[j], axis=-1).mean() for i in range(5) for j in range(5) if i != j])
+    assert float(action_difference(jnp.asarray(many))) == pytest.approx(naive, rel=1e-5)
 
 
 def test_alignment_penalty_zero_iff_members_agree():
@@ -94,6 +97,9 @@ def test_alignment_penalty_zero_iff_members_agree():
     h2 = h.at[0].set(3.0)
     # member 0 is 2 away from others; mean = 1.5: distances 1.5^2 (once) and 0.5^2 (3x), averaged
     assert float(hidden_alignment_penalty((h2,))) == pytest.approx((1.5**2 + 3 * 0.5**2) / 4)
+    r = np.asarray(jax.random.normal(jax.random.key(2), (6, 8, 5)))
+    naive = ((r - r.mean(0)) ** 2).mean()
+    assert float(hidden_alignment_penalty((jnp.asarray(r),))) == pytest.approx(naive, rel=1e-5)
 
 
 def _batch(policy_space, n=32, obs_dim=3):
@@ -204,3 +210,19 @@ def test_num_valid_uses_only_the_prefix(cartpole_data):
     poisoned = ds.replace(obs=np.concatenate([ds.obs[:k], np.full_like(ds.obs[k:], 1e6)]))
     c = jax.jit(train)(jax.random.key(0), poisoned, k)
     jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6), a.params, c.params)
+
+
+def test_orthogonal_init_is_flax_and_never_a_batched_qr():
+    """vmapped inits (ensembles, seeds) run their QRs one at a time: a batched LAPACK QR
+    deadlocks XLA:CPU's 2-thread pool when two of them run at once."""
+    import flax.linen as nn
+
+    from jaxbc.networks import orthogonal
+
+    keys = jax.random.split(jax.random.key(0), (2, 3))
+    ours = jax.vmap(jax.vmap(lambda k: orthogonal(2.0)(k, (5, 4))))(keys)
+    ref = jax.vmap(jax.vmap(lambda k: nn.initializers.orthogonal(2.0)(k, (5, 4))))(keys)
+    np.testing.assert_array_equal(ours, ref)
+    np.testing.assert_allclose(np.einsum("abij,abik->abjk", ours, ours), np.broadcast_to(4 * np.eye(4), (2, 3, 4, 4)), atol=1e-5)
+    jaxpr = jax.make_jaxpr(jax.vmap(lambda k: orthogonal()(k, (4, 4))))(keys[0])
+    assert [e.primitive.name for e in jaxpr.jaxpr.eqns] == ["scan"]
