@@ -289,9 +289,60 @@ def write_report(out_dir: Path, meta: dict, rows: list[dict], transfer_rows: lis
     atomic_write_bytes(out_dir / "hades.md", ("\n".join(lines) + "\n").encode())
 
 
+def write_memory_report(out_dir: Path, scale: str, rows: list[dict]) -> None:
+    meta = {"command": "python benchmarks/hades.py " + " ".join(sys.argv[1:]), "machine": machine_description(),
+            "jax_version": jax.__version__}
+    atomic_write_json(out_dir / f"hades_memory_{scale}.json", {"meta": meta, "jobs": rows})
+    lines = [
+        f"# HaDES memory plan ({scale} scale)", "",
+        f"Command: `{meta['command']}`; machine: {meta['machine']}; jax {meta['jax_version']}.", "",
+        "XLA's buffer assignment for ONE generation of each job (HaDES-R), compiled for this "
+        f"machine's `{rows[0]['backend'] if rows else '?'}` backend on one device; nothing was run. "
+        "Arguments + outputs + peak temporaries.", "",
+        "| env | D | pop x inits x envs x steps | MLP | planned GiB (temp) | compile s |", "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['env']} | {r['dataset_size']} | {r['population']} x {r['inits']} x {r['num_envs']} x {r['eval_steps']} "
+            f"| {r['hidden']} | {r['total_gib']:.2f} ({r['temp_gib']:.2f}) | {r['compile_s']} |"
+        )
+    atomic_write_bytes(out_dir / f"hades_memory_{scale}.md", ("\n".join(lines) + "\n").encode())
+    print("\n".join(lines))
+
+
+def memory_estimate(job: Job, variant: str = "R") -> dict:
+    """XLA's buffer assignment for one generation of a job, from compiling (not running)
+    it for this machine's backend: argument, output and peak temporary bytes. It is what
+    the compiler plans for one device; a GPU compile of the same program plans similar
+    buffers but is not measured here."""
+    cfg = dataclasses.replace(job_config(job, variant), num_devices=1)
+    env_id, dataset_size, population = job.env_id, job.dataset_size, job.population
+    options = {**paper_strategy_options(job.strategy, population), **job.strategy_options}
+    es = make_strategy(job.strategy, population, solution_template(cfg), **options)
+    hades = make_hades(cfg, es)
+    state = jax.eval_shape(hades.init, jax.random.key(0))
+    t0 = time.time()
+    compiled = jax.jit(hades.scan_generations, static_argnums=1).lower(state, 1).compile()
+    m = compiled.memory_analysis()
+    gib = 1024**3
+    row = {
+        "env": env_id, "dataset_size": dataset_size, "variant": variant, "population": population,
+        "inits": cfg.inits_per_generation, "num_envs": cfg.num_envs, "eval_steps": hades.eval_steps,
+        "hidden": list(cfg.policy.hidden_sizes), "backend": jax.default_backend(),
+        "argument_gib": m.argument_size_in_bytes / gib, "output_gib": m.output_size_in_bytes / gib,
+        "temp_gib": m.temp_size_in_bytes / gib,
+        "total_gib": (m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes) / gib,
+        "compile_s": round(time.time() - t0, 1),
+    }
+    print(f"{env_id} D={dataset_size} {variant} pop {population}: {row['total_gib']:.2f} GiB planned "
+          f"(temp {row['temp_gib']:.2f})", file=sys.stderr)
+    return row
+
+
 def main(
     scale: Literal["smoke", "cpu", "paper"] = "cpu",
     transfer: bool = False,
+    memory: bool = False,
     envs: list[str] | None = None,
     seed: int = 0,
     out_dir: Path = Path("benchmarks/results"),
@@ -301,6 +352,8 @@ def main(
     Args:
         scale: smoke (seconds), cpu (~30 min on 2 cores), paper (the paper's settings; GPU).
         transfer: also train other architectures / learning rates on each distilled dataset.
+        memory: only compile one generation of each job (HaDES-R, the bigger variant) and
+            report XLA's planned memory (writes hades_memory_<scale>.{json,md}); runs nothing.
         envs: only these envs.
         seed: base seed (runs use seed .. seed + seeds - 1).
         out_dir: where results go.
@@ -311,6 +364,9 @@ def main(
     if not jobs:
         raise SystemExit(f"no job left after --envs {envs}; jobs: {[j.env_id for j in sc.jobs]}")
     out_dir.mkdir(parents=True, exist_ok=True)
+    if memory:
+        write_memory_report(out_dir, scale, [memory_estimate(j) for j in jobs])
+        return
     t0 = time.time()
     rows, curves, transfer_rows = [], [], []
     for job in jobs:

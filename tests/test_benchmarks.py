@@ -29,7 +29,8 @@ def test_speed_json_keys():
         cwd=ROOT, check=True, capture_output=True, text=True,
     )
     res = json.loads(p.stdout.strip().splitlines()[-1])
-    for k in ("bc_steps_per_s", "ensemble_member_steps_per_s", "swarm_member_steps_per_s", "compile_s", "dagger_10_iters_s"):
+    for k in ("bc_steps_per_s", "ensemble_member_steps_per_s", "swarm_member_steps_per_s", "compile_s", "dagger_10_iters_s",
+              "ceiling_steps_per_s", "hades_gen_s", "hades_env_steps_per_s"):
         assert res[k] > 0
 
 

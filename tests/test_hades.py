@@ -272,3 +272,14 @@ def test_benchmark_smoke(tmp_path):
     assert list(tmp_path.glob("hades_curves_*.png")) and list(tmp_path.glob("hades_data_*.png"))
     assert list((tmp_path / "hades_datasets").glob("*.npz"))
     assert {r["policy"] for r in data["transfer"]} == {"same", "1x8 tanh"}
+
+
+def test_benchmark_memory_plan(tmp_path):
+    p = subprocess.run(
+        [sys.executable, "benchmarks/hades.py", "--scale", "smoke", "--envs", "CartPole-v1", "--memory", "--out-dir", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=900,
+    )
+    assert p.returncode == 0, p.stderr[-3000:]
+    job = json.loads((tmp_path / "hades_memory_smoke.json").read_text())["jobs"][0]
+    assert job["population"] == 8 and job["inits"] == 2 and job["total_gib"] > 0
+    assert not (tmp_path / "hades.json").exists()  # nothing was run
