@@ -33,6 +33,7 @@ from jaxbc.io import (
     atomic_write_json,
     enable_compilation_cache,
     machine_description,
+    resumable,
 )
 
 
@@ -50,11 +51,12 @@ class Scale:
     members: int  # ensemble size of the gated variant's learner
     gate_threshold: float
     eval_episodes: int
+    image_torso: str = "cnn"  # MinAtar: "cnn" or "mlp" on the flattened image (cpu: CPU convs are slow)
 
 
 ENVS = ("brax/hopper", "brax/walker2d", "Breakout-MinAtar")
 SCALES = {
-    "cpu": Scale(ENVS, 2, 3, 8, 2000, 16, 1000, 256, (64, 64), 4, 0.05, 5),
+    "cpu": Scale(ENVS, 2, 3, 8, 2000, 16, 1000, 256, (64, 64), 4, 0.05, 5, "mlp"),
     "paper": Scale(ENVS, 4, 5, 10, 10_000, 64, 10_000, 256, (256, 256), 5, 0.05, 20),
     "smoke": Scale(("CartPole-v1",), 1, 2, 2, 256, 8, 50, 64, (16, 16), 3, 0.05, 2),
 }
@@ -65,7 +67,8 @@ def study_env(env_id: str, sc: Scale, seed: int) -> list[dict]:
     env = expert.make_env()
     data = collect(expert, env, sc.demo_episodes, jax.random.key(seed))
     expert_ret, random_ret = reference_returns(env_id)
-    bc = BCConfig(policy=PolicyConfig(hidden_sizes=sc.hidden), steps=sc.bc_steps, batch_size=sc.batch_size)
+    torso = sc.image_torso if len(env.observation_shape) == 3 else "mlp"
+    bc = BCConfig(policy=PolicyConfig(hidden_sizes=sc.hidden, torso=torso), steps=sc.bc_steps, batch_size=sc.batch_size)
     base = DAggerConfig(
         bc=bc, iterations=sc.iterations, steps_per_iteration=sc.steps_per_iteration, num_envs=sc.num_envs,
         beta_schedule="linear", eval_episodes=sc.eval_episodes,
@@ -172,6 +175,7 @@ def main(
     seed: int = 0,
     out_dir: Path = Path("benchmarks/results"),
     name: str = "dagger",
+    resume: bool = False,
 ) -> None:
     """Args:
     scale: cpu (~30 min on 2 cores), paper (GPU), smoke (seconds).
@@ -179,20 +183,29 @@ def main(
     seed: base PRNG seed.
     out_dir: where results go.
     name: file stem of the results.
+    resume: reuse per-env results a killed run left in ``<out_dir>/<name>_parts/`` (same
+        scale and seed); each finished env is saved there as it completes.
     """
     enable_compilation_cache()
     sc = SCALES[scale]
     if envs:
         sc = dataclasses.replace(sc, envs=tuple(envs))
-    t0 = time.time()
-    rows = []
+    rows, wall = [], 0.0
     for env_id in tqdm(sc.envs, desc="dagger study", file=sys.stderr):
-        rows += study_env(env_id, sc, seed)
+
+        def run(env_id=env_id):
+            t0 = time.time()
+            return {"rows": study_env(env_id, sc, seed), "wall_time_s": time.time() - t0}
+
+        part = out_dir / f"{name}_parts" / f"{env_id.replace('/', '-')}.json"
+        res, _ = resumable(part, {**dataclasses.asdict(sc), "envs": None, "seed": seed}, run, resume)
+        rows += res["rows"]
+        wall += res["wall_time_s"]
     meta = {
         "command": "python benchmarks/dagger.py " + " ".join(sys.argv[1:]),
         "machine": machine_description(),
         "scale": scale,
-        "wall_time_s": time.time() - t0,
+        "wall_time_s": wall,
         **{k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(sc).items()},
     }
     write_outputs(out_dir, name, rows, summarize(rows), meta)

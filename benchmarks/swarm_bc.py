@@ -46,6 +46,7 @@ from jaxbc.io import (
     atomic_write_json,
     enable_compilation_cache,
     machine_description,
+    resumable,
 )
 from jaxbc.rollout import evaluate_fn, init_carry, rollout_steps
 
@@ -66,6 +67,7 @@ class Scale:
     eval_episodes: int
     visited_envs: int  # envs x steps of rollout for action difference on visited states
     visited_steps: int
+    image_torso: str = "cnn"  # MinAtar: "cnn" or "mlp" (on the flattened image; cpu scale: CPU convs are slow)
 
 
 ENVS = (
@@ -79,10 +81,10 @@ ENVS = (
     "brax/ant",
 )
 SCALES = {
-    "cpu": Scale(ENVS, (1, 2, 4, 8, 16), 5, 8, 0.25, (0.0, 0.05, 0.25, 1.0, 4.0), 4, 2000, 128, (64, 64), 1e-3, 5, 4, 250),
+    "cpu": Scale(ENVS, (1, 2, 4, 8, 16), 5, 8, 0.25, (0.0, 0.05, 0.25, 1.0, 4.0), 4, 2000, 128, (64, 64), 1e-3, 5, 4, 250, "mlp"),
     "paper": Scale(ENVS, (1, 2, 4, 8, 16), 5, 8, 0.25, (0.0, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0), 8, 20000, 256, (256, 256), 3e-4, 20, 16, 1000),
     # seconds: for checking the pipeline end to end
-    "smoke": Scale(("CartPole-v1", "Pendulum-v1"), (1, 2), 2, 3, 0.25, (0.0, 1.0), 1, 100, 64, (16, 16), 1e-3, 2, 2, 50),
+    "smoke": Scale(("CartPole-v1", "Pendulum-v1"), (1, 2), 2, 3, 0.25, (0.0, 1.0), 1, 100, 64, (16, 16), 1e-3, 2, 2, 50, "mlp"),
 }
 METHODS = ("bc", "ensemble", "swarm")
 
@@ -136,7 +138,8 @@ def study_env(env_id: str, scale: Scale, seed: int, bar) -> tuple[list[dict], li
         return np.asarray(returns), np.asarray(ad_e), np.asarray(ad_v)
 
     base = BCConfig(
-        policy=PolicyConfig(hidden_sizes=scale.hidden), steps=scale.steps, batch_size=scale.batch_size, lr=scale.lr
+        policy=PolicyConfig(hidden_sizes=scale.hidden, torso=scale.image_torso if len(env.observation_shape) == 3 else "mlp"),
+        steps=scale.steps, batch_size=scale.batch_size, lr=scale.lr
     )
     rows: list[dict] = []
     grid = [(c, s) for c in scale.episode_counts for s in range(scale.seeds)]
@@ -262,6 +265,7 @@ def main(
     seed: int = 0,
     out_dir: Path = Path("benchmarks/results"),
     name: str = "swarm_bc",
+    resume: bool = False,
 ) -> None:
     """Args:
     scale: cpu (~30 min on 2 cores), paper (GPU), smoke (seconds, checks the pipeline).
@@ -269,28 +273,39 @@ def main(
     seed: base PRNG seed.
     out_dir: where results go.
     name: file stem of the results.
+    resume: reuse the per-env results a killed run left in ``<out_dir>/<name>_parts/``
+        (same scale and seed); every finished env is saved there as it completes.
     """
     enable_compilation_cache()
+    out_dir.mkdir(parents=True, exist_ok=True)
     sc = SCALES[scale]
     if envs:
         sc = dataclasses.replace(sc, envs=tuple(envs))
-    t0 = time.time()
-    rows, sweep = [], []
+    rows, sweep, wall = [], [], 0.0
     with tqdm(total=len(sc.envs) * (len(METHODS) + 1), desc="swarm study", file=sys.stderr) as bar:
         for env_id in sc.envs:
-            r, s = study_env(env_id, sc, seed, bar)
-            rows += r
-            sweep += s
+
+            def run(env_id=env_id):
+                t0 = time.time()
+                r, s = study_env(env_id, sc, seed, bar)
+                return {"runs": r, "tau_sweep_runs": s, "wall_time_s": time.time() - t0}
+
+            part = out_dir / f"{name}_parts" / f"{env_id.replace('/', '-')}.json"
+            res, reused = resumable(part, {**dataclasses.asdict(sc), "envs": None, "seed": seed}, run, resume)
+            if reused:
+                bar.update(len(METHODS) + 1)
+            rows += res["runs"]
+            sweep += res["tau_sweep_runs"]
+            wall += res["wall_time_s"]
     summary = aggregate(rows, ("env", "episodes", "method"))
     sweep_summary = aggregate(sweep, ("env", "tau"))
     meta = {
         "command": "python benchmarks/swarm_bc.py " + " ".join(sys.argv[1:]),
         "machine": machine_description(),
         "scale": scale,
-        "wall_time_s": time.time() - t0,
+        "wall_time_s": wall,
         **{k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(sc).items()},
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out_dir / f"{name}.json", {"meta": meta, "summary": summary, "tau_sweep": sweep_summary, "runs": rows, "tau_sweep_runs": sweep})
     atomic_write_csv(out_dir / f"{name}.csv", rows)
     write_markdown(out_dir / f"{name}.md", summary, sweep_summary, meta)

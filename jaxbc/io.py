@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,21 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def resumable(path: str | os.PathLike, settings: Any, compute: Callable[[], Any], resume: bool) -> tuple[Any, bool]:
+    """``(compute(), False)``, saved atomically to ``path`` with ``settings``; with ``resume``,
+    ``(saved result, True)`` when ``path`` holds one made with equal settings. How a long
+    study that is killed continues where it stopped. Results and settings must be JSON."""
+    path = Path(path)
+    settings = json.loads(json.dumps(settings))  # tuples -> lists, as they come back from disk
+    if resume and path.exists():
+        saved = json.loads(path.read_text())
+        if saved.get("settings") == settings:
+            return saved["result"], True
+    result = compute()
+    atomic_write_json(path, {"settings": settings, "result": result})
+    return result, False
 
 
 def atomic_write_csv(path: str | os.PathLike, rows: list[dict]) -> Path:
