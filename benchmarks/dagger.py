@@ -1,6 +1,6 @@
 """The DAgger study: BC vs DAgger vs ensemble-gated DAgger, return per iteration.
 
-    python benchmarks/dagger.py --scale cpu      # ~30 min on a 2-core CPU
+    python benchmarks/dagger.py --scale cpu      # 9 min on the 2-core CPU (measured, shared)
     python benchmarks/dagger.py --scale paper    # GPU
 
 Every run starts from the same few expert episodes; iteration 0 of each run is plain BC on
@@ -178,7 +178,7 @@ def main(
     resume: bool = False,
 ) -> None:
     """Args:
-    scale: cpu (~30 min on 2 cores), paper (GPU), smoke (seconds).
+    scale: cpu (9 min measured on 2 cores), paper (GPU), smoke (seconds).
     envs: subset of envs.
     seed: base PRNG seed.
     out_dir: where results go.

@@ -2,7 +2,7 @@
 trajectories, as in Chen et al. (ICML 2024), plus the multimodal TwoGoals2D-v0 task.
 
     python benchmarks/dbc.py --scale smoke    # seconds: TwoGoals2D-v0 only, checks the pipeline
-    python benchmarks/dbc.py --scale cpu      # ~30 min on a 2-core CPU (estimated)
+    python benchmarks/dbc.py --scale cpu      # 13 min on the 2-core CPU (measured, shared)
     python benchmarks/dbc.py --scale paper    # GPU: the paper's settings
 
 Per env, 5 demonstration episodes come from the expert: the zoo PPO expert for the Brax
@@ -377,7 +377,7 @@ def main(
     name: str = "dbc",
 ) -> None:
     """Args:
-    scale: cpu (~30 min on 2 cores), paper (GPU), smoke (seconds, checks the pipeline).
+    scale: cpu (13 min measured on 2 cores), paper (GPU), smoke (seconds, checks the pipeline).
     envs: subset of envs (default: the scale's; brax/halfcheetah, brax/walker2d, TwoGoals2D-v0).
     seed: base PRNG seed.
     out_dir: where results go.

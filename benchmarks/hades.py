@@ -2,7 +2,7 @@
 well the distilled data teaches policies (and, with --transfer, other architectures).
 
     python benchmarks/hades.py --scale smoke             # seconds (CI)
-    python benchmarks/hades.py --scale cpu --transfer    # ~30 min on a 2-core CPU
+    python benchmarks/hades.py --scale cpu --transfer    # 33 min on the 2-core CPU (measured, shared)
     python benchmarks/hades.py --scale paper --transfer  # GPU: the paper's settings (days)
 
 cpu: CartPole-v1 at D=4 (HaDES-F and -R) and Breakout-MinAtar at D=16 with small MLPs and
@@ -350,7 +350,7 @@ def main(
     """Run the HaDES study and write its report.
 
     Args:
-        scale: smoke (seconds), cpu (~30 min on 2 cores), paper (the paper's settings; GPU).
+        scale: smoke (seconds), cpu (33 min measured on 2 cores, shared), paper (the paper's settings; GPU).
         transfer: also train other architectures / learning rates on each distilled dataset.
         memory: only compile one generation of each job (HaDES-R, the bigger variant) and
             report XLA's planned memory (writes hades_memory_<scale>.{json,md}); runs nothing.
