@@ -27,6 +27,7 @@ from jaxbc.bc.evaluation import reference_returns
 from jaxbc.dagger import DAggerConfig, make_dagger
 from jaxbc.data import collect
 from jaxbc.experts import load_expert
+from jaxbc.experts.expert import zoo_name
 from jaxbc.io import (
     atomic_write_bytes,
     atomic_write_csv,
@@ -51,7 +52,7 @@ class Scale:
     members: int  # ensemble size of the gated variant's learner
     gate_threshold: float
     eval_episodes: int
-    image_torso: str = "cnn"  # MinAtar: "cnn" or "mlp" on the flattened image (cpu: CPU convs are slow)
+    image_torso: str = "auto"  # PolicyConfig.torso: auto (cnn for MinAtar images) or mlp (cpu: CPU convs are slow)
 
 
 ENVS = ("brax/hopper", "brax/walker2d", "Breakout-MinAtar")
@@ -67,8 +68,7 @@ def study_env(env_id: str, sc: Scale, seed: int) -> list[dict]:
     env = expert.make_env()
     data = collect(expert, env, sc.demo_episodes, jax.random.key(seed))
     expert_ret, random_ret = reference_returns(env_id)
-    torso = sc.image_torso if len(env.observation_shape) == 3 else "mlp"
-    bc = BCConfig(policy=PolicyConfig(hidden_sizes=sc.hidden, torso=torso), steps=sc.bc_steps, batch_size=sc.batch_size)
+    bc = BCConfig(policy=PolicyConfig(hidden_sizes=sc.hidden, torso=sc.image_torso), steps=sc.bc_steps, batch_size=sc.batch_size)
     base = DAggerConfig(
         bc=bc, iterations=sc.iterations, steps_per_iteration=sc.steps_per_iteration, num_envs=sc.num_envs,
         beta_schedule="linear", eval_episodes=sc.eval_episodes,
@@ -197,7 +197,7 @@ def main(
             t0 = time.time()
             return {"rows": study_env(env_id, sc, seed), "wall_time_s": time.time() - t0}
 
-        part = out_dir / f"{name}_parts" / f"{env_id.replace('/', '-')}.json"
+        part = out_dir / f"{name}_parts" / f"{zoo_name(env_id)}.json"
         res, _ = resumable(part, {**dataclasses.asdict(sc), "envs": None, "seed": seed}, run, resume)
         rows += res["rows"]
         wall += res["wall_time_s"]

@@ -40,6 +40,7 @@ from jaxbc.bc.evaluation import reference_returns
 from jaxbc.bc.train import make_policy_fn, net_policy
 from jaxbc.data import collect
 from jaxbc.experts import load_expert
+from jaxbc.experts.expert import zoo_name
 from jaxbc.io import (
     atomic_write_bytes,
     atomic_write_csv,
@@ -67,7 +68,7 @@ class Scale:
     eval_episodes: int
     visited_envs: int  # envs x steps of rollout for action difference on visited states
     visited_steps: int
-    image_torso: str = "cnn"  # MinAtar: "cnn" or "mlp" (on the flattened image; cpu scale: CPU convs are slow)
+    image_torso: str = "auto"  # PolicyConfig.torso: auto (cnn for MinAtar images) or mlp (cpu: CPU convs are slow)
 
 
 ENVS = (
@@ -138,7 +139,7 @@ def study_env(env_id: str, scale: Scale, seed: int, bar) -> tuple[list[dict], li
         return np.asarray(returns), np.asarray(ad_e), np.asarray(ad_v)
 
     base = BCConfig(
-        policy=PolicyConfig(hidden_sizes=scale.hidden, torso=scale.image_torso if len(env.observation_shape) == 3 else "mlp"),
+        policy=PolicyConfig(hidden_sizes=scale.hidden, torso=scale.image_torso),
         steps=scale.steps, batch_size=scale.batch_size, lr=scale.lr
     )
     rows: list[dict] = []
@@ -290,7 +291,7 @@ def main(
                 r, s = study_env(env_id, sc, seed, bar)
                 return {"runs": r, "tau_sweep_runs": s, "wall_time_s": time.time() - t0}
 
-            part = out_dir / f"{name}_parts" / f"{env_id.replace('/', '-')}.json"
+            part = out_dir / f"{name}_parts" / f"{zoo_name(env_id)}.json"
             res, reused = resumable(part, {**dataclasses.asdict(sc), "envs": None, "seed": seed}, run, resume)
             if reused:
                 bar.update(len(METHODS) + 1)
