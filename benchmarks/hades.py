@@ -261,7 +261,8 @@ def write_report(out_dir: Path, meta: dict, rows: list[dict], transfer_rows: lis
         "# HaDES behaviour distillation",
         "",
         f"Command: `{meta['command']}`  ",
-        f"Machine: {meta['machine']}; wall time {meta['wall_time_s']:.0f} s; scale {meta['scale']}.",
+        f"Machine: {meta['machine']}; wall time {meta['wall_time_s']:.0f} s; scale {meta['scale']}; "
+        f"seeds {sorted({r['seed'] for r in rows})}.",
         "",
         "Population mean return at the first and last generation; then the distilled (ES mean) dataset "
         f"re-evaluated by training {meta['eval_inits']} fresh policy inits x {meta['eval_episodes']} episodes "
