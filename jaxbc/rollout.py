@@ -187,6 +187,41 @@ def evaluate_fn(
     return run
 
 
+def window_return_fn(
+    env: Env, policy_fn: PolicyFn, num_envs: int, num_steps: int
+) -> Callable[[Any, jax.Array], jax.Array]:
+    """Build a pure ``(params, key) -> mean return`` of EVERY episode that ends within
+    ``num_steps`` steps of ``num_envs`` auto-resetting envs (the HaDES paper's fitness).
+
+    Short episodes are averaged many times over, so a poor policy's score is far less
+    noisy than its first episode's. If no episode ends in the window, the mean return so
+    far of the running episodes counts instead. Only running sums are carried.
+    """
+    act = jax.vmap(policy_fn, in_axes=(None, 0, 0))
+    step = jax.vmap(env.step)
+
+    def run(params, key) -> jax.Array:
+        k_reset, k_run = jax.random.split(key)
+        obs, state = jax.vmap(env.reset)(jax.random.split(k_reset, num_envs))
+        zero = jnp.zeros((num_envs,), jnp.float32)
+
+        def body(c, k):
+            obs, state, ret, done_sum, done_count = c
+            k_act, k_step = jax.random.split(k)
+            action = act(params, obs, jax.random.split(k_act, num_envs))
+            obs, state, reward, term, trunc, _ = step(jax.random.split(k_step, num_envs), state, action)
+            ret = ret + reward
+            done = term | trunc
+            return (obs, state, jnp.where(done, 0.0, ret), done_sum + jnp.where(done, ret, 0.0), done_count + done), None
+
+        init = (obs, state, zero, zero, zero)
+        (_, _, running, total, count), _ = jax.lax.scan(body, init, jax.random.split(k_run, num_steps))
+        n = count.sum()
+        return jnp.where(n > 0, total.sum() / jnp.maximum(n, 1.0), running.mean())
+
+    return run
+
+
 def evaluate(
     env: Env,
     policy_fn: PolicyFn,

@@ -27,6 +27,7 @@ from jaxbc.hades import (
     solution_template,
     state_image,
 )
+from jaxbc.rollout import window_return_fn
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY_POLICY = PolicyConfig(hidden_sizes=(8, 8), activation="relu", torso="mlp", tanh_bounded=False)
@@ -46,8 +47,9 @@ def _leaves(tree):
             for x in jax.tree.leaves(tree)]
 
 
-def test_generation_summaries_and_member_fitness_is_independent_train_and_evaluate():
-    h = _tiny()
+@pytest.mark.parametrize("episodes", ["first", "all"])
+def test_generation_summaries_and_member_fitness_is_independent_train_and_evaluate(episodes):
+    h = _tiny(dataclasses.replace(TINY, fitness_episodes=episodes))
     state = jax.jit(h.init)(jax.random.key(0))
     new, info = jax.jit(h.generation)(state)
     s = info.summary
@@ -65,6 +67,8 @@ def test_generation_summaries_and_member_fitness_is_independent_train_and_evalua
     @jax.jit
     def train_then_evaluate(data, init, key):
         params = h.train(data, init)
+        if episodes == "all":  # every episode ending in the window (envs auto-reset)
+            return window_return_fn(h.env, h.policy_fn(), TINY.num_envs, h.eval_steps)(params, key)
         return episode_returns(h.env, h.policy_fn(), params, key, TINY.num_envs, h.eval_steps).mean()
 
     ret = train_then_evaluate(member, init, k_eval)
@@ -121,6 +125,8 @@ def test_unknown_algorithm_and_options_are_clear_errors():
         make_hades(TINY, object())
     with pytest.raises(ValueError, match="unknown HaDES variant"):
         make_hades(dataclasses.replace(TINY, variant="X"), HillClimber(8))
+    with pytest.raises(ValueError, match="unknown fitness_episodes 'last'"):
+        make_hades(dataclasses.replace(TINY, fitness_episodes="last"), HillClimber(8))
 
 
 def test_custom_strategy_and_fitness_shaping():

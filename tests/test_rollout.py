@@ -4,7 +4,7 @@ import numpy as np
 
 from jaxbc import envs
 from jaxbc.envs import Box, Env
-from jaxbc.rollout import evaluate, random_return, rollout, scaled_return
+from jaxbc.rollout import evaluate, random_return, rollout, scaled_return, window_return_fn
 
 
 def counter_env(episode_len: int = 3) -> Env:
@@ -51,6 +51,24 @@ def test_evaluate_counts_first_complete_episode():
     np.testing.assert_allclose(ev.returns, [6.0] * 5)
     np.testing.assert_array_equal(ev.lengths, [4] * 5)
     assert float(ev.std_return) == 0.0
+
+
+def test_window_return_averages_every_finished_episode():
+    # counter env: episodes of 3 steps with return 3 * action; 10 steps hold 3 per env
+    env = counter_env(3)
+    assert float(window_return_fn(env, constant_policy, 2, 10)(2.0, jax.random.key(0))) == 6.0
+    # no episode ends within 2 steps: the running episodes' return so far (2 * 2.0)
+    assert float(window_return_fn(env, constant_policy, 2, 2)(2.0, jax.random.key(0))) == 4.0
+    # on a stochastic env and policy it is rollout()'s mean over finished episodes, same keys
+    cartpole = envs.make("CartPole-v1")
+
+    def coin(params, obs, key):
+        return jax.random.bernoulli(key, params).astype(jnp.int32)
+
+    key = jax.random.key(3)
+    expected = rollout(cartpole, coin, 0.5, key, num_envs=3, num_steps=200).mean_return()
+    got = jax.jit(window_return_fn(cartpole, coin, 3, 200))(0.5, key)
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
 
 
 def test_evaluate_jits_and_random_baseline_on_cartpole():

@@ -219,6 +219,8 @@ def centred_sq_norm(x: jax.Array) -> jax.Array:
     transpose of broadcasting it back) ~40x slower than elementwise work; per-member
     slices keep forward and backward elementwise (Swarm BC was 2x slower per member).
     """
+    if x.shape[0] == 1:  # one member: exactly 0, without touching the activations
+        return jnp.zeros((), x.dtype)
     xs = jnp.unstack(x)
     d = [xi - xs[0] for xi in xs]
     mean_d = sum(d) / len(d)

@@ -29,6 +29,7 @@ def hades(
     hidden: tuple[int, ...] | None = None,
     eval_envs: int | None = None,
     eval_steps: int | None = None,
+    fitness_episodes: Literal["first", "all"] | None = None,
     fitness_shaping: Literal["default", "raw", "centered_ranks", "z_score"] = "default",
     json: JsonFlag = False,
 ) -> None:
@@ -53,6 +54,9 @@ def hades(
         hidden: policy hidden widths (default: the preset's).
         eval_envs: envs per fitness evaluation (default: the preset's).
         eval_steps: rollout steps per fitness evaluation (default: the env's episode limit).
+        fitness_episodes: first (each env's first episode) or all (every episode ending in
+            the eval_steps window; the paper's, less noisy for short episodes). Default: the
+            preset's.
         fitness_shaping: default (the paper's for SNES/Open_ES, else the algorithm's own),
             raw, centered_ranks or z_score.
     """
@@ -73,6 +77,8 @@ def hades(
         overrides["num_envs"] = eval_envs
     if eval_steps is not None:
         overrides["eval_steps"] = eval_steps
+    if fitness_episodes is not None:
+        overrides["fitness_episodes"] = fitness_episodes
     config = hades_preset(env, **overrides)
     if hidden is not None:
         config = dataclasses.replace(config, policy=dataclasses.replace(config.policy, hidden_sizes=tuple(hidden)))

@@ -53,9 +53,10 @@ from jaxbc import envs
 from jaxbc.bc.losses import member_bc_loss
 from jaxbc.bc.policies import Policy, PolicyConfig, make_policy
 from jaxbc.envs import Box, Discrete, Env
-from jaxbc.rollout import PolicyFn, evaluate_fn
+from jaxbc.rollout import PolicyFn, evaluate_fn, window_return_fn
 
 VARIANTS = ("F", "R")
+FITNESS_EPISODES = ("first", "all")
 POP_AXIS = "population"
 
 
@@ -82,6 +83,10 @@ class HadesConfig:
     max_grad_norm: float | None = 0.5  # None: no clipping
     num_envs: int = 4  # E envs per fitness evaluation (each env's first episode counts)
     eval_steps: int | None = None  # L rollout steps; None: env.max_episode_steps
+    # which episodes make the fitness: "first" (each env's first episode) or "all" (every
+    # episode that ends in the L-step window, envs auto-reset: the paper's; far less noisy
+    # when episodes are short, e.g. MinAtar Breakout's 6-40 steps under a random policy)
+    fitness_episodes: str = "first"
     deterministic_eval: bool = True  # mode/mean actions in the fitness rollouts
     num_devices: int | None = None  # devices the population is split over; None: all
 
@@ -102,6 +107,8 @@ class HadesConfig:
             raise ValueError(f"eval_steps must be >= 1 or None, got {self.eval_steps}")
         if self.num_devices is not None and self.num_devices < 1:
             raise ValueError(f"num_devices must be >= 1 or None, got {self.num_devices}")
+        if self.fitness_episodes not in FITNESS_EPISODES:
+            raise ValueError(f"unknown fitness_episodes {self.fitness_episodes!r}; choose from {FITNESS_EPISODES}")
         if self.policy.kind not in ("auto", "gaussian", "categorical", "deterministic"):
             raise ValueError(f"unknown policy kind {self.policy.kind!r}")
         return self
@@ -114,18 +121,20 @@ class HadesConfig:
 
 
 def hades_preset(env_id: str, **overrides: Any) -> HadesConfig:
-    """The paper's inner loop per env family (Brax, MinAtar); small nets for classic control."""
+    """The paper's inner loop and fitness per env family (Brax, MinAtar: the mean return of
+    every episode finished in the window); small nets for classic control."""
     family = envs.family_of(env_id)
     if family == "brax":
         base = dict(
             policy=PolicyConfig(kind="gaussian", hidden_sizes=(512, 512), activation="tanh", torso="mlp", tanh_bounded=False),
             inner_steps=200 if env_id == "brax/hopper" else 400, inner_lr=5e-3, adam_eps=1e-5, max_grad_norm=0.5,
-            num_envs=4, eval_steps=1024, dataset_size=64,
+            num_envs=4, eval_steps=1024, dataset_size=64, fitness_episodes="all",
         )
     elif family == "minatar":
         base = dict(
             policy=PolicyConfig(hidden_sizes=(512, 512), activation="relu", torso="mlp"),
             inner_steps=64, inner_lr=0.03, adam_eps=1e-8, max_grad_norm=None, num_envs=8, dataset_size=16,
+            fitness_episodes="all",
         )
     else:
         base = dict(policy=_default_policy(), inner_steps=64, inner_lr=0.03, num_envs=4, dataset_size=4)
@@ -275,8 +284,12 @@ class Hades:
         return act
 
     def returns(self, params: Any, key: jax.Array) -> jax.Array:
-        """Mean first-episode return of ``num_envs`` envs over ``eval_steps`` steps."""
-        return episode_returns(self.env, self.policy_fn(), params, key, self.config.num_envs, self.eval_steps).mean()
+        """Mean return of ``num_envs`` envs over ``eval_steps`` steps: their first episodes,
+        or every episode ending in the window (``fitness_episodes="all"``)."""
+        cfg = self.config
+        if cfg.fitness_episodes == "all":
+            return window_return_fn(self.env, self.policy_fn(), cfg.num_envs, self.eval_steps)(params, key)
+        return episode_returns(self.env, self.policy_fn(), params, key, cfg.num_envs, self.eval_steps).mean()
 
     def fitness(self, data: dict, inits: Any, key: jax.Array) -> jax.Array:
         """Return of policies trained on ``data`` from each of the ``k`` stacked ``inits``, averaged."""
