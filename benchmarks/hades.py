@@ -2,11 +2,12 @@
 well the distilled data teaches policies (and, with --transfer, other architectures).
 
     python benchmarks/hades.py --scale smoke             # seconds (CI)
-    python benchmarks/hades.py --scale cpu --transfer    # 33 min on the 2-core CPU (measured, shared)
+    python benchmarks/hades.py --scale cpu --transfer    # 23 min on the idle 2-core CPU (measured)
     python benchmarks/hades.py --scale paper --transfer  # GPU: the paper's settings (days)
 
 cpu: CartPole-v1 at D=4 (HaDES-F and -R) and Breakout-MinAtar at D=16 with small MLPs and
-population 64. paper: Brax hopper/walker2d/halfcheetah/ant/humanoid at D=64 (hopper and
+population 64 (Breakout: 800 generations, SNES sigma 0.1 with evosax's rank weights, the
+fitness over every episode in a 500-step window). paper: Brax hopper/walker2d/halfcheetah/ant/humanoid at D=64 (hopper and
 walker2d also D=4) with Open_ES (population 2048, sigma 0.03, Adam lr 0.05 b1 0.99, raw
 fitness) and MinAtar Breakout/SpaceInvaders/Asterix at D=16 with SNES (population 2048,
 sigma_init 0.5, softmax rank weights), 2000 generations, both variants.
@@ -365,7 +366,7 @@ def main(
     """Run the HaDES study and write its report.
 
     Args:
-        scale: smoke (seconds), cpu (33 min measured on 2 cores, shared), paper (the paper's settings; GPU).
+        scale: smoke (seconds), cpu (23 min measured on 2 idle cores), paper (the paper's settings; GPU).
         transfer: also train other architectures / learning rates on each distilled dataset.
         memory: only compile one generation of each job (HaDES-R, the bigger variant) and
             report XLA's planned memory (writes hades_memory_<scale>.{json,md}); runs nothing.

@@ -43,3 +43,16 @@ def test_dagger_study_smoke(tmp_path):
     data = json.loads((tmp_path / "dagger.json").read_text())
     assert {r["variant"] for r in data["summary"]} == {"dagger", "gated"}
     assert (tmp_path / "dagger.png").exists() and (tmp_path / "dagger.md").exists()
+
+
+def test_hades_sweep_smoke(tmp_path):
+    cmd = [sys.executable, "benchmarks/hades_sweep.py", "--generations", "2", "--chunk", "1", "--population", "8",
+           "--out-dir", str(tmp_path), "--only"]
+    subprocess.run([*cmd, "snes_s0.1", "evosax_weights_first"], cwd=ROOT, check=True, capture_output=True)
+    data = json.loads((tmp_path / "hades_sweep.json").read_text())
+    assert [r["setting"] for r in data["rows"]] == ["snes_s0.1", "evosax_weights_first"]
+    assert [r["config"]["fitness_episodes"] for r in data["rows"]] == ["all", "first"]
+    assert all(len(r["chunk_means"]) == 2 for r in data["rows"])
+    assert "snes_s0.1" in (tmp_path / "hades_sweep.md").read_text()
+    bad = subprocess.run([*cmd, "no_such_setting"], cwd=ROOT, capture_output=True, text=True)
+    assert bad.returncode != 0 and "unknown setting(s) ['no_such_setting']" in bad.stderr
