@@ -22,7 +22,12 @@ import tyro
 
 from jaxbc.hades import hades_preset, make_hades, make_strategy, solution_template
 from jaxbc.hades.strategies import softmax_rank_weights
-from jaxbc.io import atomic_write_bytes, atomic_write_json, enable_compilation_cache, machine_description
+from jaxbc.io import (
+    atomic_write_bytes,
+    atomic_write_json,
+    enable_compilation_cache,
+    machine_description,
+)
 
 # name -> (HadesConfig overrides, strategy name, strategy options); "temperature" -> softmax rank weights
 SETTINGS: dict[str, tuple[dict, str, dict]] = {
