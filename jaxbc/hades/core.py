@@ -39,7 +39,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import chex
 import jax
@@ -81,12 +81,12 @@ class HadesConfig:
     inner_lr: float = 0.03
     adam_eps: float = 1e-8
     max_grad_norm: float | None = 0.5  # None: no clipping
-    num_envs: int = 4  # E envs per fitness evaluation (each env's first episode counts)
+    num_envs: int = 4  # E envs per fitness evaluation
     eval_steps: int | None = None  # L rollout steps; None: env.max_episode_steps
     # which episodes make the fitness: "first" (each env's first episode) or "all" (every
     # episode that ends in the L-step window, envs auto-reset: the paper's; far less noisy
     # when episodes are short, e.g. MinAtar Breakout's 6-40 steps under a random policy)
-    fitness_episodes: str = "first"
+    fitness_episodes: Literal["first", "all"] = "first"
     deterministic_eval: bool = True  # mode/mean actions in the fitness rollouts
     num_devices: int | None = None  # devices the population is split over; None: all
 
