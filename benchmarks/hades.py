@@ -18,7 +18,9 @@ from fresh inits over more episodes ("new inits"; the number that matters for Ha
 for HaDES-F, from the init used during evolution ("fixed init"). Scaled returns use the zoo
 expert's metadata when the zoo has the env. Writes ``hades.{json,csv,md}``, per-job fitness
 curves and pictures of the distilled data, the distilled datasets (``.npz``) and, with
---transfer, ``hades_transfer.{csv,md}`` to ``--out-dir``.
+--transfer, ``hades_transfer.{csv,md}`` to ``--out-dir``. Each run's JSON row names the device
+and, where the device reports it (GPU/TPU, not CPU), the peak memory in use so far
+(``device_peak_gib``).
 """
 
 from __future__ import annotations
@@ -196,6 +198,13 @@ def evaluate_data(config: HadesConfig, strategy, data: dict, key: jax.Array, epi
     return float(fitness(data, stacked, k_eval))
 
 
+def device_peak_gib() -> float | None:
+    """Peak memory in use on the first device so far (GPU/TPU report it; the CPU does not: None)."""
+    stats = jax.devices()[0].memory_stats() or {}
+    peak = stats.get("peak_bytes_in_use")
+    return None if peak is None else peak / 1024**3
+
+
 def scaled(ret: float, expert: float | None, rnd: float) -> float | None:
     return None if expert is None else (ret - rnd) / (expert - rnd)
 
@@ -234,6 +243,7 @@ def run_job(job: Job, variant: str, seed: int, sc: Scale, out_dir: Path) -> tupl
         "scaled_mean_data_new_inits": scaled(ret_mean, expert, rnd),
         "paper_population_mean": _paper(job.env_id, job.dataset_size, variant),
         "wall_time_s": round(wall, 1), "dataset": str(out_dir / "hades_datasets" / f"{tag}.npz"),
+        "device": str(jax.devices()[0].device_kind), "device_peak_gib": device_peak_gib(),
     }
     curves = [{"env": job.env_id, "variant": variant, "dataset_size": job.dataset_size, "seed": seed,
                "generation": int(g), "best": float(b), "mean": float(m), "std": float(s)}

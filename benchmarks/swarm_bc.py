@@ -1,6 +1,6 @@
 """The Swarm BC study: single BC vs ensemble BC vs Swarm BC over demonstration counts.
 
-    python benchmarks/swarm_bc.py --scale cpu      # 59 min on the 2-core CPU (measured, shared with 2-3 other studies)
+    python benchmarks/swarm_bc.py --scale cpu      # 30 min on the idle 2-core CPU (measured)
     python benchmarks/swarm_bc.py --scale paper    # GPU: N=8, 2x256, more steps/episodes
 
 For every env: the zoo expert provides the largest number of demonstration episodes once;
@@ -269,7 +269,7 @@ def main(
     resume: bool = False,
 ) -> None:
     """Args:
-    scale: cpu (59 min measured on 2 cores, shared), paper (GPU), smoke (seconds, checks the pipeline).
+    scale: cpu (30 min measured on 2 idle cores), paper (GPU), smoke (seconds, checks the pipeline).
     envs: subset of envs (default: the scale's 8).
     seed: base PRNG seed.
     out_dir: where results go.
