@@ -34,7 +34,7 @@ from jaxbc.io import (
     atomic_write_json,
     enable_compilation_cache,
     machine_description,
-    resumable,
+    resumable_timed,
 )
 
 
@@ -192,13 +192,9 @@ def main(
         sc = dataclasses.replace(sc, envs=tuple(envs))
     rows, wall = [], 0.0
     for env_id in tqdm(sc.envs, desc="dagger study", file=sys.stderr):
-
-        def run(env_id=env_id):
-            t0 = time.time()
-            return {"rows": study_env(env_id, sc, seed), "wall_time_s": time.time() - t0}
-
         part = out_dir / f"{name}_parts" / f"{zoo_name(env_id)}.json"
-        res, _ = resumable(part, {**dataclasses.asdict(sc), "envs": None, "seed": seed}, run, resume)
+        settings = {**dataclasses.asdict(sc), "envs": None, "seed": seed}
+        res, _ = resumable_timed(part, settings, lambda env_id=env_id: {"rows": study_env(env_id, sc, seed)}, resume)
         rows += res["rows"]
         wall += res["wall_time_s"]
     meta = {

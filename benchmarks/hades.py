@@ -7,8 +7,8 @@ well the distilled data teaches policies (and, with --transfer, other architectu
 
 cpu: CartPole-v1 at D=4 (HaDES-F and -R) and Breakout-MinAtar at D=16 with small MLPs and
 population 64 (Breakout: 800 generations, SNES sigma 0.1 with evosax's rank weights, the
-fitness over every episode in a 500-step window). paper: Brax hopper/walker2d/halfcheetah/ant/humanoid at D=64 (hopper and
-walker2d also D=4) with Open_ES (population 2048, sigma 0.03, Adam lr 0.05 b1 0.99, raw
+fitness over every episode in a 500-step window). paper: Brax hopper/walker2d/halfcheetah/
+ant/humanoid at D=64 (hopper and walker2d also D=4) with Open_ES (population 2048, sigma 0.03, Adam lr 0.05 b1 0.99, raw
 fitness) and MinAtar Breakout/SpaceInvaders/Asterix at D=16 with SNES (population 2048,
 sigma_init 0.5, softmax rank weights), 2000 generations, both variants.
 
@@ -329,7 +329,7 @@ def write_memory_report(out_dir: Path, scale: str, rows: list[dict]) -> None:
     for r in rows:
         lines.append(
             f"| {r['env']} | {r['dataset_size']} | {r['population']} x {r['inits']} x {r['num_envs']} x {r['eval_steps']} "
-            f"| {r.get('fitness_episodes', 'first')} | {r['hidden']} | {r['total_gib']:.2f} ({r['temp_gib']:.2f}) | {r['compile_s']} |"
+            f"| {r['fitness_episodes']} | {r['hidden']} | {r['total_gib']:.2f} ({r['temp_gib']:.2f}) | {r['compile_s']} |"
         )
     atomic_write_bytes(out_dir / f"hades_memory_{scale}.md", ("\n".join(lines) + "\n").encode())
     print("\n".join(lines))

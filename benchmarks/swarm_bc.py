@@ -47,7 +47,7 @@ from jaxbc.io import (
     atomic_write_json,
     enable_compilation_cache,
     machine_description,
-    resumable,
+    resumable_timed,
 )
 from jaxbc.rollout import evaluate_fn, init_carry, rollout_steps
 
@@ -285,14 +285,12 @@ def main(
     rows, sweep, wall = [], [], 0.0
     with tqdm(total=len(sc.envs) * (len(METHODS) + 1), desc="swarm study", file=sys.stderr) as bar:
         for env_id in sc.envs:
-
             def run(env_id=env_id):
-                t0 = time.time()
                 r, s = study_env(env_id, sc, seed, bar)
-                return {"runs": r, "tau_sweep_runs": s, "wall_time_s": time.time() - t0}
+                return {"runs": r, "tau_sweep_runs": s}
 
             part = out_dir / f"{name}_parts" / f"{zoo_name(env_id)}.json"
-            res, reused = resumable(part, {**dataclasses.asdict(sc), "envs": None, "seed": seed}, run, resume)
+            res, reused = resumable_timed(part, {**dataclasses.asdict(sc), "envs": None, "seed": seed}, run, resume)
             if reused:
                 bar.update(len(METHODS) + 1)
             rows += res["runs"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,20 @@ def resumable(path: str | os.PathLike, settings: Any, compute: Callable[[], Any]
     result = compute()
     atomic_write_json(path, {"settings": settings, "result": result})
     return result, False
+
+
+def resumable_timed(
+    path: str | os.PathLike, settings: Any, compute: Callable[[], dict], resume: bool
+) -> tuple[dict, bool]:
+    """:func:`resumable` for a ``compute`` returning a dict, with its wall time added as
+    ``"wall_time_s"`` (a reused result keeps the time it took when it ran), so a resumed
+    study still reports its compute time."""
+
+    def timed() -> dict:
+        t0 = time.time()
+        return {**compute(), "wall_time_s": time.time() - t0}
+
+    return resumable(path, settings, timed, resume)
 
 
 def atomic_write_csv(path: str | os.PathLike, rows: list[dict]) -> Path:

@@ -5,6 +5,7 @@ import pytest
 from jaxbc import envs
 from jaxbc.data import DatasetError, collect, load_dataset, normalization_stats, save_dataset
 from jaxbc.experts import load_expert
+from jaxbc.io import resumable_timed
 
 
 @pytest.fixture(scope="module")
@@ -124,3 +125,21 @@ def test_expert_env_mismatch_on_collect(cartpole):
     expert, _, _ = cartpole
     with pytest.raises(DatasetError, match="trained on 'CartPole-v1'"):
         collect(expert, envs.make("Acrobot-v1"), 1, jax.random.key(0))
+
+
+def test_resumable_timed_reuses_only_results_made_with_equal_settings(tmp_path):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"rows": [len(calls)]}
+
+    part = tmp_path / "parts" / "env.json"
+    first, reused = resumable_timed(part, {"steps": (1, 2)}, compute, resume=True)
+    assert not reused and first["rows"] == [1] and first["wall_time_s"] >= 0.0 and part.exists()
+    again, reused = resumable_timed(part, {"steps": (1, 2)}, compute, resume=True)  # tuples saved as lists
+    assert reused and again == first and len(calls) == 1
+    other, reused = resumable_timed(part, {"steps": (1, 3)}, compute, resume=True)  # other settings: recompute
+    assert not reused and other["rows"] == [2]
+    fresh, reused = resumable_timed(part, {"steps": (1, 3)}, compute, resume=False)  # no resume: recompute
+    assert not reused and fresh["rows"] == [3]
