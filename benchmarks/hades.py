@@ -371,6 +371,9 @@ def main(
     memory: bool = False,
     envs: list[str] | None = None,
     seed: int = 0,
+    generations: int | None = None,
+    variants: list[str] | None = None,
+    seeds: int | None = None,
     out_dir: Path = Path("benchmarks/results"),
 ) -> None:
     """Run the HaDES study and write its report.
@@ -382,11 +385,20 @@ def main(
             report XLA's planned memory (writes hades_memory_<scale>.{json,md}); runs nothing.
         envs: only these envs.
         seed: base seed (runs use seed .. seed + seeds - 1).
+        generations: run this many generations instead of the scale's (e.g. what a GPU lease allows).
+        variants: only these variants (F, R).
+        seeds: this many seeds instead of the scale's.
         out_dir: where results go.
     """
     enable_compilation_cache()
     sc = SCALES[scale]
+    if seeds is not None:
+        sc = dataclasses.replace(sc, seeds=seeds)
     jobs = [j for j in sc.jobs if not envs or j.env_id in envs]
+    if generations is not None:
+        jobs = [dataclasses.replace(j, generations=generations) for j in jobs]
+    if variants:
+        jobs = [dataclasses.replace(j, variants=tuple(v for v in j.variants if v in variants)) for j in jobs]
     if not jobs:
         raise SystemExit(f"no job left after --envs {envs}; jobs: {[j.env_id for j in sc.jobs]}")
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
-"""Vectorised rollouts and evaluation of any policy function.
+"""Vectorised rollouts and evaluation of any policy function, on one env-stepping loop
+(:func:`unroll`).
 
 A policy function maps ONE observation to ONE action::
 
@@ -70,6 +71,75 @@ def init_carry(env: Env, key: jax.Array, num_envs: int) -> RolloutCarry:
     return RolloutCarry(obs, state, zeros, jnp.zeros((num_envs,), jnp.int32))
 
 
+class Step(NamedTuple):
+    """One step of a batch of envs, as :func:`unroll` hands it to ``fold`` and ``emit``."""
+
+    obs: jax.Array  # [E, ...] the observation the action was taken in
+    action: jax.Array
+    reward: jax.Array
+    terminated: jax.Array
+    truncated: jax.Array
+    next_obs: jax.Array  # after the step, before auto-reset
+    done: jax.Array  # terminated | truncated
+    episode_return: jax.Array  # return of the episode that ended at this step, else 0
+    episode_length: jax.Array  # its length, else 0
+    info: dict
+    aux: Any  # whatever the actor returned besides the actions
+
+
+Actor = Callable[[jax.Array, jax.Array], tuple[jax.Array, Any]]
+
+
+def policy_actor(policy_fn: PolicyFn, params: Any) -> Actor:
+    """An actor ``(obs [E, ...], key) -> (actions, None)`` from a one-observation policy."""
+    act = jax.vmap(policy_fn, in_axes=(None, 0, 0))
+
+    def actor(obs, key):
+        return act(params, obs, jax.random.split(key, obs.shape[0])), None
+
+    return actor
+
+
+def unroll(
+    env: Env,
+    actor: Actor,
+    key: jax.Array,
+    carry: RolloutCarry,
+    num_steps: int,
+    fold: Callable[[Any, Step], Any] | None = None,
+    acc: Any = None,
+    emit: Callable[[Step], Any] | None = None,
+) -> tuple[RolloutCarry, Any, Any]:
+    """The one env-stepping loop: ``num_steps`` steps of every env from ``carry``.
+
+    Every rollout in jaxbc (trajectories, evaluation, HaDES fitness, DAgger's mixture
+    rollouts, the toy task's outcomes) is this scan with its own ``actor`` and per-step
+    accumulators: ``fold(acc, step) -> acc`` is carried (nothing stored per step) and
+    ``emit(step)`` is stacked over time. Returns ``(carry, acc, emitted)``; pure, jit it or
+    call it inside other compiled programs.
+    """
+    num_envs = carry.obs.shape[0]
+    chex.assert_shape(carry.obs, (num_envs, *env.observation_shape))
+    step_envs = jax.vmap(env.step)
+
+    def body(c, k):
+        rc, acc = c
+        k_act, k_step = jax.random.split(k)
+        action, aux = actor(rc.obs, k_act)
+        obs, state, reward, term, trunc, info = step_envs(jax.random.split(k_step, num_envs), rc.env_state, action)
+        done = term | trunc
+        ret, length = rc.ep_return + reward, rc.ep_length + 1
+        step = Step(
+            rc.obs, action, reward, term, trunc, info["final_observation"], done,
+            jnp.where(done, ret, 0.0), jnp.where(done, length, 0), info, aux,
+        )
+        new = RolloutCarry(obs, state, jnp.where(done, 0.0, ret), jnp.where(done, 0, length))
+        return (new, fold(acc, step) if fold else acc), (emit(step) if emit else None)
+
+    (carry, acc), out = jax.lax.scan(body, (carry, acc), jax.random.split(key, num_steps))
+    return carry, acc, out
+
+
 def rollout_steps(
     env: Env,
     policy_fn: PolicyFn,
@@ -78,40 +148,49 @@ def rollout_steps(
     carry: RolloutCarry,
     num_steps: int,
 ) -> tuple[RolloutCarry, RolloutResult]:
-    """Pure core: ``num_steps`` steps of every env from ``carry``. Jit it (or call inside jit)."""
-    num_envs = carry.obs.shape[0]
-    chex.assert_shape(carry.obs, (num_envs, *env.observation_shape))
-    act = jax.vmap(policy_fn, in_axes=(None, 0, 0))
-    step = jax.vmap(env.step)
+    """Pure core: ``num_steps`` steps of every env from ``carry``, with trajectories."""
 
-    def body(c: RolloutCarry, k):
-        k_act, k_step = jax.random.split(k)
-        action = act(params, c.obs, jax.random.split(k_act, num_envs))
-        obs, state, reward, term, trunc, info = step(jax.random.split(k_step, num_envs), c.env_state, action)
-        done = term | trunc
-        ret = c.ep_return + reward
-        length = c.ep_length + 1
-        out = (
-            c.obs,
-            action,
-            reward,
-            term,
-            trunc,
-            info["final_observation"],
-            jnp.where(done, ret, 0.0),
-            jnp.where(done, length, 0),
-            done,
-        )
-        new = RolloutCarry(obs, state, jnp.where(done, 0.0, ret), jnp.where(done, 0, length))
-        return new, out
+    def emit(s: Step):
+        return (s.obs, s.action, s.reward, s.terminated, s.truncated, s.next_obs, s.episode_return, s.episode_length, s.done)
 
-    carry, (obs, action, reward, term, trunc, next_obs, ep_ret, ep_len, done) = jax.lax.scan(
-        body, carry, jax.random.split(key, num_steps)
-    )
+    carry, _, out = unroll(env, policy_actor(policy_fn, params), key, carry, num_steps, emit=emit)
+    obs, action, reward, term, trunc, next_obs, ep_ret, ep_len, done = out
     # A step is part of a complete episode iff some episode end happens at or after it.
     mask = jnp.flip(jnp.cumsum(jnp.flip(done, 0), 0), 0) > 0
     traj = Trajectory(obs, action, reward, term, trunc, next_obs, mask)
     return carry, RolloutResult(traj, ep_ret, ep_len, done)
+
+
+def first_episodes(
+    env: Env, actor: Actor, key: jax.Array, num_envs: int, num_steps: int, extra: Callable[[Step], Any] | None = None
+) -> tuple[jax.Array, jax.Array, jax.Array, Any]:
+    """Each env's first episode within ``num_steps``: ``(returns, lengths, finished, extra)``
+    where an unfinished episode counts its return and length so far, and ``extra(step)``
+    (optional) is recorded at the step the first episode ended."""
+    k_reset, k_run = jax.random.split(key)
+    carry = init_carry(env, k_reset, num_envs)
+    zf, zi = jnp.zeros((num_envs,), jnp.float32), jnp.zeros((num_envs,), jnp.int32)
+
+    def fold(acc, s: Step):
+        finished, ret, length, x = acc
+        ended = ~finished & s.done
+        x = x if extra is None else jax.tree.map(lambda new, old: jnp.where(ended, new, old), extra(s), x)
+        return finished | ended, jnp.where(ended, s.episode_return, ret), jnp.where(ended, s.episode_length, length), x
+
+    x0 = None
+    if extra is not None:
+        shapes = jax.eval_shape(lambda: extra(_dummy_step(env, num_envs)))
+        x0 = jax.tree.map(lambda sd: jnp.zeros(sd.shape, sd.dtype), shapes)
+    carry, (finished, ret, length, x), _ = unroll(env, actor, k_run, carry, num_steps, fold, (zi.astype(bool), zf, zi, x0))
+    return jnp.where(finished, ret, carry.ep_return), jnp.where(finished, length, carry.ep_length), finished, x
+
+
+def _dummy_step(env: Env, num_envs: int) -> Step:
+    """A step of the right shapes (for ``eval_shape`` of per-step extractors)."""
+    obs, state = jax.vmap(env.reset)(jax.random.split(jax.random.key(0), num_envs))
+    action = jax.vmap(env.action_space.sample)(jax.random.split(jax.random.key(0), num_envs))
+    _, _, reward, term, trunc, info = jax.vmap(env.step)(jax.random.split(jax.random.key(0), num_envs), state, action)
+    return Step(obs, action, reward, term, trunc, obs, term, reward, reward.astype(jnp.int32), info, None)
 
 
 def rollout(
@@ -123,17 +202,16 @@ def rollout(
     num_steps: int,
 ) -> RolloutResult:
     """Reset ``num_envs`` environments and run ``num_steps`` steps of ``policy_fn``."""
-    return _rollout_jit(env, policy_fn, num_envs, num_steps)(params, key)
+    return _rollout_jit(env, policy_fn, num_envs, num_steps, params, key)
 
 
-@functools.lru_cache(maxsize=64)
-def _rollout_jit(env: Env, policy_fn: PolicyFn, num_envs: int, num_steps: int):
-    def run(params, key):
-        k_reset, k_run = jax.random.split(key)
-        carry = init_carry(env, k_reset, num_envs)
-        return rollout_steps(env, policy_fn, params, k_run, carry, num_steps)[1]
-
-    return jax.jit(run)
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def _rollout_jit(env: Env, policy_fn: PolicyFn, num_envs: int, num_steps: int, params: Any, key: jax.Array):
+    # static: env and policy_fn compare by value (jaxbc.envs.make, BC/expert policy fns),
+    # so equal ones reuse this program (jit's own cache, no module-level dict)
+    k_reset, k_run = jax.random.split(key)
+    carry = init_carry(env, k_reset, num_envs)
+    return rollout_steps(env, policy_fn, params, k_run, carry, num_steps)[1]
 
 
 class EvalResult(NamedTuple):
@@ -155,33 +233,9 @@ def evaluate_fn(
     loops and population vmaps.
     """
     num_steps = num_steps or env.max_episode_steps
-    act = jax.vmap(policy_fn, in_axes=(None, 0, 0))
-    step = jax.vmap(env.step)
 
     def run(params, key) -> EvalResult:
-        k_reset, k_run = jax.random.split(key)
-        obs, state = jax.vmap(env.reset)(jax.random.split(k_reset, num_episodes))
-        zf = jnp.zeros((num_episodes,), jnp.float32)
-        zi = jnp.zeros((num_episodes,), jnp.int32)
-        init = (obs, state, zf, zi, jnp.zeros((num_episodes,), bool), zf, zi)
-
-        def body(c, k):
-            obs, state, ret, length, finished, final_ret, final_len = c
-            k_act, k_step = jax.random.split(k)
-            action = act(params, obs, jax.random.split(k_act, num_episodes))
-            obs, state, reward, term, trunc, _ = step(jax.random.split(k_step, num_episodes), state, action)
-            live = ~finished
-            ret = ret + reward * live
-            length = length + live
-            ended = live & (term | trunc)
-            final_ret = jnp.where(ended, ret, final_ret)
-            final_len = jnp.where(ended, length, final_len)
-            return (obs, state, ret, length, finished | ended, final_ret, final_len), None
-
-        c, _ = jax.lax.scan(body, init, jax.random.split(k_run, num_steps))
-        finished = c[4]
-        returns = jnp.where(finished, c[5], c[2])  # unfinished: the return so far
-        lengths = jnp.where(finished, c[6], c[3])
+        returns, lengths, _, _ = first_episodes(env, policy_actor(policy_fn, params), key, num_episodes, num_steps)
         return EvalResult(returns.mean(), returns.std(), returns, lengths)
 
     return run
@@ -197,27 +251,18 @@ def window_return_fn(
     noisy than its first episode's. If no episode ends in the window, the mean return so
     far of the running episodes counts instead. Only running sums are carried.
     """
-    act = jax.vmap(policy_fn, in_axes=(None, 0, 0))
-    step = jax.vmap(env.step)
 
     def run(params, key) -> jax.Array:
         k_reset, k_run = jax.random.split(key)
-        obs, state = jax.vmap(env.reset)(jax.random.split(k_reset, num_envs))
+        carry = init_carry(env, k_reset, num_envs)
         zero = jnp.zeros((num_envs,), jnp.float32)
 
-        def body(c, k):
-            obs, state, ret, done_sum, done_count = c
-            k_act, k_step = jax.random.split(k)
-            action = act(params, obs, jax.random.split(k_act, num_envs))
-            obs, state, reward, term, trunc, _ = step(jax.random.split(k_step, num_envs), state, action)
-            ret = ret + reward
-            done = term | trunc
-            return (obs, state, jnp.where(done, 0.0, ret), done_sum + jnp.where(done, ret, 0.0), done_count + done), None
+        def fold(acc, s: Step):
+            return acc[0] + s.episode_return, acc[1] + s.done
 
-        init = (obs, state, zero, zero, zero)
-        (_, _, running, total, count), _ = jax.lax.scan(body, init, jax.random.split(k_run, num_steps))
+        carry, (total, count), _ = unroll(env, policy_actor(policy_fn, params), k_run, carry, num_steps, fold, (zero, zero))
         n = count.sum()
-        return jnp.where(n > 0, total.sum() / jnp.maximum(n, 1.0), running.mean())
+        return jnp.where(n > 0, total.sum() / jnp.maximum(n, 1.0), carry.ep_return.mean())
 
     return run
 
@@ -236,12 +281,12 @@ def evaluate(
     """
     if num_episodes < 1:
         raise ValueError(f"num_episodes must be >= 1, got {num_episodes}")
-    return _evaluate_jit(env, policy_fn, num_episodes)(params, key)
+    return _evaluate_jit(env, policy_fn, num_episodes, params, key)
 
 
-@functools.lru_cache(maxsize=64)
-def _evaluate_jit(env: Env, policy_fn: PolicyFn, num_episodes: int):
-    return jax.jit(evaluate_fn(env, policy_fn, num_episodes))
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _evaluate_jit(env: Env, policy_fn: PolicyFn, num_episodes: int, params: Any, key: jax.Array) -> EvalResult:
+    return evaluate_fn(env, policy_fn, num_episodes)(params, key)
 
 
 def random_policy(space: ActionSpace) -> PolicyFn:

@@ -4,6 +4,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from jaxbc import envs
@@ -93,13 +94,29 @@ def test_action_difference():
 
 def test_alignment_penalty_zero_iff_members_agree():
     h = jnp.ones((4, 8, 16))
-    assert float(hidden_alignment_penalty((h, h))) == 0.0
+    for form in ("paper", "normalized"):
+        assert float(hidden_alignment_penalty((h, h), form)) == 0.0
     h2 = h.at[0].set(3.0)
     # member 0 is 2 away from others; mean = 1.5: distances 1.5^2 (once) and 0.5^2 (3x), averaged
-    assert float(hidden_alignment_penalty((h2,))) == pytest.approx((1.5**2 + 3 * 0.5**2) / 4)
+    assert float(hidden_alignment_penalty((h2,), "normalized")) == pytest.approx((1.5**2 + 3 * 0.5**2) / 4)
+    # paper: pairs (0, j) differ by 2 in each of 16 features, 3 such pairs, per state
+    assert float(hidden_alignment_penalty((h2,), "paper")) == pytest.approx(3 * 16 * 2.0**2)
     r = np.asarray(jax.random.normal(jax.random.key(2), (6, 8, 5)))
     naive = ((r - r.mean(0)) ** 2).mean()
-    assert float(hidden_alignment_penalty((jnp.asarray(r),))) == pytest.approx(naive, rel=1e-5)
+    assert float(hidden_alignment_penalty((jnp.asarray(r),), "normalized")) == pytest.approx(naive, rel=1e-5)
+    pairs = sum(((r[i] - r[j]) ** 2).sum(-1).mean() for i in range(6) for j in range(i + 1, 6))
+    assert float(hidden_alignment_penalty((jnp.asarray(r),), "paper")) == pytest.approx(pairs, rel=1e-5)
+
+
+def test_penalty_forms_conversion_factor():
+    """paper = N^2 * W * K * normalized for K layers of width W and N members."""
+    n, b, w = 5, 7, 6
+    layers = tuple(jax.random.normal(k, (n, b, w)) for k in jax.random.split(jax.random.key(3), 3))
+    paper = float(hidden_alignment_penalty(layers, "paper"))
+    norm = float(hidden_alignment_penalty(layers, "normalized"))
+    assert paper == pytest.approx(n**2 * w * len(layers) * norm, rel=1e-5)
+    with pytest.raises(ValueError, match="penalty form"):
+        hidden_alignment_penalty(layers, "pairs")
 
 
 def _batch(policy_space, n=32, obs_dim=3):
@@ -123,15 +140,15 @@ def test_swarm_tau_zero_equals_ensemble_bc_exactly():
     assert not all(jax.tree.leaves(jax.tree.map(lambda a, b: bool(jnp.allclose(a, b)), g_ens, g_sw)))
 
 
-def test_ensemble_bc_equals_independent_members():
-    """Ensemble BC's gradient for member i is (1/N) x the gradient of member i's own BC loss."""
+def test_ensemble_loss_gradient_is_each_members_own():
+    """Ensemble BC's gradient for member i is exactly the gradient of member i's own BC loss."""
     policy = make_policy(PolicyConfig(kind="categorical", hidden_sizes=(8,)), Discrete(3), (3,))
     params = init_ensemble(policy, jax.random.key(0), 3)
     batch = _batch(Discrete(3))
     g = jax.grad(lambda p: bc_loss(policy, p, batch, None)[0])(params)
     one = jax.tree.map(lambda x: x[1:2], params)
     g1 = jax.grad(lambda p: bc_loss(policy, p, batch, None)[0])(one)
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a[1] * 3, b[0], rtol=1e-5, atol=1e-7), g, g1)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a[1], b[0], rtol=1e-5, atol=1e-7), g, g1)
 
 
 @pytest.fixture(scope="module")
@@ -166,9 +183,31 @@ def test_sweep_taus_and_seeds_is_one_program(cartpole_data):
     lrs = jnp.full((6,), 1e-3)
     m = jax.jit(jax.vmap(run))(keys, taus, lrs)
     assert m["loss"].shape == (6, 20)
-    # tau = 0 runs: loss equals bc loss; tau > 0: loss adds the penalty
-    np.testing.assert_allclose(m["loss"][:2], m["bc_loss"][:2])
-    assert (m["loss"][2:] >= m["bc_loss"][2:]).all()
+    # tau = 0 runs: loss equals the members' summed bc loss; tau > 0: loss adds the penalty
+    np.testing.assert_allclose(m["loss"][:2], 3 * m["bc_loss"][:2], rtol=1e-6)
+    assert (m["loss"][2:] > 3 * m["bc_loss"][2:]).all()
+
+
+def test_ensemble_trains_like_independent_runs_with_clipping(cartpole_data):
+    """An N-member ensemble equals N one-member runs from the same inits and batch keys,
+    with clipping binding (per-member norms and Adam statistics)."""
+    _, ds = cartpole_data
+    cfg = BCConfig(steps=30, members=3, batch_size=32, max_grad_norm=1e-3, policy=PolicyConfig(hidden_sizes=(16,)))
+    key = jax.random.key(4)
+    ens = jax.jit(make_bc_train(cfg))(key, ds)
+    init = init_ensemble(ens.policy, jax.random.split(key, 3)[0], 3)  # the inits train() draws
+    norms = optax.global_norm(jax.grad(lambda p: bc_loss(ens.policy, p, _batch_from(ds), None)[0])(init))
+    assert float(norms) > 1e-2  # far above max_grad_norm: clipping binds
+    one = jax.jit(make_bc_train(cfg.replace(members=1)))
+    for i in range(3):
+        run = one(key, ds, None, jax.tree.map(lambda x, i=i: x[i : i + 1], init))
+        jax.tree.map(
+            lambda a, b, i=i: np.testing.assert_allclose(a[i], b[0], rtol=2e-4, atol=1e-6), ens.params["net"], run.params["net"]
+        )
+
+
+def _batch_from(ds, n=32):
+    return Batch(jnp.asarray(ds.obs[:n]), jnp.asarray(ds.action[:n]))
 
 
 def test_periodic_evaluation_inside_jit(cartpole_data):
@@ -192,8 +231,11 @@ def test_continuous_normalised_actions_round_trip():
 def test_bad_config():
     with pytest.raises(ValueError, match="multiple of eval_every"):
         make_bc_train(BCConfig(steps=10, eval_every=3))
-    with pytest.raises(ValueError, match="unknown schedule"):
+    with pytest.raises(ValueError, match="schedule must be one of"):
         make_bc_train(BCConfig(schedule="step"))
+    for field, value in (("lr", float("nan")), ("batch_size", 0), ("members", -1), ("max_grad_norm", 0.0)):
+        with pytest.raises(ValueError, match=field):
+            BCConfig(**{field: value})
 
 
 def test_num_valid_uses_only_the_prefix(cartpole_data):

@@ -29,6 +29,7 @@ from jaxbc.bc.train import (
     make_bc_train,
     make_optimizer,
     make_policy_fn,
+    train_bc,
 )
 
 __all__ = [
@@ -56,4 +57,5 @@ __all__ = [
     "member_actions",
     "mse",
     "swarm_bc_loss",
+    "train_bc",
 ]

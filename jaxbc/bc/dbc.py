@@ -21,7 +21,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxbc.bc.losses import Batch, member_bc_loss, swarm_penalty_or_metric
+from jaxbc.bc.losses import Batch, member_bc_loss, penalty_weight, swarm_penalty_or_metric
 from jaxbc.bc.policies import Policy, action_difference, ensemble_apply
 from jaxbc.diffusion import DiffusionModel, noise_prediction_error
 
@@ -52,8 +52,10 @@ def dbc_loss(
     lambda_dm: float | jax.Array = 0.2,
     normalize_dm: bool = True,
     tau: float | jax.Array = 0.0,
+    penalty: str = "paper",
 ) -> tuple[jax.Array, dict]:
-    """``lambda_bc`` * mean member BC loss + ``tau`` * Swarm penalty + ``lambda_dm`` * mean L_DM.
+    """Summed over members: ``lambda_bc`` * BC loss + ``lambda_dm`` * L_DM; plus ``tau`` *
+    Swarm penalty (in the ``penalty`` form, see :func:`jaxbc.bc.losses.swarm_bc_loss`).
 
     Per member, ``L_DM = max(L_agent - L_expert, 0)`` (``normalize_dm``) or ``L_agent``:
     batch-mean noise-prediction errors of ``[s, pi(s)]`` and ``[s, a]`` with one shared step
@@ -64,7 +66,7 @@ def dbc_loss(
     diffusion = jax.lax.stop_gradient(diffusion)  # frozen: no gradient into its params or stats
     outputs = ensemble_apply(policy, params, batch.obs)
     per_member = jax.vmap(member_bc_loss, in_axes=(None, 0, None))(policy, outputs, batch.action)
-    penalty = swarm_penalty_or_metric(outputs.hidden, tau)
+    pen = swarm_penalty_or_metric(outputs.hidden, tau, penalty)
 
     # the diffusion model lives in its own normalised space: go via raw states and actions
     s = diffusion.normalize_obs(batch.raw_obs)
@@ -82,13 +84,13 @@ def dbc_loss(
     agent_loss = jax.vmap(error)(agent)  # [members]
     dm = jnp.maximum(agent_loss - expert_loss, 0.0) if normalize_dm else agent_loss
 
-    bc = per_member.mean()
-    loss = lambda_bc * bc + tau * penalty + lambda_dm * dm.mean()
+    m = per_member.shape[0]
+    loss = lambda_bc * per_member.sum() + penalty_weight(tau, penalty, m) * pen + lambda_dm * dm.sum()
     pts = outputs.out
     metrics = {
         "loss": loss,
-        "bc_loss": bc,
-        "swarm_penalty": penalty,
+        "bc_loss": per_member.mean(),
+        "swarm_penalty": pen,
         "action_difference": action_difference(pts if pts.ndim == 3 else pts[..., None]),
         "dm_loss": dm.mean(),
         "agent_diffusion_loss": agent_loss.mean(),

@@ -8,7 +8,7 @@ import json
 import jax
 import jax.numpy as jnp
 
-from jaxbc.bc.policies import action_difference, ensemble_apply, member_actions
+from jaxbc.bc.policies import Policy, action_difference, ensemble_apply, member_actions
 from jaxbc.bc.train import BCResult
 from jaxbc.data import Dataset
 from jaxbc.experts.expert import ZOO_DIR, zoo_name
@@ -20,13 +20,11 @@ def member_action_difference(result: BCResult, obs: jax.Array, max_states: int =
     obs = jnp.asarray(obs)
     if obs.shape[0] > max_states:  # evenly spaced subsample keeps early and late states
         obs = obs[jnp.linspace(0, obs.shape[0] - 1, max_states).astype(jnp.int32)]
-    return _action_difference_jit(result.config, result.action_space, result.observation_shape)(result.params, obs)
+    return _action_difference_jit(result.policy)(result.params, obs)
 
 
 @functools.lru_cache(maxsize=32)
-def _action_difference_jit(config, space, obs_shape):
-    policy = BCResult(None, {}, None, config, "", space, obs_shape).policy
-
+def _action_difference_jit(policy: Policy):
     def run(params, obs):
         x = (obs - params["obs_mean"]) / params["obs_std"]
         pts = member_actions(policy, ensemble_apply(policy, params["net"], x))

@@ -65,41 +65,67 @@ def member_bc_loss(policy: Policy, output: PolicyOutput, action: jax.Array) -> j
     return mse(output.out, action)
 
 
-def hidden_alignment_penalty(hidden: tuple[jax.Array, ...]) -> jax.Array:
-    """Swarm BC penalty: mean squared distance of each member's hidden activations to the
-    members' mean, averaged over layers, members, batch and features (width-independent).
+PENALTY_FORMS = ("paper", "normalized")
 
-    ``hidden``: per layer, activations shaped [members, batch, features].
 
-    Computed by :func:`centred_sq_norm`: exactly zero for identical members, and fast on
-    XLA:CPU.
+def hidden_alignment_penalty(hidden: tuple[jax.Array, ...], form: str = "paper") -> jax.Array:
+    """Swarm BC penalty on per-layer activations ``[members, batch, features]``.
+
+    * ``"paper"`` (Nuesslein et al.): ``sum_k sum_{i<j} mean_batch ||h_ik - h_jk||^2``, the
+      pairwise squared distances summed over member pairs, features and hidden layers,
+      averaged over the batch. (``sum_{i<j} ||h_i - h_j||^2 = N sum_i ||h_i - mean||^2``.)
+    * ``"normalized"``: the mean squared distance of each member's activations to the
+      members' mean, averaged over layers, members, batch and features (width-independent).
+
+    With N members and K layers of width W, paper = N^2 * W * K * normalized. Computed by
+    :func:`centred_sq_norm`: exactly zero for identical members, and fast on XLA:CPU.
     """
-    per_layer = [centred_sq_norm(h) / h.size for h in hidden]
-    return jnp.mean(jnp.stack(per_layer))
+    if form == "paper":
+        return sum(h.shape[0] * centred_sq_norm(h) / h.shape[1] for h in hidden)
+    if form == "normalized":
+        return jnp.mean(jnp.stack([centred_sq_norm(h) / h.size for h in hidden]))
+    raise ValueError(f"unknown penalty form {form!r}; choose from {PENALTY_FORMS}")
 
 
-def swarm_penalty_or_metric(hidden: tuple[jax.Array, ...], tau: float | jax.Array) -> jax.Array:
+def swarm_penalty_or_metric(hidden: tuple[jax.Array, ...], tau: float | jax.Array, form: str = "paper") -> jax.Array:
     """The penalty, without its (wasted) backward pass when ``tau`` is a concrete 0."""
     if isinstance(tau, (int, float)) and tau == 0:
         hidden = jax.lax.stop_gradient(hidden)
-    return hidden_alignment_penalty(hidden)
+    return hidden_alignment_penalty(hidden, form)
 
 
-def swarm_bc_loss(policy: Policy, params: Any, batch: Batch, key: jax.Array, tau: float | jax.Array = 0.25):
-    """Mean member BC loss + ``tau`` * hidden-feature alignment penalty (Swarm BC).
+def penalty_weight(tau: float | jax.Array, form: str, members: int) -> float | jax.Array:
+    """Weight of the penalty next to the members' SUMMED BC losses: ``tau`` in the paper's
+    form; ``members * tau`` in the normalized form (the objective is then ``members`` times
+    ``mean BC + tau * penalty``, the form's original definition)."""
+    return tau if form == "paper" else members * tau
 
-    ``tau = 0`` is exactly ensemble BC: the penalty is still computed (for logging) but
-    contributes exactly zero value and gradient.
+
+def swarm_bc_loss(
+    policy: Policy,
+    params: Any,
+    batch: Batch,
+    key: jax.Array,
+    tau: float | jax.Array = 0.25,
+    penalty: str = "paper",
+):
+    """Sum of the members' BC losses + ``tau`` * hidden-feature alignment penalty (Swarm BC).
+
+    The BC term is summed over members, so each member's gradient is exactly its own BC
+    gradient (an ensemble trains like independent policies); ``penalty`` picks the
+    penalty's form and so tau's units (see :func:`hidden_alignment_penalty`). ``tau = 0``
+    is exactly ensemble BC: the penalty is still computed (for logging) but contributes
+    exactly zero value and gradient. Metrics report the mean member BC loss.
     """
     del key
     outputs = ensemble_apply(policy, params, batch.obs)
     per_member = jax.vmap(member_bc_loss, in_axes=(None, 0, None))(policy, outputs, batch.action)
-    penalty = swarm_penalty_or_metric(outputs.hidden, tau)
-    loss = per_member.mean() + tau * penalty
+    pen = swarm_penalty_or_metric(outputs.hidden, tau, penalty)
+    loss = per_member.sum() + penalty_weight(tau, penalty, per_member.shape[0]) * pen
     metrics = {
         "loss": loss,
         "bc_loss": per_member.mean(),
-        "swarm_penalty": penalty,
+        "swarm_penalty": pen,
         "action_difference": action_difference(_points(policy, outputs)),
     }
     return loss, metrics

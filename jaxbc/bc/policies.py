@@ -94,7 +94,7 @@ class PolicyNet(nn.Module):
         return PolicyOutput(out, log_std, tuple(hidden))
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True)
 class Policy:
     """A policy definition: ``init(key) -> params``, ``apply(params, obs) -> PolicyOutput``."""
 

@@ -12,9 +12,12 @@ with schedule and clipping, periodic evaluation) is one traced function: ``jit``
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
+import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,41 +41,73 @@ from jaxbc.data import Dataset, normalization_stats
 from jaxbc.envs import ActionSpace, Box, Discrete, space_from_dict
 from jaxbc.io import atomic_write_bytes, atomic_write_json
 from jaxbc.rollout import PolicyFn, evaluate_fn
+from jaxbc.training import adam_optimizer, fit, per_member
 
 SCHEDULES = ("constant", "cosine", "linear")
+_STATIC = dict(pytree_node=False)
 
 
-@dataclass(frozen=True)
+def _check(name: str, value: Any, ok: Callable[[float], bool], allowed: str) -> None:
+    """Validate a concrete Python number (traced or array values were checked where made)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    if not (math.isfinite(value) and ok(value)):
+        raise ValueError(f"{name} must be {allowed}, got {value}")
+
+
+@struct.dataclass
 class BCConfig:
-    """Everything a BC run needs besides the loss. ``members > 1`` trains an ensemble."""
+    """Everything a BC run needs besides the loss. ``members > 1`` trains an ensemble.
 
-    policy: PolicyConfig = field(default_factory=PolicyConfig)
-    members: int = 1
-    steps: int = 5_000
-    batch_size: int = 256
-    lr: float = 1e-3
-    schedule: str = "constant"  # constant | cosine | linear (decay to 0)
-    warmup_steps: int = 0
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    normalize_obs: bool = True
-    normalize_actions: bool = False  # continuous only: regress z-scored actions
-    eval_every: int = 0  # >0: evaluate on the dataset's env every this many steps (inside jit)
-    eval_episodes: int = 10
+    Structure fields (policy, members, steps, batch size, schedule shape, normalisation,
+    evaluation) are static: changing one compiles a new program. The hyperparameters
+    ``lr``, ``weight_decay``, ``max_grad_norm`` and ``adam_eps`` are pytree data: they may be
+    traced, so ``jax.vmap`` over them (or over seeds) runs a whole sweep in one program and
+    the sweep's result carries them batched (see :meth:`BCResult.__getitem__`).
+    """
+
+    policy: PolicyConfig = struct.field(default_factory=PolicyConfig, **_STATIC)
+    members: int = struct.field(default=1, **_STATIC)
+    steps: int = struct.field(default=5_000, **_STATIC)
+    batch_size: int = struct.field(default=256, **_STATIC)
+    lr: float | jax.Array = 1e-3
+    schedule: str = struct.field(default="constant", **_STATIC)  # constant | cosine | linear (decay to 0)
+    warmup_steps: int = struct.field(default=0, **_STATIC)
+    weight_decay: float | jax.Array = 0.0
+    max_grad_norm: float | jax.Array = 1.0  # per member
+    normalize_obs: bool = struct.field(default=True, **_STATIC)
+    normalize_actions: bool = struct.field(default=False, **_STATIC)  # continuous only: regress z-scored actions
+    eval_every: int = struct.field(default=0, **_STATIC)  # >0: evaluate every this many steps (inside jit)
+    eval_episodes: int = struct.field(default=10, **_STATIC)
+    adam_eps: float | jax.Array = 1e-8
+
+    def __post_init__(self) -> None:
+        self.validate()
 
     def validate(self) -> BCConfig:
-        if isinstance(self.members, int) and self.members < 1:
-            raise ValueError(f"members must be >= 1, got {self.members}")
-        if isinstance(self.steps, int) and self.steps < 1:
-            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        for name in ("members", "steps", "batch_size", "eval_episodes"):
+            _check(name, getattr(self, name), lambda v: v >= 1 and v == int(v), "an integer >= 1")
+        for name in ("warmup_steps", "eval_every"):
+            _check(name, getattr(self, name), lambda v: v >= 0 and v == int(v), "an integer >= 0")
+        _check("lr", self.lr, lambda v: v > 0, "a finite number > 0")
+        _check("weight_decay", self.weight_decay, lambda v: v >= 0, "a finite number >= 0")
+        _check("max_grad_norm", self.max_grad_norm, lambda v: v > 0, "a finite number > 0")
+        _check("adam_eps", self.adam_eps, lambda v: v > 0, "a finite number > 0")
         if self.schedule not in SCHEDULES:
-            raise ValueError(f"unknown schedule {self.schedule!r}; choose from {SCHEDULES}")
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.eval_every and self.steps % self.eval_every:
             raise ValueError(f"steps ({self.steps}) must be a multiple of eval_every ({self.eval_every})")
         return self
 
+    def structure(self) -> tuple:
+        """The static fields: equal structures share compiled programs."""
+        return tuple((f.name, getattr(self, f.name)) for f in dataclasses.fields(self) if not f.metadata.get("pytree_node", True))
+
     def to_dict(self) -> dict:
-        d = asdict(self)
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        for name in ("lr", "weight_decay", "max_grad_norm", "adam_eps"):
+            d[name] = float(d[name])
+        d["policy"] = asdict(self.policy)
         d["policy"]["hidden_sizes"] = list(self.policy.hidden_sizes)
         return d
 
@@ -87,16 +122,44 @@ class BCConfig:
 
 @struct.dataclass
 class BCResult:
-    """Trained (ensemble) policy. ``params`` plugs into ``policy_fn()``; ``metrics`` are per step."""
+    """Trained (ensemble) policy. ``params`` plugs into ``policy_fn()``; ``metrics`` are per step.
+
+    The result of a ``vmap``-ed sweep is batched: every array (params, metrics, and the
+    config's hyperparameters) has the sweep's leading axes (:attr:`batch_shape`); index it
+    (``results[i]``, ``results[i, j]`` or ``results.select(i)``) to get an ordinary result
+    that evaluates and saves.
+    """
 
     params: Any  # {"net": member-stacked params, "obs_mean", "obs_std", "act_mean", "act_std"}
     metrics: dict  # each [steps]
     eval_returns: jax.Array  # [num_evals] mean return at each periodic evaluation (empty if none)
-    config: BCConfig = struct.field(pytree_node=False)
+    config: BCConfig  # hyperparameters are data (batched in a sweep), the structure is static
     env_id: str = struct.field(pytree_node=False)
     action_space: ActionSpace = struct.field(pytree_node=False)
     observation_shape: tuple[int, ...] = struct.field(pytree_node=False)
     env_options: tuple = struct.field(pytree_node=False, default=())
+
+    @property
+    def batch_shape(self) -> tuple[int, ...]:
+        """Leading sweep axes (``()`` for one run)."""
+        shape = jnp.shape(self.params["obs_mean"])
+        return tuple(shape[: len(shape) - len(self.observation_shape)])
+
+    def __getitem__(self, index: Any) -> BCResult:
+        if not self.batch_shape:
+            raise IndexError("this result is a single run, not a sweep: there is nothing to index")
+        return jax.tree.map(lambda x: x[index], self)
+
+    def select(self, index: Any) -> BCResult:
+        """The same as ``result[index]``."""
+        return self[index]
+
+    def _single(self, what: str) -> None:
+        if self.batch_shape:
+            raise ValueError(
+                f"cannot {what} a batched sweep result (batch shape {self.batch_shape}); "
+                "index it first, e.g. result[i] or result.select(i)"
+            )
 
     @property
     def policy(self) -> Policy:
@@ -110,10 +173,12 @@ class BCResult:
 
     def member(self, i: int) -> BCResult:
         """The ``i``-th member as a one-member result (e.g. to evaluate members alone)."""
+        self._single("take a member of")
         params = dict(self.params, net=jax.tree.map(lambda x: x[i : i + 1], self.params["net"]))
-        return self.replace(params=params)
+        return self.replace(params=params, config=self.config.replace(members=1))
 
     def save(self, directory: str | Path) -> Path:
+        self._single("save")
         directory = Path(directory)
         atomic_write_bytes(directory / "params.msgpack", serialization.to_bytes(self.params))
         atomic_write_json(
@@ -154,7 +219,7 @@ def net_policy(config: BCConfig, space: ActionSpace, obs_shape: tuple[int, ...])
     pol_cfg = config.policy
     if config.normalize_actions and isinstance(space, Box):
         # bounds in z-space are data dependent, so a normalised-action net is left unbounded
-        pol_cfg = PolicyConfig(**{**asdict(pol_cfg), "tanh_bounded": False})
+        pol_cfg = dataclasses.replace(pol_cfg, tanh_bounded=False)
     return make_policy(pol_cfg, space, obs_shape)
 
 
@@ -170,39 +235,50 @@ def _init_params(config: BCConfig, space: ActionSpace, obs_shape, key) -> dict:
     }
 
 
+@dataclass(frozen=True)
+class BCPolicyFn:
+    """``(params, obs, key) -> action`` for one raw observation (normalisation inside).
+
+    A value: two equal ones (same structure, space, shape, mode) compare and hash equal,
+    so jitted evaluations keyed on the policy function reuse their compiled programs."""
+
+    structure: tuple
+    space: ActionSpace
+    obs_shape: tuple[int, ...]
+    deterministic: bool
+
+    @functools.cached_property
+    def _policy(self) -> Policy:
+        fields = dict(self.structure)
+        pol_cfg = fields["policy"]
+        if fields["normalize_actions"] and isinstance(self.space, Box):
+            pol_cfg = dataclasses.replace(pol_cfg, tanh_bounded=False)
+        return make_policy(pol_cfg, self.space, self.obs_shape)
+
+    def __call__(self, params: Any, obs: jax.Array, key: jax.Array) -> jax.Array:
+        policy = self._policy
+        x = (obs - params["obs_mean"]) / params["obs_std"]
+        outputs = ensemble_apply(policy, params["net"], x[None])
+        outputs = jax.tree.map(lambda o: o[:, 0] if o.ndim > 1 else o, outputs)
+        a = ensemble_action(policy, outputs, key, self.deterministic)
+        if isinstance(self.space, Box):
+            a = self.space.clip(a * params["act_std"] + params["act_mean"])
+        return a
+
+
 def make_policy_fn(
     config: BCConfig, space: ActionSpace, obs_shape: tuple[int, ...], deterministic: bool = True
 ) -> PolicyFn:
     """``(params, obs, key) -> action`` for one raw observation (normalisation inside)."""
-    return _policy_fn_cached(config, space, tuple(obs_shape), deterministic)
-
-
-_PF_CACHE: dict = {}
-
-
-def _policy_fn_cached(config, space, obs_shape, deterministic):
-    k = (config, space, obs_shape, deterministic)
-    if k not in _PF_CACHE:
-        policy = net_policy(config, space, obs_shape)
-
-        def policy_fn(params, obs, key):
-            x = (obs - params["obs_mean"]) / params["obs_std"]
-            outputs = ensemble_apply(policy, params["net"], x[None])
-            outputs = jax.tree.map(lambda o: o[:, 0] if o.ndim > 1 else o, outputs)
-            a = ensemble_action(policy, outputs, key, deterministic)
-            if isinstance(space, Box):
-                a = space.clip(a * params["act_std"] + params["act_mean"])
-            return a
-
-        _PF_CACHE[k] = policy_fn
-    return _PF_CACHE[k]
+    return BCPolicyFn(config.structure(), space, tuple(obs_shape), deterministic)
 
 
 LossFn = Callable[..., tuple[jax.Array, dict]]
 
 
 def make_optimizer(config: BCConfig) -> optax.GradientTransformation:
-    """Gradient clipping then Adam(W) with the configured schedule (lr may be traced)."""
+    """Per-member gradient clipping then Adam(W) with the configured schedule; every
+    hyperparameter may be traced. Wrapped in :func:`jaxbc.training.per_member`."""
     warmup = config.warmup_steps
     decay_steps = max(1, config.steps - warmup)
     decay = {
@@ -211,14 +287,17 @@ def make_optimizer(config: BCConfig) -> optax.GradientTransformation:
         "linear": lambda: optax.linear_schedule(config.lr, 0.0, decay_steps),
     }[config.schedule]()
     lr = optax.join_schedules([optax.linear_schedule(0.0, config.lr, warmup), decay], [warmup]) if warmup else decay
-    adam = optax.adamw(lr, weight_decay=config.weight_decay) if config.weight_decay else optax.adam(lr)
-    return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), adam)
+    tx = adam_optimizer(lr, config.max_grad_norm, config.weight_decay, config.adam_eps)
+    return per_member(tx)
 
 
 def make_bc_train(config: BCConfig, loss_fn: LossFn = bc_loss):
-    """Build ``train(key, dataset) -> BCResult``; ``loss_fn(policy, params, batch, key)``."""
+    """Build ``train(key, dataset) -> BCResult``; ``loss_fn(policy, params, batch, key)``.
+
+    The hyperparameters are read from ``config`` when ``train`` runs, so ``config`` (and
+    the loss's bound values) may hold traced values: build the trainer inside a ``vmap``
+    to sweep them (see :func:`jaxbc.bc.sweep`)."""
     config.validate()
-    tx = make_optimizer(config)
 
     def train(
         key: jax.Array, dataset: Dataset, num_valid: jax.Array | int | None = None, init_net: Any = None
@@ -226,6 +305,7 @@ def make_bc_train(config: BCConfig, loss_fn: LossFn = bc_loss):
         """Train on ``dataset``; with ``num_valid`` only its first ``num_valid`` transitions
         are used (a traced value: one program serves every dataset size up to capacity).
         ``init_net`` warm-starts from member-stacked network params instead of a fresh init."""
+        tx = make_optimizer(config)
         space, obs_shape = dataset.action_space, tuple(dataset.observation_shape)
         policy = net_policy(config, space, obs_shape)
         obs = jnp.asarray(dataset.obs, jnp.float32)
@@ -244,37 +324,62 @@ def make_bc_train(config: BCConfig, loss_fn: LossFn = bc_loss):
             params.update(act_mean=stats.action_mean, act_std=stats.action_std)
         x = (obs - params["obs_mean"]) / params["obs_std"]
         y = actions if isinstance(space, Discrete) else (actions - params["act_mean"]) / params["act_std"]
-        opt_state = tx.init(params["net"])
 
-        def step(carry, k):
-            net, opt_state = carry
-            k_idx, k_loss = jax.random.split(k)
-            idx = jax.random.randint(k_idx, (config.batch_size,), 0, count)
-            batch = Batch(x[idx], y[idx], obs[idx], params["act_mean"], params["act_std"])
-            grads, metrics = jax.grad(lambda p: loss_fn(policy, p, batch, k_loss), has_aux=True)(net)
-            updates, opt_state = tx.update(grads, opt_state, net)
-            return (optax.apply_updates(net, updates), opt_state), metrics
+        def sample(k):
+            idx = jax.random.randint(k, (config.batch_size,), 0, count)
+            return Batch(x[idx], y[idx], obs[idx], params["act_mean"], params["act_std"])
 
-        carry = (params["net"], opt_state)
+        def loss(net, batch, k):
+            return loss_fn(policy, net, batch, k)
+
+        net = params["net"]
         if config.eval_every:
             env = envs.make(dataset.env_id, **dict(dataset.env_options))
             ev = evaluate_fn(env, make_policy_fn(config, space, obs_shape), config.eval_episodes)
 
             def chunk(carry, k):
                 k_steps, k_ev = jax.random.split(k)
-                carry, metrics = jax.lax.scan(step, carry, jax.random.split(k_steps, config.eval_every))
-                ret = ev(dict(params, net=carry[0]), k_ev).mean_return
-                return carry, (metrics, ret)
+                net, opt_state, metrics = fit(loss, tx, carry[0], sample, k_steps, config.eval_every, carry[1])
+                ret = ev(dict(params, net=net), k_ev).mean_return
+                return (net, opt_state), (metrics, ret)
 
             n_chunks = config.steps // config.eval_every
-            carry, (metrics, eval_returns) = jax.lax.scan(chunk, carry, jax.random.split(k_train, n_chunks))
+            carry = (net, tx.init(net))
+            (net, _), (metrics, eval_returns) = jax.lax.scan(chunk, carry, jax.random.split(k_train, n_chunks))
             metrics = jax.tree.map(lambda m: m.reshape(-1), metrics)
         else:
-            carry, metrics = jax.lax.scan(step, carry, jax.random.split(k_train, config.steps))
+            net, _, metrics = fit(loss, tx, net, sample, k_train, config.steps)
             eval_returns = jnp.zeros((0,))
         return BCResult(
-            dict(params, net=carry[0]), metrics, eval_returns, config, dataset.env_id, space, obs_shape,
+            dict(params, net=net), metrics, eval_returns, config, dataset.env_id, space, obs_shape,
             tuple(dataset.env_options),
         )
 
     return train
+
+
+def train_bc(
+    config: BCConfig,
+    key: jax.Array,
+    dataset: Dataset,
+    loss: LossFn = bc_loss,
+    num_valid: jax.Array | int | None = None,
+    **loss_params: Any,
+) -> BCResult:
+    """One BC run, compiled once per structure: the notebook entry point.
+
+    Calls with the same loss function, config structure (:meth:`BCConfig.structure`) and
+    dataset shapes reuse one compiled program; the config's hyperparameters and numeric
+    ``loss_params`` (``tau``, ``lambda_dm``, a diffusion model) are data, so changing them
+    does not recompile. String/bool loss options (``penalty="normalized"``) are static.
+    ``train_bc(cfg, key, data, swarm_bc_loss, tau=0.25)`` equals
+    ``jax.jit(make_bc_train(cfg, partial(swarm_bc_loss, tau=0.25)))(key, data)``.
+    """
+    static = tuple(sorted((k, v) for k, v in loss_params.items() if isinstance(v, (str, bool)) or v is None))
+    data = {k: v for k, v in loss_params.items() if not (isinstance(v, (str, bool)) or v is None)}
+    return _train_bc_jit(loss, static, config, key, dataset, num_valid, data)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _train_bc_jit(loss, static, config, key, dataset, num_valid, data):
+    return make_bc_train(config, functools.partial(loss, **dict(static), **data))(key, dataset, num_valid)

@@ -30,7 +30,7 @@ from jaxbc.bc.policies import action_difference, ensemble_apply, member_actions
 from jaxbc.bc.train import BCResult, make_policy_fn, net_policy
 from jaxbc.data import Dataset
 from jaxbc.envs import Env
-from jaxbc.rollout import PolicyFn, RolloutCarry, evaluate_fn, init_carry
+from jaxbc.rollout import PolicyFn, RolloutCarry, Step, evaluate_fn, init_carry, unroll
 
 BETA_SCHEDULES = ("constant", "linear", "exponential")
 
@@ -182,11 +182,11 @@ def make_dagger(config: DAggerConfig, loss_fn: Callable = bc_loss, env: Env | No
             return action_difference(pts if pts.ndim == 3 else pts[..., None])
 
         def collect(learner_params, expert_params, beta, carry: RolloutCarry, key):
-            def body(c: RolloutCarry, k):
-                k_mix, k_act, k_step = jax.random.split(k, 3)
-                obs = c.obs
-                learner_a = jax.vmap(learner_fn, in_axes=(None, 0, 0))(learner_params, obs, jax.random.split(k_act, n_env))
-                expert_a = jax.vmap(expert_fn, in_axes=(None, 0, 0))(expert_params, obs, jax.random.split(k_act, n_env))
+            def actor(obs, k):
+                k_mix, k_act = jax.random.split(k)
+                keys = jax.random.split(k_act, n_env)
+                learner_a = jax.vmap(learner_fn, in_axes=(None, 0, 0))(learner_params, obs, keys)
+                expert_a = jax.vmap(expert_fn, in_axes=(None, 0, 0))(expert_params, obs, keys)
                 if not e.discrete:
                     expert_a = e.action_space.clip(expert_a)  # labels as datasets store them
                 use_expert = jax.random.uniform(k_mix, (n_env,)) < beta
@@ -194,16 +194,14 @@ def make_dagger(config: DAggerConfig, loss_fn: Callable = bc_loss, env: Env | No
                     label = jax.vmap(disagreement, in_axes=(None, 0))(learner_params, obs) > config.gate_threshold
                 else:
                     label = jnp.ones((n_env,), bool)
-                queried = label | use_expert
                 sel = use_expert.reshape(-1, *([1] * (expert_a.ndim - 1)))
-                action = jnp.where(sel, expert_a, learner_a)
-                nobs, state, reward, term, trunc, _ = jax.vmap(e.step)(jax.random.split(k_step, n_env), c.env_state, action)
-                done = term | trunc
-                ret, length = c.ep_return + reward, c.ep_length + 1
-                new = RolloutCarry(nobs, state, jnp.where(done, 0.0, ret), jnp.where(done, 0, length))
-                return new, (obs, expert_a, label, queried.sum(), use_expert.mean())
+                return jnp.where(sel, expert_a, learner_a), (expert_a, label, (label | use_expert).sum(), use_expert.mean())
 
-            carry, (obs, labels, valid, queries, frac) = jax.lax.scan(body, carry, jax.random.split(key, config.rollout_length))
+            def emit(s: Step):
+                expert_a, label, queries, frac = s.aux
+                return s.obs, expert_a, label, queries, frac
+
+            carry, _, (obs, labels, valid, queries, frac) = unroll(e, actor, key, carry, config.rollout_length, emit=emit)
             flat = lambda x: x.reshape(-1, *x.shape[2:])  # noqa: E731
             return carry, flat(obs), flat(labels), flat(valid), queries.sum(), frac.mean()
 

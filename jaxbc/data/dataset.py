@@ -19,6 +19,7 @@ into jitted trainers as it is.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import time
@@ -182,24 +183,19 @@ def collect_policy(
     )
 
 
-_FIRST_CACHE: dict = {}
-
-
 def _first_episodes(env: Env, policy_fn: PolicyFn, num_envs: int):
-    cache_key = (env, policy_fn, num_envs)
-    if cache_key not in _FIRST_CACHE:
+    return functools.partial(_first_episodes_jit, env, policy_fn, num_envs)
 
-        def run(params, key):
-            k_reset, k_run = jax.random.split(key)
-            carry = init_carry(env, k_reset, num_envs)
-            _, res = rollout_steps(env, policy_fn, params, k_run, carry, env.max_episode_steps)
-            done = res.episode_end
-            ends_before = jnp.cumsum(done, 0) - done  # episode ends strictly before t
-            first = ends_before == 0
-            return res.trajectory, first, (res.episode_return * (done & first)).sum(0)
 
-        _FIRST_CACHE[cache_key] = jax.jit(run)
-    return _FIRST_CACHE[cache_key]
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _first_episodes_jit(env: Env, policy_fn: PolicyFn, num_envs: int, params, key):
+    k_reset, k_run = jax.random.split(key)
+    carry = init_carry(env, k_reset, num_envs)
+    _, res = rollout_steps(env, policy_fn, params, k_run, carry, env.max_episode_steps)
+    done = res.episode_end
+    ends_before = jnp.cumsum(done, 0) - done  # episode ends strictly before t
+    first = ends_before == 0
+    return res.trajectory, first, (res.episode_return * (done & first)).sum(0)
 
 
 def collect(expert, env: Env, num_episodes: int, key: jax.Array, deterministic: bool = True) -> Dataset:

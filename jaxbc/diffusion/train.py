@@ -18,7 +18,6 @@ from typing import Any
 import chex
 import jax
 import jax.numpy as jnp
-import optax
 from flax import serialization, struct
 
 from jaxbc.data import Dataset, normalization_stats
@@ -27,6 +26,7 @@ from jaxbc.diffusion.schedules import SCHEDULES, Schedule, make_schedule
 from jaxbc.envs import Box
 from jaxbc.io import atomic_write_bytes, atomic_write_json
 from jaxbc.networks import flatten_obs
+from jaxbc.training import adam_optimizer, fit
 
 FORMAT = "jaxbc-diffusion"
 FORMAT_VERSION = 1
@@ -178,7 +178,7 @@ def _init_params(model: DiffusionModel, key: jax.Array) -> Any:
 def make_diffusion_train(config: DiffusionConfig = DiffusionConfig()):
     """Build ``train(key, dataset, num_valid=None) -> DiffusionModel`` (jittable, vmappable)."""
     config.validate()
-    tx = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(config.lr))
+    tx = adam_optimizer(config.lr, config.max_grad_norm)
 
     def train(key: jax.Array, dataset: Dataset, num_valid: jax.Array | int | None = None) -> DiffusionModel:
         """Fit on ``dataset`` (only its first ``num_valid`` transitions if given; may be traced)."""
@@ -200,15 +200,14 @@ def make_diffusion_train(config: DiffusionConfig = DiffusionConfig()):
         k_init, k_train = jax.random.split(key)
         params = _init_params(model, k_init)
 
-        def step(carry, k):
-            params, opt_state = carry
-            k_idx, k_loss = jax.random.split(k)
-            idx = jax.random.randint(k_idx, (config.batch_size,), 0, count)
-            loss, grads = jax.value_and_grad(lambda p: noise_prediction_loss(net, p, schedule, x[idx], k_loss))(params)
-            updates, opt_state = tx.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), loss
+        def sample(k):
+            return x[jax.random.randint(k, (config.batch_size,), 0, count)]
 
-        (params, _), losses = jax.lax.scan(step, (params, tx.init(params)), jax.random.split(k_train, config.steps))
+        def loss(p, batch, k):
+            value = noise_prediction_loss(net, p, schedule, batch, k)
+            return value, value
+
+        params, _, losses = fit(loss, tx, params, sample, k_train, config.steps)
         return model.replace(params=params, losses=losses)
 
     return train

@@ -84,7 +84,10 @@ def space_from_dict(d: dict) -> ActionSpace:
 
 @dataclass(frozen=True, eq=False)
 class Env:
-    """A functional environment. Hashable by identity so it can be closed over by ``jit``."""
+    """A functional environment, usable as a static argument of ``jit``.
+
+    Envs built by :func:`jaxbc.envs.make` compare and hash by ``cache_key`` (their id and
+    options), so two equal ones share compiled programs; hand-built ones by identity."""
 
     id: str
     family: str
@@ -94,6 +97,15 @@ class Env:
     reset_fn: Callable[[jax.Array], tuple[jax.Array, Any]] = field(repr=False)
     step_fn: Callable[..., tuple] = field(repr=False)
     options: tuple[tuple[str, Any], ...] = ()
+    cache_key: tuple | None = field(default=None, repr=False)
+
+    def __eq__(self, other: object) -> bool:
+        if self.cache_key is None or not isinstance(other, Env):
+            return self is other
+        return self.cache_key == other.cache_key
+
+    def __hash__(self) -> int:
+        return id(self) if self.cache_key is None else hash(self.cache_key)
 
     def reset(self, key: jax.Array) -> tuple[jax.Array, Any]:
         return self.reset_fn(key)

@@ -148,27 +148,12 @@ class Outcomes(NamedTuple):
 def episode_outcomes(env: Env, policy_fn, params: Any, key: jax.Array, num_episodes: int) -> Outcomes:
     """Run ``num_episodes`` episodes (one per env, the first episode counts) and record which
     goal each reached. Pure and fixed-shape: jit it, vmap it over policy params."""
-    act = jax.vmap(policy_fn, in_axes=(None, 0, 0))
-    step = jax.vmap(env.step)
-    k_reset, k_run = jax.random.split(key)
-    obs, state = jax.vmap(env.reset)(jax.random.split(k_reset, num_episodes))
-    zi = jnp.zeros((num_episodes,), jnp.int32)
-    init = (obs, state, jnp.zeros((num_episodes,), bool), Outcomes(jnp.zeros((num_episodes,)), zi, zi, zi.astype(bool)))
+    from jaxbc.rollout import first_episodes, policy_actor  # rollout imports the env types
 
-    def body(c, k):
-        obs, state, finished, out = c
-        k_act, k_step = jax.random.split(k)
-        action = act(params, obs, jax.random.split(k_act, num_episodes))
-        obs, state, reward, term, trunc, info = step(jax.random.split(k_step, num_episodes), state, action)
-        live = ~finished
-        ended = live & (term | trunc)
-        out = Outcomes(
-            out.returns + reward * live,
-            out.lengths + live,
-            jnp.where(ended, info["goal"], out.goal),
-            jnp.where(ended, info["crashed"], out.crashed),
-        )
-        return (obs, state, finished | ended, out), None
+    def outcome(s):
+        return s.info["goal"], s.info["crashed"]
 
-    (_, _, _, out), _ = jax.lax.scan(body, init, jax.random.split(k_run, env.max_episode_steps))
-    return out
+    returns, lengths, _, (goal, crashed) = first_episodes(
+        env, policy_actor(policy_fn, params), key, num_episodes, env.max_episode_steps, extra=outcome
+    )
+    return Outcomes(returns, lengths, goal, crashed)

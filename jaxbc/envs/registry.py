@@ -72,10 +72,17 @@ def make(env_id: str, **options: Any) -> Env:
     """
     family = family_of(env_id)
     if family == "brax":
-        return _make_brax(env_id, **options)
-    if family == "toy":
-        return make_two_goals(env_id, **options)
-    return _make_gymnax(env_id, family, **options)
+        env = _make_brax(env_id, **options)
+    elif family == "toy":
+        env = make_two_goals(env_id, **options)
+    else:
+        env = _make_gymnax(env_id, family, **options)
+    key = ("jaxbc.envs.make", env_id, tuple(sorted(options.items())))
+    try:
+        hash(key)
+    except TypeError:  # an unhashable option value: fall back to identity
+        return env
+    return dataclasses.replace(env, cache_key=key)
 
 
 def _make_gymnax(env_id: str, family: str, **options: Any) -> Env:

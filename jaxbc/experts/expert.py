@@ -11,6 +11,7 @@ The committed zoo lives in ``jaxbc/experts/zoo/<env id with '/' as '-'>/``.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,26 +91,30 @@ def _to_state(params: dict) -> dict:
     return {"net": params["net"], "obs_stats": {"mean": stats.mean, "var": stats.var, "count": stats.count}}
 
 
-_POLICY_CACHE: dict = {}
+@dataclass(frozen=True)
+class ExpertPolicyFn:
+    """``(params, obs, key) -> action`` of a PPO expert; a value (equal config, env and mode
+    compare equal), so jitted rollouts keyed on it reuse their compiled programs."""
+
+    config: PPOConfig
+    env: Env
+    deterministic: bool
+
+    @functools.cached_property
+    def net(self) -> ActorCritic:
+        return make_network(self.config, self.env)
+
+    def __call__(self, params, obs, key):
+        if self.config.normalize_obs:
+            obs = params["obs_stats"].normalize(obs)
+        out = self.net.apply(params["net"], obs, method=ActorCritic.policy)
+        if self.deterministic:
+            return jnp.argmax(out, -1).astype(jnp.int32) if self.env.discrete else out[0]
+        return distribution(out, self.env.discrete).sample(seed=key)
 
 
 def _policy_fn(config: PPOConfig, env: Env, deterministic: bool) -> PolicyFn:
-    # Cached so repeated calls return the same function object (jit caches key on it).
-    cache_key = (config, env.id, env.options, deterministic)
-    if cache_key in _POLICY_CACHE:
-        return _POLICY_CACHE[cache_key]
-    net = make_network(config, env)
-
-    def policy(params, obs, key):
-        if config.normalize_obs:
-            obs = params["obs_stats"].normalize(obs)
-        out = net.apply(params["net"], obs, method=ActorCritic.policy)
-        if deterministic:
-            return jnp.argmax(out, -1).astype(jnp.int32) if env.discrete else out[0]
-        return distribution(out, env.discrete).sample(seed=key)
-
-    _POLICY_CACHE[cache_key] = policy
-    return policy
+    return ExpertPolicyFn(config, env, deterministic)
 
 
 def expert_from_ppo(state: PPOState, config: PPOConfig, meta: dict | None = None) -> Expert:

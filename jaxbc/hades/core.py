@@ -54,6 +54,7 @@ from jaxbc.bc.losses import member_bc_loss
 from jaxbc.bc.policies import Policy, PolicyConfig, make_policy
 from jaxbc.envs import Box, Discrete, Env
 from jaxbc.rollout import PolicyFn, evaluate_fn, window_return_fn
+from jaxbc.training import adam_optimizer, fit
 
 VARIANTS = ("F", "R")
 FITNESS_EPISODES = ("first", "all")
@@ -256,23 +257,18 @@ class Hades:
         return member_bc_loss(self.policy, out, self.labels(data))
 
     def optimizer(self) -> optax.GradientTransformation:
-        adam = optax.adam(self.config.inner_lr, eps=self.config.adam_eps)
-        if self.config.max_grad_norm is None:
-            return adam
-        return optax.chain(optax.clip_by_global_norm(self.config.max_grad_norm), adam)
+        cfg = self.config
+        return adam_optimizer(cfg.inner_lr, cfg.max_grad_norm, eps=cfg.adam_eps)
 
     def train(self, data: dict, init_params: Any) -> Any:
-        """Train a policy from ``init_params`` on ``data`` for ``inner_steps`` full-batch steps."""
+        """Train a policy from ``init_params`` on ``data`` for ``inner_steps`` full-batch
+        steps (the shared :func:`jaxbc.training.fit`, deterministic: no keys)."""
         chex.assert_shape(data["obs"], (self.config.dataset_size, *self.env.observation_shape))
-        tx = self.optimizer()
-        grad = jax.grad(self.loss)
 
-        def step(carry, _):
-            params, opt_state = carry
-            updates, opt_state = tx.update(grad(params, data), opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), None
+        def loss(params, batch, _key):
+            return self.loss(params, batch), {}
 
-        (params, _), _ = jax.lax.scan(step, (init_params, tx.init(init_params)), None, length=self.config.inner_steps)
+        params, _, _ = fit(loss, self.optimizer(), init_params, data, None, self.config.inner_steps)
         return params
 
     def policy_fn(self) -> PolicyFn:

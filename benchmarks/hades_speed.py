@@ -1,0 +1,250 @@
+"""HaDES's cost per generation against the floor the arithmetic and memory traffic allow,
+all measured in the same run on this machine.
+
+    python benchmarks/hades_speed.py                    # the issue's CPU-sized configurations
+    python benchmarks/hades_speed.py --paper            # + paper-scale generations (GPU)
+
+Configurations (``CONFIGS``): ``minatar64`` (Breakout-MinAtar, D=16, HaDES-F, SNES
+population 64, 2x512 ReLU, 64 full-batch inner steps, 8 envs x 1024 steps), ``hopper16``
+(brax/hopper positional, population 16, D=64, 2x512 tanh Gaussian, 200 inner steps,
+4 envs x 256 steps) and, with ``--paper``, ``paper_breakout`` / ``paper_hopper``
+(population 2048, HaDES-R with k=2, the paper's settings).
+
+For each: seconds per generation (mean of ``--generations`` after compiling), the same
+shapes' inner training alone and fitness rollouts alone, and the env steps alone (constant
+actions). FLOPs are counted from the config (matmuls; inner steps forward + backward = 3x
+forward, rollouts forward only). Floors: ``flop_floor_s`` = FLOPs / the rate of a
+member-blocked MLP chain of the rollout's shapes measured here (``chain_tflops``; the
+large-matmul rate is reported for reference), ``bandwidth_floor_s`` = the bytes of policy
+weights the rollout must stream each step (every member's weights, every step) / the
+measured copy bandwidth; ``floor_s`` = env-only time + the FLOP floor on CPU (a member
+block's weights stay in cache) or + max(the two) on GPU.
+``floor_ratio`` = measured / floor. Each configuration runs in its own process so its peak
+device memory is its own. Writes ``hades_speed_<backend>.json``.
+"""
+
+from __future__ import annotations
+
+import json as jsonlib
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import tyro
+
+from jaxbc.hades import make_hades, make_strategy, solution_template
+from jaxbc.hades.core import hades_preset
+from jaxbc.hades.strategies import paper_strategy_options
+from jaxbc.io import atomic_write_json, enable_compilation_cache, machine_description
+
+CONFIGS: dict[str, dict[str, Any]] = {
+    "minatar64": dict(env="Breakout-MinAtar", strategy="SNES", population=64, variant="F",
+                      config=dict(dataset_size=16, num_envs=8, eval_steps=1024, inner_steps=64)),
+    "hopper16": dict(env="brax/hopper", strategy="Open_ES", population=16, variant="F",
+                     config=dict(dataset_size=64, num_envs=4, eval_steps=256, inner_steps=200)),
+    "smoke": dict(env="CartPole-v1", strategy="SNES", population=8, variant="R",
+                  config=dict(dataset_size=4, num_envs=2, eval_steps=50, inner_steps=5)),
+    "paper_breakout": dict(env="Breakout-MinAtar", strategy="SNES", population=2048, variant="R",
+                           config=dict(dataset_size=16, num_envs=8, eval_steps=1024, inner_steps=64)),
+    "paper_hopper": dict(env="brax/hopper", strategy="Open_ES", population=2048, variant="R",
+                         config=dict(dataset_size=64, num_envs=4, eval_steps=1024, inner_steps=200)),
+}
+
+
+def layer_sizes(hades) -> tuple[int, ...]:
+    env, cfg = hades.env, hades.config
+    out = env.action_space.n if env.discrete else env.action_space.shape[0]
+    return (int(np.prod(env.observation_shape)), *cfg.policy.hidden_sizes, out)
+
+
+def flops(hades, population: int) -> dict[str, float]:
+    sizes, cfg = layer_sizes(hades), hades.config
+    fwd_row = sum(2 * a * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+    policies = population * cfg.inits_per_generation
+    inner = 3.0 * fwd_row * cfg.dataset_size * cfg.inner_steps * policies
+    rollout = float(fwd_row) * cfg.num_envs * hades.eval_steps * policies
+    return {"inner": inner, "rollout": rollout, "total": inner + rollout}
+
+
+def timed(fn, *args, repeats: int = 2) -> float:
+    jax.block_until_ready(fn(*args))
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def chain_rate(sizes: tuple[int, ...], members: int, rows: int, steps: int = 64, block: int = 4) -> float:
+    """FLOP/s of the rollout's MLP chain: ``members`` policies (own weights) on ``rows``
+    inputs for ``steps`` dependent steps, processed in blocks of ``block`` members (vmap
+    inside a block, the time scan inside, ``lax.map`` over blocks)."""
+    keys = jax.random.split(jax.random.key(0), len(sizes) - 1)
+    ws = [jax.random.normal(k, (members, a, b)) / np.sqrt(a) for k, a, b in zip(keys, sizes[:-1], sizes[1:], strict=True)]
+    x0 = jnp.ones((members, rows, sizes[0]))
+
+    def one(w, x):
+        def body(x, _):
+            h = x
+            for wi in w:
+                h = jnp.tanh(h @ wi)
+            return x + h.sum() * 1e-6, None  # the next input depends on this output
+
+        return jax.lax.scan(body, x, None, length=steps)[0]
+
+    block = max(1, min(block, members))
+    nb = members // block
+
+    @jax.jit
+    def run(ws, x0):
+        wb = [w[: nb * block].reshape(nb, block, *w.shape[1:]) for w in ws]
+        xb = x0[: nb * block].reshape(nb, block, *x0.shape[1:])
+        return jax.lax.map(lambda a: jax.vmap(one)(a[0], a[1]), (wb, xb))
+
+    per_row = sum(2 * a * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+    return per_row * rows * steps * nb * block / timed(run, ws, x0)
+
+
+def matmul_rate(n: int) -> float:
+    a = jax.random.normal(jax.random.key(1), (n, n))
+    f = jax.jit(lambda a: a @ a)
+    return 2.0 * n**3 / timed(f, a, repeats=3)
+
+
+def bandwidth(gib: float) -> float:
+    """Bytes/s of an elementwise pass over ``gib`` GiB (bytes read + written)."""
+    x = jnp.ones((int(gib * 2**30 / 4),), jnp.float32)
+    f = jax.jit(lambda x: x * 1.0001)
+    return 2.0 * x.nbytes / timed(f, x, repeats=3)
+
+
+def measure(name: str, generations: int) -> dict:
+    spec = CONFIGS[name]
+    cfg = hades_preset(spec["env"], variant=spec["variant"], num_devices=1, **spec["config"])
+    options = paper_strategy_options(spec["strategy"], spec["population"])
+    es = make_strategy(spec["strategy"], spec["population"], solution_template(cfg), **options)
+    hades = make_hades(cfg, es)
+    pop, k = spec["population"], cfg.inits_per_generation
+    gpu = jax.default_backend() != "cpu"
+
+    t0 = time.perf_counter()
+    state = jax.jit(hades.init)(jax.random.key(0))
+    state, _ = hades.step_generations(state, 1)
+    jax.block_until_ready(state)
+    compile_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for _ in range(generations):
+        state, summary = hades.step_generations(state, 1)
+    jax.block_until_ready(state)
+    gen_s = (time.perf_counter() - t0) / generations
+
+    population, _ = es.ask(jax.random.key(1), state.es_state, es.default_params)
+    inits = jax.vmap(hades.policy.init)(jax.random.split(jax.random.key(2), k))
+
+    @jax.jit
+    def inner(population, inits):
+        trained = jax.vmap(lambda d: jax.vmap(lambda i: hades.train(d, i))(inits))(population)
+        return sum(jnp.sum(x) for x in jax.tree.leaves(trained))
+
+    member_params = jax.tree.map(lambda x: jnp.broadcast_to(x, (pop, *x.shape)), inits)
+
+    @jax.jit
+    def rollout(params, key):
+        return jax.vmap(lambda p: jax.vmap(hades.returns, in_axes=(0, None))(p, key))(params).sum()
+
+    env, n_env = hades.env, pop * k * cfg.num_envs
+    zero_action = jnp.zeros(env.action_space.shape, env.action_space.dtype)
+
+    @jax.jit
+    def env_only(key):
+        obs, st = jax.vmap(env.reset)(jax.random.split(key, n_env))
+
+        def body(c, kk):
+            st, tot = c
+            _, st, r, _, _, _ = jax.vmap(env.step, in_axes=(0, 0, None))(jax.random.split(kk, n_env), st, zero_action)
+            return (st, tot + r.sum()), None
+
+        return jax.lax.scan(body, (st, 0.0), jax.random.split(key, hades.eval_steps))[0][1]
+
+    inner_s = timed(inner, population, inits, repeats=1)
+    rollout_s = timed(rollout, member_params, jax.random.key(3), repeats=1)
+    env_s = timed(env_only, jax.random.key(4), repeats=1)
+
+    sizes = layer_sizes(hades)
+    f = flops(hades, pop)
+    crate = chain_rate(sizes, min(pop * k, 4096 if gpu else 64), cfg.num_envs, block=pop * k if gpu else 4)
+    mrate = matmul_rate(8192 if gpu else 2048)
+    bw = bandwidth(4.0 if gpu else 0.5)
+    n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+    bytes_per_step = pop * k * n_params * 4
+    flop_floor = f["total"] / crate
+    bw_floor = hades.eval_steps * bytes_per_step / bw
+    # CPU: the issue's floor (FLOPs at the chain rate; the weights of a member block stay in
+    # cache). GPU: every member's weights stream from memory each step, so the larger bound.
+    floor = env_s + (max(flop_floor, bw_floor) if gpu else flop_floor)
+    stats = jax.devices()[0].memory_stats() or {}
+    peak = stats.get("peak_bytes_in_use")
+    return {
+        "config": name, "env": spec["env"], "strategy": spec["strategy"], "population": pop, "inits": k,
+        "variant": spec["variant"], "dataset_size": cfg.dataset_size, "hidden": list(cfg.policy.hidden_sizes),
+        "inner_steps": cfg.inner_steps, "num_envs": cfg.num_envs, "eval_steps": hades.eval_steps,
+        "generations_timed": generations, "compile_and_first_gen_s": round(compile_s, 1), "gen_s": gen_s,
+        "inner_only_s": inner_s, "rollout_only_s": rollout_s, "env_only_s": env_s,
+        "tflop": {k_: v / 1e12 for k_, v in f.items()},
+        "chain_tflops": crate / 1e12, "matmul_tflops": mrate / 1e12, "bandwidth_gbs": bw / 1e9,
+        "policy_params": n_params, "rollout_weight_bytes_per_step": bytes_per_step,
+        "flop_floor_s": flop_floor, "bandwidth_floor_s": bw_floor, "floor_s": floor, "floor_ratio": gen_s / floor,
+        "last_population_mean": float(summary.mean[-1]),
+        "device": str(jax.devices()[0].device_kind), "device_peak_gib": None if peak is None else peak / 2**30,
+    }
+
+
+def main(paper: bool = False, configs: list[str] | None = None, generations: int = 3, only: str | None = None,
+         out_dir: Path = Path("benchmarks/results"), timeout_s: int = 900) -> None:
+    """Time HaDES generations against their floors (each configuration in its own process).
+
+    Args:
+        paper: also the paper-scale configurations (population 2048, k=2).
+        configs: only these configurations.
+        generations: generations timed after the compiling one.
+        only: internal: measure one configuration in this process and print its JSON row.
+        out_dir: where hades_speed_<backend>.json goes.
+        timeout_s: per-configuration limit.
+    """
+    enable_compilation_cache()
+    if only:
+        print(jsonlib.dumps(measure(only, generations)))
+        return
+    names = configs or [n for n in CONFIGS if n != "smoke" and (paper or not n.startswith("paper"))]
+    rows: list[dict] = []
+    meta = {"command": "python benchmarks/hades_speed.py " + " ".join(sys.argv[1:]), "machine": machine_description(),
+            "jax": jax.__version__}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        cmd = [sys.executable, __file__, "--only", name, "--generations", str(generations)]
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+            ok = p.returncode == 0
+            row = jsonlib.loads(p.stdout.strip().splitlines()[-1]) if ok else {"config": name, "error": p.stderr[-2000:]}
+        except subprocess.TimeoutExpired:
+            row = {"config": name, "error": f"timed out after {timeout_s} s"}
+        rows.append(row)
+        print(jsonlib.dumps(row), file=sys.stderr, flush=True)
+        atomic_write_json(out_dir / f"hades_speed_{jax.default_backend()}.json", {"meta": meta, "rows": rows})
+    for r in rows:
+        if "error" in r:
+            print(f"{r['config']}: ERROR {r['error'][-300:]}")
+        else:
+            print(f"{r['config']}: {r['gen_s']:.2f} s/gen (inner {r['inner_only_s']:.2f}, rollout {r['rollout_only_s']:.2f}, "
+                  f"env {r['env_only_s']:.2f}); floor {r['floor_s']:.2f} s (flop {r['flop_floor_s']:.2f}, "
+                  f"bw {r['bandwidth_floor_s']:.2f}) -> ratio {r['floor_ratio']:.2f}; peak {r['device_peak_gib']}")
+
+
+if __name__ == "__main__":
+    tyro.cli(main)

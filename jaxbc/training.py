@@ -1,0 +1,81 @@
+"""The one gradient loop under every algorithm: ``fit`` (BC, ensembles, Swarm BC, DBC,
+DAgger retraining, HaDES's inner loop, diffusion pretraining).
+
+``fit`` is a ``lax.scan`` of ``grad -> optax update`` steps. What varies between algorithms
+is only what it is given: the loss, the optax transformation and where each step's batch
+comes from (a sampler ``key -> batch`` for minibatches, or a fixed pytree for full-batch
+training). Ensembles wrap their optimiser in :func:`per_member`, so clipping and Adam's
+statistics are per member and an N-member ensemble trains exactly like N separate runs.
+
+Hyperparameters (learning rate, clipping norm, weight decay, Adam's eps) enter optax as
+values, so they may be traced: a sweep over them is a ``vmap`` of one compiled program.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import optax
+
+Loss = Callable[[Any, Any, jax.Array | None], tuple[jax.Array, dict]]
+
+
+def is_static_zero(x: Any) -> bool:
+    """True only for a concrete Python 0 (a traced value might not be 0)."""
+    return isinstance(x, (int, float)) and x == 0
+
+
+def adam_optimizer(
+    lr: float | jax.Array | optax.Schedule,
+    max_grad_norm: float | jax.Array | None = None,
+    weight_decay: float | jax.Array = 0.0,
+    eps: float | jax.Array = 1e-8,
+) -> optax.GradientTransformation:
+    """Global-norm clipping (``None``: none), then Adam (AdamW if ``weight_decay`` may be
+    non-zero). Every number may be traced."""
+    if is_static_zero(weight_decay):
+        adam = optax.adam(lr, eps=eps)
+    else:
+        adam = optax.adamw(lr, eps=eps, weight_decay=weight_decay)
+    if max_grad_norm is None:
+        return adam
+    return optax.chain(optax.clip_by_global_norm(max_grad_norm), adam)
+
+
+def per_member(tx: optax.GradientTransformation) -> optax.GradientTransformation:
+    """Apply ``tx`` independently to each slice of a leading member axis (its own clipping
+    norm, Adam moments, schedule count): ensembles train as independent policies."""
+    return optax.GradientTransformation(jax.vmap(tx.init), jax.vmap(tx.update))
+
+
+def fit(
+    loss_fn: Loss,
+    tx: optax.GradientTransformation,
+    params: Any,
+    batches: Callable[[jax.Array], Any] | Any,
+    key: jax.Array | None,
+    steps: int,
+    opt_state: Any = None,
+) -> tuple[Any, Any, dict]:
+    """Run ``steps`` optimisation steps; returns ``(params, opt_state, metrics per step)``.
+
+    ``loss_fn(params, batch, key) -> (loss, metrics)``. ``batches`` is a sampler
+    ``key -> batch`` (minibatches) or a fixed pytree (full batch). With ``key=None`` no keys
+    are drawn (deterministic full-batch training) and the loss gets ``None``. Pass the
+    returned ``opt_state`` back in to continue a run in chunks.
+    """
+    sample = batches if callable(batches) else (lambda _k: batches)
+    opt_state = tx.init(params) if opt_state is None else opt_state
+
+    def step(carry, k):
+        params, opt_state = carry
+        k_batch, k_loss = (None, None) if k is None else jax.random.split(k)
+        grads, metrics = jax.grad(loss_fn, has_aux=True)(params, sample(k_batch), k_loss)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), metrics
+
+    xs = None if key is None else jax.random.split(key, steps)
+    (params, opt_state), metrics = jax.lax.scan(step, (params, opt_state), xs, length=steps)
+    return params, opt_state, metrics

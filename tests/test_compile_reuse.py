@@ -1,0 +1,77 @@
+"""Interactive use: repeated calls with equal arguments, and changed hyperparameters, reuse
+compiled programs (counted with JAX's own compile events, not timing)."""
+
+import jax
+import pytest
+
+from jaxbc import envs
+from jaxbc.bc import BCConfig, PolicyConfig, bc_loss, swarm_bc_loss, train_bc
+from jaxbc.bc.evaluation import evaluate_bc
+from jaxbc.data import collect
+from jaxbc.debug import count_compiles
+from jaxbc.experts import load_expert
+from jaxbc.rollout import evaluate, rollout
+
+
+@pytest.fixture(scope="module")
+def cartpole():
+    ex = load_expert("CartPole-v1")
+    env = envs.make("CartPole-v1", max_steps_in_episode=60)
+    return ex, env, collect(ex, env, 2, jax.random.key(0))
+
+
+def _recompiles(call, changed=None) -> tuple[int, int]:
+    """Compiles in calls 2-3 (equal arguments) and in a call with a changed hyperparameter."""
+    call()
+    with count_compiles() as again:
+        call()
+        call()
+    with count_compiles() as other:
+        (changed or call)()
+    return again.count, other.count
+
+
+CFG = BCConfig(policy=PolicyConfig(hidden_sizes=(8,)), steps=10, batch_size=16)
+
+
+@pytest.mark.parametrize(
+    "members, loss, params",
+    [(1, bc_loss, {}), (3, bc_loss, {}), (3, swarm_bc_loss, {"tau": 0.25})],
+    ids=["bc", "ensemble", "swarm"],
+)
+def test_training_reuses_programs(cartpole, members, loss, params):
+    _, _, data = cartpole
+    cfg = CFG.replace(members=members)
+    changed = {k: v * 2 for k, v in params.items()}
+    assert _recompiles(
+        lambda: train_bc(cfg, jax.random.key(0), data, loss, **params),
+        lambda: train_bc(cfg.replace(lr=3e-3, max_grad_norm=0.5), jax.random.key(1), data, loss, **changed),
+    ) == (0, 0)
+    with count_compiles() as c:  # a structural change does compile
+        train_bc(cfg.replace(steps=11), jax.random.key(0), data, loss, **params)
+    assert c.count >= 1
+
+
+def test_evaluation_rollout_collect_reuse_programs(cartpole):
+    ex, env, data = cartpole
+    result = train_bc(CFG, jax.random.key(0), data)
+    # a new but equal env and a re-made policy function each call, as a notebook does
+    assert _recompiles(lambda: evaluate_bc(result, jax.random.key(2), episodes=2, dataset=data)) == (0, 0)
+    assert _recompiles(
+        lambda: evaluate(envs.make("CartPole-v1", max_steps_in_episode=60), result.policy_fn(), result.params, jax.random.key(3), 2)
+    ) == (0, 0)
+    assert _recompiles(
+        lambda: rollout(envs.make("CartPole-v1", max_steps_in_episode=60), ex.policy_fn(True, env), ex.params, jax.random.key(4), 2, 30)
+    ) == (0, 0)
+    assert _recompiles(lambda: collect(ex, envs.make("CartPole-v1", max_steps_in_episode=60), 2, jax.random.key(5))) == (0, 0)
+    # evaluating another result of the same structure (changed lr) reuses it too
+    other = train_bc(CFG.replace(lr=3e-3), jax.random.key(1), data)
+    with count_compiles() as c:
+        evaluate_bc(other, jax.random.key(2), episodes=2, dataset=data)
+    assert c.count == 0
+
+
+def test_envs_equal_by_id_and_options():
+    a, b = envs.make("CartPole-v1"), envs.make("CartPole-v1")
+    assert a == b and hash(a) == hash(b)
+    assert a != envs.make("CartPole-v1", max_steps_in_episode=60)
