@@ -220,7 +220,7 @@ def study_env(env_id: str, sc: Scale, seed: int) -> tuple[list[dict], dict]:
     ens_keys = jnp.concatenate([jax.random.split(jax.random.fold_in(key, 3), sc.seeds)] * 2)
 
     def ens_one(k, tau):
-        return _single(make_bc_train(ens_cfg, partial(swarm_bc_loss, tau=tau))(k, data), steps)
+        return _single(make_bc_train(ens_cfg, partial(swarm_bc_loss, tau=tau, penalty="normalized"))(k, data), steps)
 
     ens_params, ens_stats = jax.jit(jax.vmap(ens_one))(ens_keys, taus)
     log(f"{env_id}: ensemble + swarm {time.time() - t0:.0f} s")

@@ -40,7 +40,7 @@ import tyro
 from jaxbc.hades import make_hades, make_strategy, solution_template
 from jaxbc.hades.core import hades_preset
 from jaxbc.hades.strategies import paper_strategy_options
-from jaxbc.io import atomic_write_json, enable_compilation_cache, machine_description
+from jaxbc.io import atomic_write_json, best_time, enable_compilation_cache, machine_description
 
 CONFIGS: dict[str, dict[str, Any]] = {
     "minatar64": dict(env="Breakout-MinAtar", strategy="SNES", population=64, variant="F",
@@ -71,16 +71,6 @@ def flops(hades, population: int) -> dict[str, float]:
     return {"inner": inner, "rollout": rollout, "total": inner + rollout}
 
 
-def timed(fn, *args, repeats: int = 2) -> float:
-    jax.block_until_ready(fn(*args))
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def chain_rate(sizes: tuple[int, ...], members: int, rows: int, steps: int = 64, block: int = 4) -> float:
     """FLOP/s of the rollout's MLP chain: ``members`` policies (own weights) on ``rows``
     inputs for ``steps`` dependent steps, processed in blocks of ``block`` members (vmap
@@ -108,25 +98,25 @@ def chain_rate(sizes: tuple[int, ...], members: int, rows: int, steps: int = 64,
         return jax.lax.map(lambda a: jax.vmap(one)(a[0], a[1]), (wb, xb))
 
     per_row = sum(2 * a * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
-    return per_row * rows * steps * nb * block / timed(run, ws, x0)
+    return per_row * rows * steps * nb * block / best_time(run, ws, x0, repeats=2)
 
 
 def matmul_rate(n: int) -> float:
     a = jax.random.normal(jax.random.key(1), (n, n))
     f = jax.jit(lambda a: a @ a)
-    return 2.0 * n**3 / timed(f, a, repeats=3)
+    return 2.0 * n**3 / best_time(f, a, repeats=3)
 
 
 def bandwidth(gib: float) -> float:
     """Bytes/s of an elementwise pass over ``gib`` GiB (bytes read + written)."""
     x = jnp.ones((int(gib * 2**30 / 4),), jnp.float32)
     f = jax.jit(lambda x: x * 1.0001)
-    return 2.0 * x.nbytes / timed(f, x, repeats=3)
+    return 2.0 * x.nbytes / best_time(f, x, repeats=3)
 
 
-def measure(name: str, generations: int) -> dict:
+def measure(name: str, generations: int, member_block: int | None = None) -> dict:
     spec = CONFIGS[name]
-    cfg = hades_preset(spec["env"], variant=spec["variant"], num_devices=1, **spec["config"])
+    cfg = hades_preset(spec["env"], variant=spec["variant"], num_devices=1, member_block=member_block, **spec["config"])
     options = paper_strategy_options(spec["strategy"], spec["population"])
     es = make_strategy(spec["strategy"], spec["population"], solution_template(cfg), **options)
     hades = make_hades(cfg, es)
@@ -172,9 +162,9 @@ def measure(name: str, generations: int) -> dict:
 
         return jax.lax.scan(body, (st, 0.0), jax.random.split(key, hades.eval_steps))[0][1]
 
-    inner_s = timed(inner, population, inits, repeats=1)
-    rollout_s = timed(rollout, member_params, jax.random.key(3), repeats=1)
-    env_s = timed(env_only, jax.random.key(4), repeats=1)
+    inner_s = best_time(inner, population, inits, repeats=1)
+    rollout_s = best_time(rollout, member_params, jax.random.key(3), repeats=1)
+    env_s = best_time(env_only, jax.random.key(4), repeats=1)
 
     sizes = layer_sizes(hades)
     f = flops(hades, pop)
@@ -191,7 +181,7 @@ def measure(name: str, generations: int) -> dict:
     stats = jax.devices()[0].memory_stats() or {}
     peak = stats.get("peak_bytes_in_use")
     return {
-        "config": name, "env": spec["env"], "strategy": spec["strategy"], "population": pop, "inits": k,
+        "config": name, "member_block": hades.member_block, "env": spec["env"], "strategy": spec["strategy"], "population": pop, "inits": k,
         "variant": spec["variant"], "dataset_size": cfg.dataset_size, "hidden": list(cfg.policy.hidden_sizes),
         "inner_steps": cfg.inner_steps, "num_envs": cfg.num_envs, "eval_steps": hades.eval_steps,
         "generations_timed": generations, "compile_and_first_gen_s": round(compile_s, 1), "gen_s": gen_s,
@@ -206,6 +196,7 @@ def measure(name: str, generations: int) -> dict:
 
 
 def main(paper: bool = False, configs: list[str] | None = None, generations: int = 3, only: str | None = None,
+         member_blocks: list[int] | None = None, member_block: int | None = None,
          out_dir: Path = Path("benchmarks/results"), timeout_s: int = 900) -> None:
     """Time HaDES generations against their floors (each configuration in its own process).
 
@@ -214,20 +205,24 @@ def main(paper: bool = False, configs: list[str] | None = None, generations: int
         configs: only these configurations.
         generations: generations timed after the compiling one.
         only: internal: measure one configuration in this process and print its JSON row.
+        member_blocks: measure each configuration with each of these ``HadesConfig.member_block``
+            values (0: the whole population in one vmap, the old program); default: automatic only.
+        member_block: internal: the block for ``--only``.
         out_dir: where hades_speed_<backend>.json goes.
         timeout_s: per-configuration limit.
     """
     enable_compilation_cache()
     if only:
-        print(jsonlib.dumps(measure(only, generations)))
+        print(jsonlib.dumps(measure(only, generations, member_block)))
         return
     names = configs or [n for n in CONFIGS if n != "smoke" and (paper or not n.startswith("paper"))]
     rows: list[dict] = []
     meta = {"command": "python benchmarks/hades_speed.py " + " ".join(sys.argv[1:]), "machine": machine_description(),
             "jax": jax.__version__}
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name in names:
+    for name, block in [(n, b) for n in names for b in (member_blocks or [None])]:
         cmd = [sys.executable, __file__, "--only", name, "--generations", str(generations)]
+        cmd += [] if block is None else ["--member-block", str(block)]
         try:
             p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
             ok = p.returncode == 0
@@ -241,7 +236,7 @@ def main(paper: bool = False, configs: list[str] | None = None, generations: int
         if "error" in r:
             print(f"{r['config']}: ERROR {r['error'][-300:]}")
         else:
-            print(f"{r['config']}: {r['gen_s']:.2f} s/gen (inner {r['inner_only_s']:.2f}, rollout {r['rollout_only_s']:.2f}, "
+            print(f"{r['config']} (member block {r['member_block']}): {r['gen_s']:.2f} s/gen (inner {r['inner_only_s']:.2f}, rollout {r['rollout_only_s']:.2f}, "
                   f"env {r['env_only_s']:.2f}); floor {r['floor_s']:.2f} s (flop {r['flop_floor_s']:.2f}, "
                   f"bw {r['bandwidth_floor_s']:.2f}) -> ratio {r['floor_ratio']:.2f}; peak {r['device_peak_gib']}")
 

@@ -51,6 +51,10 @@ from jaxbc.io import (
 )
 from jaxbc.rollout import evaluate_fn, init_carry, rollout_steps
 
+# tau's units: this study's committed results use the width-normalised form (see
+# jaxbc.bc.losses.hidden_alignment_penalty; paper tau = this tau / (members * width * layers))
+PENALTY = "normalized"
+
 
 @dataclass(frozen=True)
 class Scale:
@@ -131,7 +135,7 @@ def study_env(env_id: str, scale: Scale, seed: int, bar) -> tuple[list[dict], li
         num_valid = jnp.asarray([int(ends[c - 1]) for c in counts])
 
         def train_one(k, nv, tau):
-            return make_bc_train(cfg, partial(loss_fn, tau=tau))(k, data, nv).params
+            return make_bc_train(cfg, partial(loss_fn, tau=tau, penalty=PENALTY))(k, data, nv).params
 
         params = jax.jit(jax.vmap(train_one, in_axes=(0, 0, 0)))(keys, num_valid, jnp.asarray(taus, jnp.float32))
         ev = jax.jit(jax.vmap(make_eval(env, cfg, scale), in_axes=(0, 0, None)))
@@ -303,6 +307,7 @@ def main(
         "machine": machine_description(),
         "scale": scale,
         "wall_time_s": wall,
+        "penalty_form": PENALTY,
         **{k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(sc).items()},
     }
     atomic_write_json(out_dir / f"{name}.json", {"meta": meta, "summary": summary, "tau_sweep": sweep_summary, "runs": rows, "tau_sweep_runs": sweep})

@@ -29,7 +29,7 @@ import numpy as np
 import tyro
 
 from jaxbc.bc import BCConfig, PolicyConfig, make_bc_train, swarm_bc_loss
-from jaxbc.io import atomic_write_json, enable_compilation_cache, machine_description
+from jaxbc.io import atomic_write_json, best_time, enable_compilation_cache, machine_description
 from jaxbc.sweep import grid, sweep
 
 SCALES = {"cpu": dict(seeds=4, lrs=2, taus=2, steps=2_000), "gpu": dict(seeds=16, lrs=8, taus=8, steps=10_000),
@@ -48,16 +48,6 @@ def train_flops(steps: int, runs: int) -> float:
     sizes = (OBS, *HIDDEN, ACT)
     per_row = sum(2 * a * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
     return 3.0 * per_row * BATCH * MEMBERS * steps * runs
-
-
-def best_time(fn, *args, repeats: int = 3) -> float:
-    jax.block_until_ready(fn(*args))
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def matmul_rate(batch: int, n: int = 256, reps: int = 64) -> float:

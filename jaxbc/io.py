@@ -94,3 +94,17 @@ def machine_description() -> str:
     if dev.platform == "cpu":
         return f"CPU ({os.cpu_count()} cores, {platform.machine()})"
     return f"{dev.device_kind} x{jax.device_count()}"
+
+
+def best_time(fn: Any, *args: Any, repeats: int = 3) -> float:
+    """Seconds of the fastest of ``repeats`` calls of ``fn(*args)`` after one warm-up call
+    (compilation); results are blocked on, so device work is timed too."""
+    import jax
+
+    jax.block_until_ready(fn(*args))
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        best = min(best, time.perf_counter() - t0)
+    return best

@@ -56,3 +56,12 @@ def test_hades_sweep_smoke(tmp_path):
     assert "snes_s0.1" in (tmp_path / "hades_sweep.md").read_text()
     bad = subprocess.run([*cmd, "no_such_setting"], cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode != 0 and "unknown setting(s) ['no_such_setting']" in bad.stderr
+
+
+def test_sweep_benchmark_smoke(tmp_path):
+    subprocess.run(
+        [sys.executable, "benchmarks/sweep.py", "--scale", "smoke", "--out-dir", str(tmp_path)],
+        cwd=ROOT, check=True, capture_output=True,
+    )
+    row = json.loads((tmp_path / "sweep_smoke.json").read_text())
+    assert row["runs"] == 4 and row["floor_ratio"] > 0 and row["tflop"] > 0

@@ -74,12 +74,15 @@ class BCConfig:
     schedule: str = struct.field(default="constant", **_STATIC)  # constant | cosine | linear (decay to 0)
     warmup_steps: int = struct.field(default=0, **_STATIC)
     weight_decay: float | jax.Array = 0.0
-    max_grad_norm: float | jax.Array = 1.0  # per member
+    max_grad_norm: float | jax.Array | None = 1.0  # per member; None: no clipping
     normalize_obs: bool = struct.field(default=True, **_STATIC)
     normalize_actions: bool = struct.field(default=False, **_STATIC)  # continuous only: regress z-scored actions
     eval_every: int = struct.field(default=0, **_STATIC)  # >0: evaluate every this many steps (inside jit)
     eval_episodes: int = struct.field(default=10, **_STATIC)
     adam_eps: float | jax.Array = 1e-8
+    # every step uses the whole dataset (batch_size unused): HaDES's inner loop, for small
+    # (distilled) datasets; needs num_valid=None
+    full_batch: bool = struct.field(default=False, **_STATIC)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -106,7 +109,7 @@ class BCConfig:
     def to_dict(self) -> dict:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         for name in ("lr", "weight_decay", "max_grad_norm", "adam_eps"):
-            d[name] = float(d[name])
+            d[name] = None if d[name] is None else float(d[name])
         d["policy"] = asdict(self.policy)
         d["policy"]["hidden_sizes"] = list(self.policy.hidden_sizes)
         return d
@@ -328,6 +331,11 @@ def make_bc_train(config: BCConfig, loss_fn: LossFn = bc_loss):
         def sample(k):
             idx = jax.random.randint(k, (config.batch_size,), 0, count)
             return Batch(x[idx], y[idx], obs[idx], params["act_mean"], params["act_std"])
+
+        if config.full_batch:
+            if num_valid is not None:
+                raise ValueError("full_batch trains on the whole dataset: call train without num_valid")
+            sample = Batch(x, y, obs, params["act_mean"], params["act_std"])  # type: ignore[assignment]
 
         def loss(net, batch, k):
             return loss_fn(policy, net, batch, k)

@@ -27,6 +27,7 @@ from jaxbc import envs
 from jaxbc.envs import Env
 from jaxbc.networks import ActorCritic
 from jaxbc.normalize import RunningStats
+from jaxbc.rollout import RolloutCarry, unroll
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,6 @@ def make_ppo(config: PPOConfig, env: Env | None = None) -> PPO:
         else config.lr
     )
     tx = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(lr, eps=1e-5))
-    step_envs = jax.vmap(env.step)
 
     def normalize(stats: RunningStats, obs):
         return stats.normalize(obs) if config.normalize_obs else obs
@@ -180,34 +180,35 @@ def make_ppo(config: PPOConfig, env: Env | None = None) -> PPO:
             jnp.zeros((), jnp.int32),
         )
 
-    def env_step(carry, key):
-        s: PPOState = carry
-        k_act, k_step = jax.random.split(key)
+    def collect(s: PPOState, key: jax.Array):
+        """``n_steps`` steps of every env on the shared :func:`jaxbc.rollout.unroll`."""
         params = s.train_state.params
-        obs_n = normalize(s.obs_stats, s.obs)
-        actor_out, value = net.apply(params, obs_n)
-        pi = distribution(actor_out, env.discrete)
-        action = pi.sample(seed=k_act)
-        log_prob = pi.log_prob(action)
-        obs, env_state, reward, term, trunc, info = step_envs(
-            jax.random.split(k_step, n_env), s.env_state, action
-        )
-        done = term | trunc
-        next_value = net.apply(params, normalize(s.obs_stats, info["final_observation"]), method=ActorCritic.value)
-        disc = s.disc_return * config.gamma + reward
-        r = reward * config.reward_scale
+
+        def actor(obs, k):
+            obs_n = normalize(s.obs_stats, obs)
+            actor_out, value = net.apply(params, obs_n)
+            pi = distribution(actor_out, env.discrete)
+            action = pi.sample(seed=k)
+            return action, (obs_n, pi.log_prob(action), value)
+
+        carry = RolloutCarry(s.obs, s.env_state, s.ep_return, jnp.zeros((n_env,), jnp.int32))
+        carry, _, st = unroll(env, actor, key, carry, n_steps, emit=lambda x: x._replace(info=None))
+        obs_n, log_prob, value = st.aux
+        next_value = net.apply(params, normalize(s.obs_stats, st.next_obs), method=ActorCritic.value)
+
+        def discounted(prev, x):  # running discounted return, for reward scaling
+            reward, done = x
+            disc = prev * config.gamma + reward
+            return jnp.where(done, 0.0, disc), disc
+
+        disc_last, disc = jax.lax.scan(discounted, s.disc_return, (st.reward, st.done))
+        r = st.reward * config.reward_scale
         if config.normalize_reward:
             r = r / jnp.sqrt(s.ret_stats.var + 1e-8)
-        ep_ret = s.ep_return + reward
-        t = Transition(obs_n, action, log_prob, value, next_value, r, term, done)
-        info_out = (jnp.where(done, ep_ret, 0.0), done, disc)
-        s = s._replace(
-            obs=obs,
-            env_state=env_state,
-            disc_return=jnp.where(done, 0.0, disc),
-            ep_return=jnp.where(done, 0.0, ep_ret),
-        )
-        return s, (t, info_out, s.obs)
+        traj = Transition(obs_n, st.action, log_prob, value, next_value, r, st.terminated, st.done)
+        raw_obs = jnp.concatenate([st.obs[1:], carry.obs[None]])  # observations after each step
+        s = s._replace(obs=carry.obs, env_state=carry.env_state, disc_return=disc_last, ep_return=carry.ep_return)
+        return s, (traj, (st.episode_return, st.done, disc), raw_obs)
 
     def gae(traj: Transition):
         def body(adv_next, t: Transition):
@@ -236,9 +237,7 @@ def make_ppo(config: PPOConfig, env: Env | None = None) -> PPO:
 
     def update(s: PPOState):
         key, k_roll, k_epochs = jax.random.split(s.key, 3)
-        s, (traj, (ep_ret, ep_done, disc), raw_obs) = jax.lax.scan(
-            env_step, s._replace(key=key), jax.random.split(k_roll, n_steps)
-        )
+        s, (traj, (ep_ret, ep_done, disc), raw_obs) = collect(s._replace(key=key), k_roll)
         adv, target = gae(traj)
 
         def epoch(ts, k):

@@ -52,6 +52,7 @@ from jax.sharding import Mesh, PartitionSpec
 from jaxbc import envs
 from jaxbc.bc.losses import member_bc_loss
 from jaxbc.bc.policies import Policy, PolicyConfig, make_policy
+from jaxbc.bc.train import BCConfig
 from jaxbc.envs import Box, Discrete, Env
 from jaxbc.rollout import PolicyFn, evaluate_fn, window_return_fn
 from jaxbc.training import adam_optimizer, fit
@@ -90,6 +91,10 @@ class HadesConfig:
     fitness_episodes: Literal["first", "all"] = "first"
     deterministic_eval: bool = True  # mode/mean actions in the fitness rollouts
     num_devices: int | None = None  # devices the population is split over; None: all
+    # members evaluated together (vmap inside a block, lax.map over blocks): each step's
+    # batched matmuls then touch only a block's weights, which stay in cache on a CPU.
+    # None: automatic (4 on CPU; the whole local shard at once on GPU/TPU); 0: whole shard.
+    member_block: int | None = None
 
     @property
     def inits_per_generation(self) -> int:
@@ -106,6 +111,8 @@ class HadesConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.eval_steps is not None and self.eval_steps < 1:
             raise ValueError(f"eval_steps must be >= 1 or None, got {self.eval_steps}")
+        if self.member_block is not None and self.member_block < 0:
+            raise ValueError(f"member_block must be >= 0 or None, got {self.member_block}")
         if self.num_devices is not None and self.num_devices < 1:
             raise ValueError(f"num_devices must be >= 1 or None, got {self.num_devices}")
         if self.fitness_episodes not in FITNESS_EPISODES:
@@ -271,6 +278,18 @@ class Hades:
         params, _, _ = fit(loss, self.optimizer(), init_params, data, None, self.config.inner_steps)
         return params
 
+    def bc_config(self) -> BCConfig:
+        """The BC trainer's config that trains exactly like this inner loop (one member, full
+        batch, no z-scoring, the same Adam and clipping): ``make_bc_train(hades.bc_config())``
+        on the distilled dataset reproduces :meth:`train` (stored with distilled datasets,
+        and the default of ``jaxbc bc`` on them)."""
+        cfg = self.config
+        return BCConfig(
+            policy=dataclasses.replace(cfg.policy, kind=self.policy.kind), members=1, steps=cfg.inner_steps,
+            full_batch=True, lr=cfg.inner_lr, max_grad_norm=cfg.max_grad_norm, adam_eps=cfg.adam_eps,
+            normalize_obs=False, normalize_actions=False,
+        )
+
     def policy_fn(self) -> PolicyFn:
         policy, deterministic = self.policy, self.config.deterministic_eval
 
@@ -292,9 +311,25 @@ class Hades:
         k = jax.tree.leaves(inits)[0].shape[0]
         return jax.vmap(lambda init, kk: self.returns(self.train(data, init), kk))(inits, jax.random.split(key, k)).mean()
 
+    @property
+    def member_block(self) -> int:
+        """Members evaluated together per device (0: all of the local shard)."""
+        block = self.config.member_block
+        if block is None:
+            block = 4 if jax.default_backend() == "cpu" else 0
+        return block
+
     def evaluate_population(self, population: dict, inits: Any, key: jax.Array) -> jax.Array:
-        """``[P]`` fitness; the population axis is split over the mesh's devices."""
-        evaluate = jax.vmap(self.fitness, in_axes=(0, None, None))
+        """``[P]`` fitness; the population axis is split over the mesh's devices, and each
+        device evaluates its members in blocks of :attr:`member_block` (same values)."""
+        block = self.member_block
+
+        def evaluate(population, inits, key):
+            size = jax.tree.leaves(population)[0].shape[0]
+            if block == 0 or block >= size:
+                return jax.vmap(self.fitness, in_axes=(0, None, None))(population, inits, key)
+            return jax.lax.map(lambda d: self.fitness(d, inits, key), population, batch_size=block)
+
         if self.mesh is None:
             return evaluate(population, inits, key)
         size = jax.tree.leaves(population)[0].shape[0]
