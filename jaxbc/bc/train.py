@@ -38,6 +38,7 @@ from jaxbc.data import Dataset, normalization_stats
 from jaxbc.envs import ActionSpace, Box, Discrete, space_from_dict
 from jaxbc.io import atomic_write_bytes, atomic_write_json
 from jaxbc.rollout import PolicyFn, evaluate_fn
+from jaxbc.validation import check_bc_config
 
 SCHEDULES = ("constant", "cosine", "linear")
 
@@ -60,7 +61,11 @@ class BCConfig:
     eval_every: int = 0  # >0: evaluate on the dataset's env every this many steps (inside jit)
     eval_episodes: int = 10
 
+    def __post_init__(self):
+        check_bc_config(self)
+
     def validate(self) -> BCConfig:
+        check_bc_config(self)
         if isinstance(self.members, int) and self.members < 1:
             raise ValueError(f"members must be >= 1, got {self.members}")
         if isinstance(self.steps, int) and self.steps < 1:
