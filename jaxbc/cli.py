@@ -332,21 +332,6 @@ def diffusion(
           f"(mean of last 10% {res['final_loss_mean']:.4f}) after {steps} steps in {res['train_time_s']} s")
 
 
-def _progress_loss(loss_fn, bar):
-    """``loss_fn`` that ticks ``bar`` once per training step from inside the compiled scan
-    (a host callback; only built when a bar is shown, so a disabled bar costs nothing)."""
-    import jax
-
-    def tick():
-        bar.update(1)
-
-    def wrapped(policy, params, batch, key):
-        jax.debug.callback(tick)
-        return loss_fn(policy, params, batch, key)
-
-    return wrapped
-
-
 def bc(
     dataset: Path,
     method: Literal["bc", "ensemble", "swarm", "dbc"] = "bc",
@@ -465,14 +450,13 @@ def bc(
 
     bar = tqdm(total=steps, desc=f"bc {method}", unit="step", file=sys.stderr, disable=not progress, mininterval=0.5)
 
-    def with_bar(loss):
-        return _progress_loss(loss, bar) if progress else loss
-
-    train = make_bc_train(cfg, with_bar(base_loss))
+    # the bar is fed from inside the compiled scan every 1% of the steps; --no-progress adds nothing
+    report = {"progress": lambda n: bar.update(int(n)), "progress_every": max(1, steps // 100)} if progress else {}
+    train = make_bc_train(cfg, base_loss, **report)
     if method == "dbc":
 
         def train(key, data, model):  # the model is an argument, not a constant baked into the program
-            return make_bc_train(cfg, with_bar(partial(dbc_loss, diffusion=model, lambda_dm=lambda_dm)))(key, data)
+            return make_bc_train(cfg, partial(dbc_loss, diffusion=model, lambda_dm=lambda_dm), **report)(key, data)
 
         extra = (model,)
     print(f"training {method} ({n_members} member(s)) for {steps} steps on {ds.size} transitions", file=sys.stderr)

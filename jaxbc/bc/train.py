@@ -220,8 +220,14 @@ def make_optimizer(config: BCConfig) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), adam)
 
 
-def make_bc_train(config: BCConfig, loss_fn: LossFn = bc_loss):
-    """Build ``train(key, dataset) -> BCResult``; ``loss_fn(policy, params, batch, key)``."""
+def make_bc_train(
+    config: BCConfig, loss_fn: LossFn = bc_loss, progress: Callable[[int], Any] | None = None, progress_every: int = 100
+):
+    """Build ``train(key, dataset) -> BCResult``; ``loss_fn(policy, params, batch, key)``.
+
+    ``progress(n)``: called on the host (``jax.debug.callback``) with the number of steps
+    done since its last call, every ``progress_every`` steps (with ``eval_every``: after each
+    evaluation chunk); ``None`` (default) adds nothing to the program."""
     config.validate()
     tx = make_optimizer(config)
 
@@ -260,6 +266,13 @@ def make_bc_train(config: BCConfig, loss_fn: LossFn = bc_loss):
             updates, opt_state = tx.update(grads, opt_state, net)
             return (optax.apply_updates(net, updates), opt_state), metrics
 
+        def tracked(carry, xs):  # step, then report progress every progress_every steps
+            k, i = xs
+            done = (i + 1) % progress_every
+            n = jnp.where(done == 0, progress_every, done)
+            jax.lax.cond((done == 0) | (i == config.steps - 1), lambda: jax.debug.callback(progress, n), lambda: None)
+            return step(carry, k)
+
         carry = (params["net"], opt_state)
         if config.eval_every:
             env = envs.make(dataset.env_id, **dict(dataset.env_options))
@@ -269,13 +282,19 @@ def make_bc_train(config: BCConfig, loss_fn: LossFn = bc_loss):
                 k_steps, k_ev = jax.random.split(k)
                 carry, metrics = jax.lax.scan(step, carry, jax.random.split(k_steps, config.eval_every))
                 ret = ev(dict(params, net=carry[0]), k_ev).mean_return
+                if progress is not None:
+                    jax.debug.callback(progress, config.eval_every)
                 return carry, (metrics, ret)
 
             n_chunks = config.steps // config.eval_every
             carry, (metrics, eval_returns) = jax.lax.scan(chunk, carry, jax.random.split(k_train, n_chunks))
             metrics = jax.tree.map(lambda m: m.reshape(-1), metrics)
         else:
-            carry, metrics = jax.lax.scan(step, carry, jax.random.split(k_train, config.steps))
+            keys = jax.random.split(k_train, config.steps)
+            if progress is None:
+                carry, metrics = jax.lax.scan(step, carry, keys)
+            else:
+                carry, metrics = jax.lax.scan(tracked, carry, (keys, jnp.arange(config.steps)))
             eval_returns = jnp.zeros((0,))
         return BCResult(
             dict(params, net=carry[0]), metrics, eval_returns, config, dataset.env_id, space, obs_shape,
