@@ -152,7 +152,8 @@ def check_bc_config(cfg: Any) -> None:
     check_int("BCConfig.members", cfg.members, 1)
     check_int("BCConfig.steps", cfg.steps, 1)
     check_int("BCConfig.batch_size", cfg.batch_size, 1)
-    check_choice("BCConfig.schedule", cfg.schedule, ("constant", "cosine", "linear"))
+    if cfg.schedule not in ("constant", "cosine", "linear"):
+        raise ConfigError(f"BCConfig.schedule: unknown schedule {cfg.schedule!r}; choose from constant, cosine, linear", "schedule")
     check_int("BCConfig.warmup_steps", cfg.warmup_steps, 0)
     check_int("BCConfig.eval_every", cfg.eval_every, 0)
     check_int("BCConfig.eval_episodes", cfg.eval_episodes, 1)
