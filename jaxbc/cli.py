@@ -149,9 +149,14 @@ def evaluate(
         env_id, policy_fn, params = ex.env_id, ex.policy_fn(not stochastic, env), ex.params
         what = {"expert": str(expert)}
     else:
+        import json as jsonlib
+
         from jaxbc.bc import load_policy
 
-        pol = load_policy(policy)
+        try:
+            pol = load_policy(policy)
+        except (KeyError, TypeError, AttributeError, jsonlib.JSONDecodeError) as e:  # an edited policy.json
+            raise ValueError(f"{Path(policy) / 'policy.json'} is damaged or not a jaxbc policy: {type(e).__name__}: {e}") from e
         env = pol.make_env()
         env_id, policy_fn, params = pol.env_id, pol.policy_fn(not stochastic), pol.params
         what = {"policy_dir": str(policy), "members": pol.config.members}

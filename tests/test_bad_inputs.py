@@ -294,6 +294,22 @@ def test_api_strategy_and_template_checks():
     assert solution_template(HadesConfig(dataset_size=1, learn_labels=True))["logits"].shape == (1, 2)
 
 
+def test_api_resume_needs_a_directory():
+    from jaxbc.experts import preset, train_expert
+
+    with pytest.raises(ValueError, match="checkpoint_dir"):
+        train_expert(preset("CartPole-v1"), resume=True, progress=False)
+    with pytest.raises(ValueError, match="total_timesteps"):
+        preset("CartPole-v1", total_timesteps=10)  # less than one update would silently train 2048 steps
+
+
+def test_edited_policy_file(capsys, tmp_path):
+    (tmp_path / "pol").mkdir()
+    (tmp_path / "pol" / "policy.json").write_text(json.dumps({"config": {"no_such_field": 1}}))
+    code, res, err = cli(capsys, "evaluate", "--policy", str(tmp_path / "pol"))
+    assert code == 2 and "policy.json" in res["error"]["message"] and "Traceback" not in err
+
+
 def test_traced_hyperparameters_are_not_checked():
     """A vmapped/traced lr passes through the config (checked only when concrete)."""
     import dataclasses

@@ -90,6 +90,11 @@ class PPOConfig:
         for name in ("num_envs", "num_steps", "update_epochs", "num_minibatches", "total_timesteps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"PPOConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.total_timesteps < self.steps_per_update:
+            raise ValueError(
+                f"PPOConfig.total_timesteps ({self.total_timesteps}) must be >= one update's "
+                f"num_envs * num_steps = {self.steps_per_update} steps"
+            )
         return self
 
     def to_dict(self) -> dict:

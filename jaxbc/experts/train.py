@@ -76,6 +76,8 @@ def train_expert(
         path, done = found
         state = restore_checkpoint(path, state)
         print(f"resumed from {path} at update {done}/{total}", file=sys.stderr)
+    if resume and not done:
+        print(f"no checkpoint in {checkpoint_dir} yet: starting a fresh run there", file=sys.stderr)
     resumed_from = done
     if checkpoint_dir:
         Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)
@@ -119,7 +121,7 @@ def train_expert(
         "eval_episodes": eval_episodes,
         "eval_policy": "deterministic",
         "random_return": float(rnd.mean_return),
-        "final_train_return": last_return,
+        "final_train_return": last_return if math.isfinite(last_return) else None,
         "jax_version": jax.__version__,
     }
     if command:

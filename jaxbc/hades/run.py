@@ -152,6 +152,8 @@ def run_hades(
         restored = _restore(directory, state, config, check_config=not allow_config_change)
         if restored is not None:
             state, history, done = restored
+        elif progress:
+            print(f"no checkpoint in {directory} yet: starting a fresh run there", file=sys.stderr)
     if directory is not None:
         directory.mkdir(parents=True, exist_ok=True)
         atomic_write_json(directory / CONFIG_FILE, config.to_dict())
