@@ -108,7 +108,7 @@ def check_sizes(name: str, value: Any, allow_empty: bool = True) -> None:
     except TypeError:
         raise ConfigError(f"{name} must be a tuple of integers >= 1, got {value!r}", name) from None
     if not sizes and not allow_empty:
-        raise ConfigError(f"{name} must name at least one layer width", name)
+        raise ConfigError(f"{name} must name at least one layer width (integers >= 1), got ()", name)
     for s in sizes:
         if isinstance(s, bool) or not isinstance(concrete(s), numbers.Integral) or concrete(s) < 1:
             raise ConfigError(f"{name} must be a tuple of integers >= 1, got {tuple(value)!r}", name)
@@ -139,7 +139,7 @@ def check_policy_config(cfg: Any, owner: str = "PolicyConfig") -> None:
     from jaxbc.networks import ACTIVATIONS
 
     check_choice(f"{owner}.kind", cfg.kind, ("auto", *POLICY_KINDS))
-    check_sizes(f"{owner}.hidden_sizes", cfg.hidden_sizes)
+    check_sizes(f"{owner}.hidden_sizes", cfg.hidden_sizes, allow_empty=False)
     check_choice(f"{owner}.activation", cfg.activation, sorted(ACTIVATIONS))
     check_choice(f"{owner}.init", cfg.init, sorted(INITS))
     check_choice(f"{owner}.torso", cfg.torso, ("auto", "mlp", "cnn"))

@@ -99,6 +99,7 @@ CASES = [
     ("bc --dataset {good} --lr -1", "lr"),
     ("bc --dataset {good} --hidden 0", "hidden_sizes"),
     ("bc --dataset {good} --hidden 8 -3", "hidden_sizes"),
+    ("bc --dataset {good} --hidden", "hidden_sizes"),
     ("bc --dataset {good} --steps 0", "steps"),
     ("bc --dataset {good} --eval-episodes 0", "--eval-episodes"),
     ("bc --dataset {good} --episodes 0", "--episodes"),
