@@ -15,7 +15,15 @@ from typing import Any, Literal
 
 import tyro
 
-from jaxbc.cli_output import ForceFlag, JsonFlag, UsageError, atomic_directory, check_output, reject
+from jaxbc.cli_output import (
+    ForceFlag,
+    JsonFlag,
+    UsageError,
+    atomic_directory,
+    check_directory,
+    check_output,
+    reject,
+)
 from jaxbc.cli_output import emit as _emit
 from jaxbc.cli_output import table as _table
 from jaxbc.hades.cli import hades
@@ -100,6 +108,7 @@ def train_expert(
     config = preset(env, **overrides)
     out = out or Path("runs/experts") / zoo_name(env)
     check_output(out, force, files=("expert.json", "params.msgpack"))
+    check_directory(checkpoint_dir, "--checkpoint-dir")
     command = "jaxbc " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     expert = run(
         config, seed=seed, out=None, eval_episodes=eval_episodes, checkpoint_dir=checkpoint_dir, resume=resume,
@@ -157,6 +166,8 @@ def evaluate(
             pol = load_policy(policy)
         except (KeyError, TypeError, AttributeError, jsonlib.JSONDecodeError) as e:  # an edited policy.json
             raise ValueError(f"{Path(policy) / 'policy.json'} is damaged or not a jaxbc policy: {type(e).__name__}: {e}") from e
+        if stochastic and pol.policy.kind == "deterministic":
+            reject("--stochastic", f"does not apply: the policy in {str(policy)!r} has a deterministic head (nothing to sample)")
         env = pol.make_env()
         env_id, policy_fn, params = pol.env_id, pol.policy_fn(not stochastic), pol.params
         what = {"policy_dir": str(policy), "members": pol.config.members}
@@ -661,7 +672,7 @@ def _parse_error_message(text: str) -> str:
     return " ".join(lines) or "invalid command line"
 
 
-USER_ERRORS = (ValueError, FileNotFoundError, FloatingPointError, PermissionError, IsADirectoryError, NotADirectoryError)
+USER_ERRORS = (ValueError, FloatingPointError, OSError)  # OSError: missing files, permissions, a full disk
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -111,6 +111,19 @@ def check_output(
         raise UsageError(f"{flag} {str(path)!r}: directory {str(parent)!r} is not writable")
 
 
+def check_directory(path: Path | str | None, flag: str) -> None:
+    """A directory a command writes into as it goes (checkpoints): if it exists it must be a
+    writable directory, else it must be creatable."""
+    if path is None:
+        return
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{flag} {str(path)!r} is a file, not a directory")
+    if path.is_dir() and not os.access(path, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {str(path)!r} is not writable")
+    _writable_parent(path / "x")
+
+
 @contextlib.contextmanager
 def atomic_directory(path: Path | str) -> Iterator[Path]:
     """Write a directory's files into a temporary sibling, then move each into ``path`` with

@@ -147,6 +147,7 @@ CASES = [
     ("train-expert --env CartPole-v1 --resume --out {tmp}/e6", "--checkpoint-dir"),
     ("train-expert --env CartPole-v1 --allow-config-change --out {tmp}/e7", "--resume"),
     ("train-expert --env CartPole-v1 --backend spring --out {tmp}/e8", "--backend"),
+    ("train-expert --env CartPole-v1 --out {tmp}/e11 --checkpoint-dir {a_file}/ck", "a_file"),
     ("train-expert --env brax/hopper --backend warp --out {tmp}/e9", "--backend"),
     ("train-expert --env NoSuchEnv-v0 --out {tmp}/e10", "NoSuchEnv-v0"),
     ("train-expert --env CartPole-v1 --out " + str(ZOO_DIR / "CartPole-v1"), "--force"),
@@ -167,6 +168,7 @@ CASES = [
     ("hades --env CartPole-v1 --hidden 0 --out {tmp}/h", "hidden_sizes"),
     ("hades --env CartPole-v1 --strategy NoSuchES --out {tmp}/h", "NoSuchES"),
     ("hades --env CartPole-v1 --out {a_file}", "a_file"),
+    ("hades --env CartPole-v1 --out {tmp}/h --checkpoint-dir {a_file}", "--checkpoint-dir"),
     # dagger
     ("dagger --env CartPole-v1 --steps-per-iteration 0", "steps_per_iteration"),
     ("dagger --env CartPole-v1 --steps-per-iteration 100", "steps_per_iteration"),
@@ -475,3 +477,13 @@ def test_train_expert_resume_with_other_settings(capsys, tmp_path):
     code, res, err = cli(capsys, *base, "--lr", "0.001", "--resume", "--out", str(tmp_path / "e3"))
     assert code == 2 and newest.name in res["error"]["message"] and "Traceback" not in err, (res, err[-2000:])
     assert not (tmp_path / "e3").exists()
+
+
+def test_stochastic_needs_a_policy_that_samples(capsys, files, tmp_path):
+    from jaxbc.bc import BCConfig, PolicyConfig, make_bc_train
+
+    data = load_dataset(files["pendulum"])
+    res = make_bc_train(BCConfig(steps=1, batch_size=2, policy=PolicyConfig(hidden_sizes=(4,))))(jax.random.key(0), data)
+    res.save(tmp_path / "pol")
+    code, out, _ = cli(capsys, "evaluate", "--policy", str(tmp_path / "pol"), "--stochastic")
+    assert code == 2 and "--stochastic" in out["error"]["message"] and "deterministic head" in out["error"]["message"]

@@ -56,7 +56,7 @@ def train_expert(
     check_int("num_chunks", num_chunks, 1)
     if resume and not checkpoint_dir:
         raise ValueError("resume=True (--resume) needs a checkpoint_dir (--checkpoint-dir) to resume from")
-    settings = {"config": config.to_dict(), "seed": seed, "num_chunks": num_chunks}
+    settings = {"config": config.to_dict(), "seed": seed}  # what decides the result (not the chunking)
     changes: list[dict] = []
     if checkpoint_dir:
         changes = check_run_settings(checkpoint_dir, settings, resume, allow_config_change, "PPO run")

@@ -8,7 +8,15 @@ import time
 from pathlib import Path
 from typing import Literal
 
-from jaxbc.cli_output import ForceFlag, JsonFlag, atomic_directory, check_output, emit, reject
+from jaxbc.cli_output import (
+    ForceFlag,
+    JsonFlag,
+    atomic_directory,
+    check_directory,
+    check_output,
+    emit,
+    reject,
+)
 from jaxbc.validation import check_float, check_int
 
 OUTPUT_FILES = ("distilled.npz", "curves.csv", "curves.png", "distilled.png", "result.json")
@@ -115,6 +123,7 @@ def hades(
     es = make_strategy(strategy, population, solution_template(config), **options)
     out = Path(out or Path("runs/hades") / zoo_name(env))
     check_output(out, force, files=OUTPUT_FILES)
+    check_directory(checkpoint_dir, "--checkpoint-dir")
     dataset_size = config.dataset_size
     t0 = time.time()
     print(f"HaDES-{variant} on {env}: D={dataset_size}, {strategy} population {population}, {generations} generations", file=sys.stderr)
