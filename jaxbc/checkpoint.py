@@ -62,6 +62,87 @@ def restore_checkpoint(path: str | Path, template: Any) -> Any:
     abstract = jax.tree.map(
         lambda x: jax.ShapeDtypeStruct(np.shape(x), np.asarray(x).dtype), _unwrap_keys(template)
     )
-    with ocp.StandardCheckpointer() as ckptr:
-        restored = ckptr.restore(Path(path).absolute(), abstract)
+    try:
+        with ocp.StandardCheckpointer() as ckptr:
+            restored = ckptr.restore(Path(path).absolute(), abstract)
+    except Exception as e:  # orbax raises many types for damaged files and mismatched shapes
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(
+            f"cannot restore checkpoint {str(path)!r}: damaged, or written by a run of other sizes ({first})"
+        ) from e
     return _rewrap_keys(template, restored)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint directory that cannot be resumed: damaged, or from another run."""
+
+
+RUN_FILE = "run.json"
+
+
+def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(d, dict):
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: d}
+
+
+def settings_diff(saved: dict, current: dict) -> dict[str, list]:
+    """``{"config.lr": [old, new], ...}`` for every setting that differs (dotted paths)."""
+    import json
+
+    a, b = _flatten(json.loads(json.dumps(saved))), _flatten(json.loads(json.dumps(current)))
+    return {k: [a.get(k), b.get(k)] for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
+
+
+def check_run_settings(
+    directory: str | Path, settings: dict, resume: bool, allow_config_change: bool = False, what: str = "run"
+) -> list[dict]:
+    """Compare ``settings`` (JSON-able) with the run recorded in ``directory`` before
+    anything is written there. Returns the change log to record (earlier changes plus, when
+    ``allow_config_change`` lets a changed resume through, this one).
+
+    * not ``resume`` and ``directory`` holds checkpoints: refused (a fresh run would mix its
+      checkpoints with the old run's);
+    * ``resume`` with other settings: refused unless ``allow_config_change``.
+    """
+    import json
+
+    directory = Path(directory)
+    latest = latest_checkpoint(directory) if directory.is_dir() else None
+    if latest is None:
+        return []
+    if not resume:
+        raise CheckpointError(
+            f"checkpoint directory {str(directory)!r} already holds a {what} (step {latest[1]}); "
+            "pass --resume to continue it, or use another (or empty) checkpoint directory"
+        )
+    run_file = directory / RUN_FILE
+    if not run_file.exists():
+        return []  # written by an older version: nothing to compare against
+    try:
+        saved = json.loads(run_file.read_text())
+        saved_settings, changes = saved["settings"], list(saved.get("changes", []))
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{run_file} is damaged ({e}); cannot tell which run the checkpoints belong to") from e
+    diff = settings_diff(saved_settings, settings)
+    if diff:
+        listed = "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in diff.items())
+        if not allow_config_change:
+            raise CheckpointError(
+                f"checkpoint directory {str(directory)!r} holds a {what} with another config ({listed}); "
+                "resume with the same settings, use another checkpoint directory, or pass "
+                "--allow-config-change (allow_config_change=True) to continue under the new ones "
+                "(the change is recorded)"
+            )
+        changes.append({"at_step": latest[1], "changed": diff})
+    return changes
+
+
+def write_run_settings(directory: str | Path, settings: dict, changes: list[dict]) -> None:
+    """Record the settings (and the change log) of the run checkpointed in ``directory``."""
+    from jaxbc.io import atomic_write_json
+
+    atomic_write_json(Path(directory) / RUN_FILE, {"settings": settings, "changes": changes})

@@ -1,5 +1,9 @@
-"""The ``jaxbc`` command line (tyro). With ``--json`` the last stdout line is one JSON object;
-progress bars and logs go to stderr."""
+"""The ``jaxbc`` command line (tyro). With ``--json`` the last stdout line is one JSON object
+(on failure ``{"error": {"type": ..., "message": ...}}``, exit status 2); progress bars and
+logs go to stderr.
+
+Every command checks its arguments, flags that would have no effect, and its output paths
+before any work starts, and writes its outputs atomically only when the run succeeded."""
 
 from __future__ import annotations
 
@@ -11,10 +15,19 @@ from typing import Any, Literal
 
 import tyro
 
-from jaxbc.cli_output import JsonFlag
+from jaxbc.cli_output import (
+    ForceFlag,
+    JsonFlag,
+    UsageError,
+    atomic_directory,
+    check_directory,
+    check_output,
+    reject,
+)
 from jaxbc.cli_output import emit as _emit
 from jaxbc.cli_output import table as _table
 from jaxbc.hades.cli import hades
+from jaxbc.validation import check_float, check_int
 
 
 def envs(json: JsonFlag = False) -> None:
@@ -46,26 +59,39 @@ def train_expert(
     eval_episodes: int = 100,
     checkpoint_dir: Path | None = None,
     resume: bool = False,
+    allow_config_change: bool = False,
+    force: ForceFlag = False,
     json: JsonFlag = False,
 ) -> None:
     """Train a PPO expert with the env's preset recipe (overrides optional) and save it.
 
     Args:
         env: environment id (see `jaxbc envs`).
-        out: output directory (default runs/experts/<env>).
+        out: output directory (default runs/experts/<env>); an existing expert there is not
+            overwritten without --force.
         steps: total environment steps (default: the preset's).
         seed: PRNG seed.
         num_envs: parallel environments (default: the preset's).
         lr: learning rate (default: the preset's).
         backend: Brax backend (positional, spring, generalized, mjx).
         eval_episodes: episodes for the final deterministic evaluation.
-        checkpoint_dir: save resumable checkpoints here after every chunk.
-        resume: continue from the newest checkpoint in checkpoint_dir.
+        checkpoint_dir: save resumable checkpoints here after every chunk (it records the
+            run's config and seed).
+        resume: continue from the newest checkpoint in checkpoint_dir (same config and seed).
+        allow_config_change: with --resume, continue although the config or seed differ from
+            the checkpointed run's; the change is recorded in expert.json (config_changes).
     """
+    from jaxbc.envs import BRAX_BACKENDS
     from jaxbc.experts import preset
     from jaxbc.experts import train_expert as run
     from jaxbc.experts.expert import zoo_name
 
+    if resume and checkpoint_dir is None:
+        reject("--resume", "needs --checkpoint-dir (the directory to resume from)")
+    if allow_config_change and not resume:
+        reject("--allow-config-change", "applies only with --resume")
+    check_int("--seed", seed, 0)
+    check_int("--eval-episodes", eval_episodes, 1)
     overrides: dict[str, Any] = {}
     if steps is not None:
         overrides["total_timesteps"] = steps
@@ -75,50 +101,87 @@ def train_expert(
         overrides["lr"] = lr
     if backend is not None:
         if not env.startswith("brax/"):
-            raise SystemExit(f"error: --backend only applies to Brax envs, not {env}")
+            reject("--backend", f"applies only to Brax envs, not {env}")
+        if backend not in BRAX_BACKENDS:
+            reject("--backend", f"must be one of {', '.join(BRAX_BACKENDS)}; got {backend!r}")
         overrides["env_options"] = (("backend", backend),)
     config = preset(env, **overrides)
     out = out or Path("runs/experts") / zoo_name(env)
+    check_output(out, force, files=("expert.json", "params.msgpack"))
+    check_directory(checkpoint_dir, "--checkpoint-dir")
     command = "jaxbc " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    expert = run(config, seed=seed, out=out, eval_episodes=eval_episodes, checkpoint_dir=checkpoint_dir, resume=resume, command=command)
+    expert = run(
+        config, seed=seed, out=None, eval_episodes=eval_episodes, checkpoint_dir=checkpoint_dir, resume=resume,
+        command=command, allow_config_change=allow_config_change,
+    )
+    with atomic_directory(out) as tmp:
+        expert.save(tmp)
     m = expert.meta
     result = {"env": env, "out": str(out), **{k: m[k] for k in ("mean_return", "std_return", "random_return", "env_steps", "wall_time_s")}}
+    if "config_changes" in m:
+        result["config_changes"] = m["config_changes"]
     _emit(result, json, f"saved expert to {out}: return {m['mean_return']:.2f} +- {m['std_return']:.2f} "
           f"(random {m['random_return']:.2f}) after {m['env_steps']} steps in {m['wall_time_s']} s")
 
 
 def evaluate(
-    expert: str,
+    expert: str | None = None,
+    policy: Path | None = None,
     episodes: int = 100,
     seed: int = 0,
     stochastic: bool = False,
     json: JsonFlag = False,
 ) -> None:
-    """Evaluate an expert (zoo env id or directory) over complete episodes.
+    """Evaluate an expert (zoo env id or directory) or a saved BC / ensemble / Swarm / DBC
+    policy (`jaxbc bc --out DIR`, `jaxbc dagger --out DIR`) over complete episodes.
 
     Args:
         expert: a zoo env id (e.g. CartPole-v1) or an expert directory.
+        policy: a policy directory saved by `jaxbc bc --out` or `jaxbc dagger --out`.
         episodes: number of complete episodes.
         seed: PRNG seed.
         stochastic: sample actions instead of taking the mode/mean.
     """
+    if (expert is None) == (policy is None):
+        raise UsageError("evaluate needs exactly one of --expert ENV_OR_DIR and --policy DIR")
+    check_int("--episodes", episodes, 1)
+    check_int("--seed", seed, 0)
     import jax
 
-    from jaxbc.experts import load_expert
     from jaxbc.rollout import evaluate as run
 
-    ex = load_expert(expert)
-    env = ex.make_env()
-    ev = run(env, ex.policy_fn(not stochastic, env), ex.params, jax.random.key(seed), episodes)
+    if expert is not None:
+        from jaxbc.experts import load_expert
+
+        ex = load_expert(expert)
+        env = ex.make_env()
+        env_id, policy_fn, params = ex.env_id, ex.policy_fn(not stochastic, env), ex.params
+        what = {"expert": str(expert)}
+    else:
+        import json as jsonlib
+
+        from jaxbc.bc import load_policy
+
+        try:
+            pol = load_policy(policy)
+        except (KeyError, TypeError, AttributeError, jsonlib.JSONDecodeError) as e:  # an edited policy.json
+            raise ValueError(f"{Path(policy) / 'policy.json'} is damaged or not a jaxbc policy: {type(e).__name__}: {e}") from e
+        if stochastic and pol.policy.kind == "deterministic":
+            reject("--stochastic", f"does not apply: the policy in {str(policy)!r} has a deterministic head (nothing to sample)")
+        env = pol.make_env()
+        env_id, policy_fn, params = pol.env_id, pol.policy_fn(not stochastic), pol.params
+        what = {"policy_dir": str(policy), "members": pol.config.members}
+    ev = run(env, policy_fn, params, jax.random.key(seed), episodes)
     result = {
-        "env": ex.env_id,
+        "env": env_id,
+        **what,
         "mean_return": float(ev.mean_return),
         "std_return": float(ev.std_return),
         "episodes": episodes,
         "policy": "stochastic" if stochastic else "deterministic",
         "seed": seed,
     }
-    _emit(result, json, f"{ex.env_id}: {result['mean_return']:.2f} +- {result['std_return']:.2f} over {episodes} episodes")
+    _emit(result, json, f"{env_id}: {result['mean_return']:.2f} +- {result['std_return']:.2f} over {episodes} episodes")
 
 
 def collect(
@@ -129,6 +192,7 @@ def collect(
     seed: int = 0,
     stochastic: bool = False,
     backend: str | None = None,
+    force: ForceFlag = False,
     json: JsonFlag = False,
 ) -> None:
     """Collect expert demonstrations into a dataset file (.npz).
@@ -136,12 +200,17 @@ def collect(
     Args:
         env: environment id.
         episodes: number of complete episodes.
-        out: output file (.npz).
+        out: output file (.npz); an existing file is not overwritten without --force.
         expert: expert directory or zoo id (default: the zoo expert of env).
         seed: PRNG seed.
         stochastic: sample expert actions instead of taking the mode/mean.
         backend: Brax backend (default: the one the expert was trained on).
     """
+    check_int("--episodes", episodes, 1)
+    check_int("--seed", seed, 0)
+    if backend is not None and not env.startswith("brax/"):
+        reject("--backend", f"applies only to Brax envs, not {env}")
+    check_output(out, force)
     import jax
 
     from jaxbc import envs as envs_mod
@@ -151,7 +220,7 @@ def collect(
 
     ex = load_expert(expert or env)
     if ex.env_id != env:
-        raise SystemExit(f"error: expert {expert!r} was trained on {ex.env_id}, not {env}")
+        raise UsageError(f"--expert {expert!r} was trained on {ex.env_id}, not on --env {env}")
     options = dict(ex.config.env_options)
     if backend is not None:
         options["backend"] = backend
@@ -179,6 +248,10 @@ def quickstart(
     json: JsonFlag = False,
 ) -> None:
     """The main demo: zoo expert -> demonstrations -> BC -> returns of expert, random, BC."""
+    check_int("--demo-episodes", demo_episodes, 1)
+    check_int("--bc-steps", bc_steps, 1)
+    check_int("--eval-episodes", eval_episodes, 1)
+    check_int("--seed", seed, 0)
     from jaxbc.quickstart import quickstart as run
 
     result = run(env, demo_episodes, bc_steps, eval_episodes, seed)
@@ -191,6 +264,29 @@ def quickstart(
     _emit(result, json, text)
 
 
+def _load_demos(dataset: Path, episodes: int | None):
+    """Load a dataset (first ``episodes`` episodes); asking for more than it has is an error."""
+    from jaxbc.data import load_dataset
+
+    ds = load_dataset(dataset)
+    if episodes is not None:
+        if episodes > ds.num_episodes:
+            raise UsageError(f"--episodes {episodes}, but dataset {str(dataset)!r} has only {ds.num_episodes} episode(s)")
+        if episodes < ds.num_episodes:
+            ds = ds.first_episodes(episodes)
+    return ds
+
+
+def _check_finite(tree, what: str) -> None:
+    """Refuse to save or report a diverged model."""
+    import jax
+    import numpy as np
+
+    bad = sum(int((~np.isfinite(np.asarray(x))).sum()) for x in jax.tree.leaves(tree) if np.issubdtype(np.asarray(x).dtype, np.floating))
+    if bad:
+        raise FloatingPointError(f"{what} diverged: {bad} NaN/inf parameter value(s); nothing was saved (try a lower --lr)")
+
+
 def diffusion(
     dataset: Path,
     out: Path,
@@ -201,8 +297,9 @@ def diffusion(
     schedule: Literal["sigmoid", "linear", "cosine"] = "sigmoid",
     batch_size: int = 128,
     lr: float = 1e-3,
-    episodes: int = 1_000_000,
+    episodes: int | None = None,
     seed: int = 0,
+    force: ForceFlag = False,
     json: JsonFlag = False,
 ) -> None:
     """Pretrain DBC's diffusion model of expert (state, action) pairs and save it.
@@ -217,26 +314,29 @@ def diffusion(
         schedule: beta schedule.
         batch_size: minibatch size.
         lr: Adam learning rate.
-        episodes: use only the first N demonstration episodes.
+        episodes: use only the first N demonstration episodes (default: all).
         seed: PRNG seed.
     """
     import time
 
+    check_int("--seed", seed, 0)
+    check_int("--episodes", episodes, 1, allow_none=True)
+    from jaxbc.diffusion import DiffusionConfig, check_continuous, make_diffusion_train, save
+
+    cfg = DiffusionConfig(T=timesteps, schedule=schedule, hidden=hidden, blocks=blocks, steps=steps, batch_size=batch_size, lr=lr)
+    check_output(out, force, files=("diffusion.json", "params.msgpack"))
     import jax
 
-    from jaxbc.data import load_dataset
-    from jaxbc.diffusion import DiffusionConfig, make_diffusion_train, save
-
-    ds = load_dataset(dataset)
-    if episodes < ds.num_episodes:
-        ds = ds.first_episodes(episodes)
-    cfg = DiffusionConfig(T=timesteps, schedule=schedule, hidden=hidden, blocks=blocks, steps=steps, batch_size=batch_size, lr=lr)
+    ds = _load_demos(dataset, episodes)
+    check_continuous(ds)
     t0 = time.time()
     print(f"training a diffusion model (T={timesteps}, width {hidden}) for {steps} steps on {ds.size} transitions", file=sys.stderr)
     model = jax.jit(make_diffusion_train(cfg))(jax.random.key(seed), ds)
     jax.block_until_ready(model.params)
     train_s = time.time() - t0
-    save(model, out)
+    _check_finite(model.params, "diffusion training")
+    with atomic_directory(out) as tmp:
+        save(model, tmp)
     losses = model.losses
     res = {
         "env": ds.env_id, "out": str(out), "steps": steps, "hidden": hidden, "blocks": blocks, "timesteps": timesteps,
@@ -251,93 +351,142 @@ def diffusion(
 def bc(
     dataset: Path,
     method: Literal["bc", "ensemble", "swarm", "dbc"] = "bc",
-    members: int = 8,
-    tau: float = 0.25,
+    members: int | None = None,
+    tau: float | None = None,
     steps: int = 5000,
     batch_size: int = 256,
     lr: float = 1e-3,
     hidden: tuple[int, ...] = (256, 256),
     policy: Literal["auto", "deterministic", "gaussian", "categorical"] = "auto",
-    episodes: int = 1_000_000,
+    episodes: int | None = None,
     seed: int = 0,
     eval_episodes: int = 20,
     out: Path | None = None,
+    force: ForceFlag = False,
     diffusion: Path | None = None,
-    lambda_dm: float = 0.2,
-    diffusion_steps: int = 10_000,
+    lambda_dm: float | None = None,
+    diffusion_steps: int | None = None,
+    progress: bool = True,
     json: JsonFlag = False,
 ) -> None:
     """Train BC / ensemble BC / Swarm BC / DBC on a dataset and evaluate on the dataset's env.
 
     DBC here trains one policy (members=1, tau=0); Swarm BC + DBC and DBC ensembles are
     available from Python: ``make_bc_train(config, partial(dbc_loss, diffusion=m, tau=...))``.
+    The scaled return is computed against a real expert only (the zoo's, or the dataset's if
+    it holds expert demonstrations); for other datasets (HaDES) it is null.
 
     Args:
-        dataset: dataset file (.npz) from `jaxbc collect`.
+        dataset: dataset file (.npz) from `jaxbc collect` or `jaxbc hades`.
         method: bc (one policy), ensemble (N independent members), swarm (N members + tau penalty),
             dbc (one policy, BC + lambda_dm * diffusion-model loss; continuous actions only).
-        members: ensemble size for ensemble/swarm.
-        tau: Swarm BC hidden-feature alignment weight.
+        members: ensemble size for ensemble/swarm (default 8; >= 2).
+        tau: Swarm BC hidden-feature alignment weight (swarm only; default 0.25).
         steps: gradient steps.
         batch_size: minibatch size.
         lr: Adam learning rate.
         hidden: hidden layer widths.
         policy: policy head (auto: categorical for discrete, deterministic for continuous).
-        episodes: use only the first N demonstration episodes.
+        episodes: use only the first N demonstration episodes (default: all).
         seed: PRNG seed.
         eval_episodes: evaluation episodes.
-        out: save the trained policy to this directory.
+        out: save the trained policy to this directory (`jaxbc evaluate --policy DIR` reads it).
         diffusion: (dbc) a diffusion model saved by `jaxbc diffusion`; default: train one on the dataset first.
-        lambda_dm: (dbc) weight of the diffusion-model loss.
-        diffusion_steps: (dbc, without --diffusion) pretraining steps of the diffusion model.
+        lambda_dm: (dbc) weight of the diffusion-model loss (default 0.2).
+        diffusion_steps: (dbc, without --diffusion) pretraining steps of the diffusion model (default 10000).
+        progress: show a progress bar of the training steps on stderr (--no-progress: none).
     """
+    # flags that would have no effect: refused before anything runs
+    if members is not None and method in ("bc", "dbc"):
+        reject("--members", f"applies to --method ensemble or swarm; --method {method} trains one policy")
+    if tau is not None and method != "swarm":
+        reject("--tau", f"applies to --method swarm only, not {method}")
+    for flag, value in (("--diffusion", diffusion), ("--lambda-dm", lambda_dm), ("--diffusion-steps", diffusion_steps)):
+        if value is not None and method != "dbc":
+            reject(flag, f"applies to --method dbc only, not {method}")
+    if diffusion is not None and diffusion_steps is not None:
+        reject("--diffusion-steps", "trains a new diffusion model, so it does not apply with --diffusion")
+    n_members = 1 if method in ("bc", "dbc") else (8 if members is None else members)
+    if method in ("ensemble", "swarm"):
+        check_int("--members", n_members, 2)
+    tau_used = (0.25 if tau is None else tau) if method == "swarm" else 0.0
+    check_float("--tau", tau_used, 0.0)
+    lambda_dm = 0.2 if lambda_dm is None else lambda_dm
+    check_float("--lambda-dm", lambda_dm, 0.0)
+    check_int("--episodes", episodes, 1, allow_none=True)
+    check_int("--seed", seed, 0)
+    check_int("--eval-episodes", eval_episodes, 1)
+
     import time
     from functools import partial
 
-    import jax
-
     from jaxbc.bc import BCConfig, PolicyConfig, make_bc_train, swarm_bc_loss
     from jaxbc.bc.evaluation import evaluate_bc
-    from jaxbc.data import load_dataset
 
-    ds = load_dataset(dataset)
-    if episodes < ds.num_episodes:
-        ds = ds.first_episodes(episodes)
-    n_members = 1 if method in ("bc", "dbc") else members
-    tau_used = tau if method == "swarm" else 0.0
     cfg = BCConfig(
         policy=PolicyConfig(kind=policy, hidden_sizes=tuple(hidden)),
         members=n_members, steps=steps, batch_size=batch_size, lr=lr,
     )
+    if method == "dbc" and diffusion is None:
+        from jaxbc.diffusion import DiffusionConfig
+
+        diff_cfg = DiffusionConfig(steps=10_000 if diffusion_steps is None else diffusion_steps)
+    check_output(out, force, files=("policy.json", "params.msgpack"))
+    ds = _load_demos(dataset, episodes)
+    from jaxbc import envs as envs_mod
+
+    env = envs_mod.make(ds.env_id, **dict(ds.env_options))
+    ds.check_env(env)  # a dataset whose metadata was edited to another env is refused here
+    if policy == "categorical" and not ds.discrete:
+        reject("--policy categorical", f"needs discrete actions; {ds.env_id} has {ds.action_space}")
+    if policy in ("deterministic", "gaussian") and ds.discrete:
+        reject(f"--policy {policy}", f"needs continuous actions; {ds.env_id} has {ds.action_space} (use categorical)")
+    import jax
+
     t0 = time.time()
     k_train, k_eval = jax.random.split(jax.random.key(seed))
-    train = make_bc_train(cfg, partial(swarm_bc_loss, tau=tau_used))
+    base_loss = partial(swarm_bc_loss, tau=tau_used)
     extra: tuple = ()
+    model = None
     if method == "dbc":
         from jaxbc.bc import dbc_loss
-        from jaxbc.diffusion import DiffusionConfig, check_continuous, load, make_diffusion_train
+        from jaxbc.diffusion import check_continuous, load, make_diffusion_train
 
         check_continuous(ds)
         if diffusion is not None:
             model = load(diffusion)
             if model.env_id and model.env_id != ds.env_id:
-                raise ValueError(f"diffusion model {str(diffusion)!r} was trained on {model.env_id}, not on {ds.env_id}")
+                raise UsageError(f"--diffusion {str(diffusion)!r} was trained on {model.env_id}, not on {ds.env_id}")
         else:
             k_train, k_diff = jax.random.split(k_train)
-            print(f"training a diffusion model for {diffusion_steps} steps first", file=sys.stderr)
-            model = jax.jit(make_diffusion_train(DiffusionConfig(steps=diffusion_steps)))(k_diff, ds)
+            print(f"training a diffusion model for {diff_cfg.steps} steps first", file=sys.stderr)
+            model = jax.jit(make_diffusion_train(diff_cfg))(k_diff, ds)
+            _check_finite(model.params, "diffusion pretraining")
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=steps, desc=f"bc {method}", unit="step", file=sys.stderr, disable=not progress, mininterval=0.5)
+
+    # the bar is fed from inside the compiled scan every 1% of the steps; --no-progress adds nothing
+    report = {"progress": lambda n: bar.update(int(n)), "progress_every": max(1, steps // 100)} if progress else {}
+    train = make_bc_train(cfg, base_loss, **report)
+    if method == "dbc":
 
         def train(key, data, model):  # the model is an argument, not a constant baked into the program
-            return make_bc_train(cfg, partial(dbc_loss, diffusion=model, lambda_dm=lambda_dm))(key, data)
+            return make_bc_train(cfg, partial(dbc_loss, diffusion=model, lambda_dm=lambda_dm), **report)(key, data)
 
         extra = (model,)
     print(f"training {method} ({n_members} member(s)) for {steps} steps on {ds.size} transitions", file=sys.stderr)
-    result = jax.jit(train)(k_train, ds, *extra)
-    jax.block_until_ready(result.params)
+    try:
+        result = jax.jit(train)(k_train, ds, *extra)
+        jax.block_until_ready(result.params)
+    finally:
+        bar.close()
     train_s = time.time() - t0
-    ev = evaluate_bc(result, k_eval, eval_episodes, dataset=ds)
+    _check_finite(result.params["net"], f"{method} training")
+    ev = evaluate_bc(result, k_eval, eval_episodes, dataset=ds, env=env)
     if out:
-        result.save(out)
+        with atomic_directory(out) as tmp:
+            result.save(tmp)
     res = {
         "env": ds.env_id, "method": method, "members": n_members, "tau": tau_used, "steps": steps,
         "demo_episodes": ds.num_episodes, "transitions": ds.size, "seed": seed,
@@ -346,9 +495,13 @@ def bc(
     }
     if method == "dbc":
         res.update(lambda_dm=lambda_dm, final_dm_loss=float(result.metrics["dm_loss"][-1]))
+    if ev["scaled_return"] is None:
+        scaled = f"no scaled return (no expert for {ds.env_id}; dataset source {ev.get('dataset_source')})"
+    else:
+        scaled = f"scaled {ev['scaled_return']:.3f} (vs {ev['expert_return_from']})"
     _emit(res, json, f"{ds.env_id} {method}: return {ev['mean_return']:.2f} +- {ev['std_return']:.2f}, "
-          f"scaled {ev['scaled_return']:.3f}, action difference {ev['action_difference']:.4f} "
-          f"(visited states {ev['action_difference_visited']:.4f})")
+          f"{scaled}, action difference {ev['action_difference']:.4f} "
+          f"(visited states {ev['action_difference_visited']:.4f}); dataset source {ev.get('dataset_source')}")
 
 
 def dagger(
@@ -356,12 +509,13 @@ def dagger(
     iterations: int = 10,
     steps_per_iteration: int = 2000,
     demo_episodes: int = 1,
+    expert: str | None = None,
     method: Literal["bc", "ensemble", "swarm"] = "bc",
-    members: int = 5,
-    tau: float = 0.25,
+    members: int | None = None,
+    tau: float | None = None,
     beta: Literal["constant", "linear", "exponential"] = "linear",
     beta0: float = 1.0,
-    beta_decay: float = 0.5,
+    beta_decay: float | None = None,
     gate_threshold: float | None = None,
     bc_steps: int = 1000,
     batch_size: int = 256,
@@ -371,22 +525,25 @@ def dagger(
     eval_episodes: int = 10,
     seed: int = 0,
     out: Path | None = None,
+    force: ForceFlag = False,
     json: JsonFlag = False,
 ) -> None:
-    """DAgger with the env's zoo expert: K iterations of mixture rollouts, expert labels,
-    aggregation and retraining, all in one compiled program.
+    """DAgger with an expert (the env's zoo expert, or --expert DIR): K iterations of mixture
+    rollouts, expert labels, aggregation and retraining, all in one compiled program.
 
     Args:
-        env: environment id with a zoo expert.
+        env: environment id.
         iterations: DAgger iterations K (iteration 0 is BC on the demonstrations).
-        steps_per_iteration: env steps collected per iteration.
+        steps_per_iteration: env steps collected per iteration (a multiple of num_envs).
         demo_episodes: expert episodes in the initial dataset.
+        expert: the teacher: an expert directory (`jaxbc train-expert --out`) or zoo id
+            (default: the zoo expert of env).
         method: learner: bc (one policy), ensemble, swarm (ensemble + tau penalty).
-        members: ensemble size for ensemble/swarm (and gating).
-        tau: Swarm BC weight.
+        members: ensemble size for ensemble/swarm (default 5; >= 2).
+        tau: Swarm BC weight (swarm only; default 0.25).
         beta: schedule of the probability of executing the expert's action.
-        beta0: beta of iteration 1 (constant/linear/exponential).
-        beta_decay: exponential decay factor.
+        beta0: beta of iteration 1 (constant/linear/exponential), in [0, 1].
+        beta_decay: exponential decay factor in (0, 1] (exponential only; default 0.5).
         gate_threshold: ensemble-gated DAgger: query the expert only where the members'
             action difference exceeds this (needs method ensemble or swarm).
         bc_steps: gradient steps per retraining.
@@ -398,35 +555,57 @@ def dagger(
         seed: PRNG seed.
         out: save the final learner to this directory.
     """
+    if members is not None and method == "bc":
+        reject("--members", "applies to --method ensemble or swarm; --method bc trains one policy")
+    if tau is not None and method != "swarm":
+        reject("--tau", f"applies to --method swarm only, not {method}")
+    if beta_decay is not None and beta != "exponential":
+        reject("--beta-decay", f"applies to --beta exponential only, not {beta}")
+    if gate_threshold is not None and method == "bc":
+        reject("--gate-threshold", "needs an ensemble learner (--method ensemble or swarm)")
+    n_members = 1 if method == "bc" else (5 if members is None else members)
+    if method != "bc":
+        check_int("--members", n_members, 2)
+    tau_used = (0.25 if tau is None else tau) if method == "swarm" else 0.0
+    check_float("--tau", tau_used, 0.0)
+    check_int("--demo-episodes", demo_episodes, 1)
+    check_int("--seed", seed, 0)
     import time
     from functools import partial
-
-    import jax
-    import numpy as np
 
     from jaxbc.bc import BCConfig, PolicyConfig, swarm_bc_loss
     from jaxbc.bc.evaluation import reference_returns
     from jaxbc.dagger import DAggerConfig, make_dagger
-    from jaxbc.data import collect as collect_demos
-    from jaxbc.experts import load_expert
 
-    ex = load_expert(env)
-    e = ex.make_env()
-    k_demo, k_run = jax.random.split(jax.random.key(seed))
-    data = collect_demos(ex, e, demo_episodes, k_demo)
-    n_members = 1 if method == "bc" else members
     cfg = DAggerConfig(
         bc=BCConfig(policy=PolicyConfig(hidden_sizes=tuple(hidden)), members=n_members, steps=bc_steps, batch_size=batch_size),
         iterations=iterations, steps_per_iteration=steps_per_iteration, num_envs=num_envs, beta_schedule=beta,
-        beta0=beta0, beta_decay=beta_decay, warm_start=warm_start, gate_threshold=gate_threshold,
-        eval_episodes=eval_episodes,
+        beta0=beta0, beta_decay=0.5 if beta_decay is None else beta_decay, warm_start=warm_start,
+        gate_threshold=gate_threshold, eval_episodes=eval_episodes,
     )
-    loss = partial(swarm_bc_loss, tau=tau if method == "swarm" else 0.0)
+    check_output(out, force, files=("policy.json", "params.msgpack"))
+    import jax
+    import numpy as np
+
+    from jaxbc.data import collect as collect_demos
+    from jaxbc.experts import load_expert
+
+    ex = load_expert(expert or env)
+    if ex.env_id != env:
+        raise UsageError(f"--expert {expert!r} was trained on {ex.env_id}, not on --env {env}")
+    e = ex.make_env()
+    k_demo, k_run = jax.random.split(jax.random.key(seed))
+    data = collect_demos(ex, e, demo_episodes, k_demo)
+    loss = partial(swarm_bc_loss, tau=tau_used)
     print(f"DAgger on {env}: {iterations} iterations x {steps_per_iteration} steps (compiling...)", file=sys.stderr)
     t0 = time.time()
     res = jax.device_get(jax.jit(make_dagger(cfg, loss, env=e))(k_run, ex, data))
     wall = time.time() - t0
-    expert_ret, random_ret = reference_returns(env)
+    _check_finite(res.learner.params["net"], "DAgger's learner")
+    if expert is not None and "mean_return" in ex.meta and "random_return" in ex.meta:
+        expert_ret, random_ret = float(ex.meta["mean_return"]), float(ex.meta["random_return"])  # the teacher's own
+    else:
+        expert_ret, random_ret = reference_returns(env)
     rows = [
         {
             "iteration": k, "return": float(res.returns[k]),
@@ -437,9 +616,11 @@ def dagger(
         for k in range(iterations + 1)
     ]
     if out:
-        res.learner.save(out)
+        with atomic_directory(out) as tmp:
+            res.learner.save(tmp)
     result = {
-        "env": env, "method": method, "members": n_members, "gated": gate_threshold is not None,
+        "env": env, "expert": str(expert) if expert is not None else f"zoo:{env}", "method": method,
+        "members": n_members, "tau": tau_used, "gated": gate_threshold is not None,
         "iterations": rows, "returns": [r["return"] for r in rows],
         "final_return": rows[-1]["return"], "final_scaled_return": rows[-1]["scaled_return"],
         "bc_return": rows[0]["return"], "total_expert_queries": int(np.sum(res.expert_queries)),
@@ -464,16 +645,67 @@ COMMANDS = {
 }
 
 
+class _Tee:
+    """Copies what is written to a stream, so tyro's parse errors can go into the JSON error."""
+
+    def __init__(self, stream):
+        self.stream, self.parts = stream, []
+
+    def write(self, text):
+        if sum(map(len, self.parts)) < 65536:  # parse errors come first; progress bars are not kept
+            self.parts.append(text)
+        return self.stream.write(text)
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
+def _parse_error_message(text: str) -> str:
+    """The readable lines of a tyro/argparse error box (frame characters dropped)."""
+    import re
+
+    lines = []
+    for line in text.splitlines():
+        line = re.sub(r"[\u2500-\u257f]|-{3,}", "", line).strip()
+        if line and not line.startswith("For full helptext"):
+            lines.append(line)
+    return " ".join(lines) or "invalid command line"
+
+
+USER_ERRORS = (ValueError, FloatingPointError, OSError)  # OSError: missing files, permissions, a full disk
+
+
 def main(argv: list[str] | None = None) -> None:
+    """Run ``jaxbc`` on ``argv`` (default ``sys.argv[1:]``). User errors end with one line
+    ``error: ...`` on stderr (with ``--json`` also ``{"error": {...}}`` as the last stdout
+    line) and exit status 2; tracebacks are for bugs only."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from jaxbc.cli_output import error_json
     from jaxbc.io import enable_compilation_cache
 
+    args = list(sys.argv[1:] if argv is None else argv)
+    as_json = "--json" in args
     enable_compilation_cache()
+    tee = _Tee(sys.stderr)
+    old_stderr, sys.stderr = sys.stderr, tee
     try:
-        tyro.extras.subcommand_cli_from_dict(COMMANDS, prog="jaxbc", args=argv, description=__doc__)
-    except (ValueError, FileNotFoundError) as e:  # user errors: one clear line, no traceback
+        tyro.extras.subcommand_cli_from_dict(COMMANDS, prog="jaxbc", args=args, description=__doc__)
+    except SystemExit as e:  # tyro: --help (0) or a command line it cannot parse (2)
+        if e.code not in (0, None) and as_json:
+            print(error_json(UsageError("x"), _parse_error_message("".join(tee.parts))))
+        raise
+    except USER_ERRORS as e:  # user errors: one clear line, no traceback
+        sys.stderr = old_stderr
         print(f"error: {e}", file=sys.stderr)
+        if as_json:
+            print(error_json(e))
         raise SystemExit(2) from None
+    except Exception as e:  # a bug: keep the traceback, but honour the --json contract
+        if as_json:
+            print(error_json(e, f"internal error: {e}"))
+        raise
+    finally:
+        sys.stderr = old_stderr
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import optax
 
 Loss = Callable[[Any, Any, jax.Array | None], tuple[jax.Array, dict]]
@@ -58,13 +59,17 @@ def fit(
     key: jax.Array | None,
     steps: int,
     opt_state: Any = None,
+    progress: Callable[[Any], Any] | None = None,
+    progress_every: int = 100,
 ) -> tuple[Any, Any, dict]:
     """Run ``steps`` optimisation steps; returns ``(params, opt_state, metrics per step)``.
 
     ``loss_fn(params, batch, key) -> (loss, metrics)``. ``batches`` is a sampler
     ``key -> batch`` (minibatches) or a fixed pytree (full batch). With ``key=None`` no keys
     are drawn (deterministic full-batch training) and the loss gets ``None``. Pass the
-    returned ``opt_state`` back in to continue a run in chunks.
+    returned ``opt_state`` back in to continue a run in chunks. ``progress(n)`` is called
+    on the host (``jax.debug.callback``) with the steps done since its last call, every
+    ``progress_every`` steps and at the end; ``None`` adds nothing to the program.
     """
     sample = batches if callable(batches) else (lambda _k: batches)
     opt_state = tx.init(params) if opt_state is None else opt_state
@@ -77,5 +82,16 @@ def fit(
         return (optax.apply_updates(params, updates), opt_state), metrics
 
     xs = None if key is None else jax.random.split(key, steps)
-    (params, opt_state), metrics = jax.lax.scan(step, (params, opt_state), xs, length=steps)
+    body = step
+    if progress is not None:
+
+        def body(carry, x):
+            k, i = x
+            since = (i + 1) % progress_every
+            n = jnp.where(since == 0, progress_every, since)
+            jax.lax.cond((since == 0) | (i == steps - 1), lambda: jax.debug.callback(progress, n), lambda: None)
+            return step(carry, k)
+
+        xs = (xs, jnp.arange(steps))
+    (params, opt_state), metrics = jax.lax.scan(body, (params, opt_state), xs, length=steps)
     return params, opt_state, metrics

@@ -59,8 +59,9 @@ def test_bc_command_methods(capsys, tmp_path):
     run_cli(capsys, "collect", "--env", "CartPole-v1", "--episodes", "2", "--out", str(data), "--json")
     out = {}
     for method in ("bc", "swarm"):
+        members = ["--members", "3"] if method == "swarm" else []  # --members with --method bc is refused
         out[method] = run_cli(
-            capsys, "bc", "--dataset", str(data), "--method", method, "--members", "3", "--steps", "300",
+            capsys, "bc", "--dataset", str(data), "--method", method, *members, "--steps", "300",
             "--hidden", "32", "32", "--eval-episodes", "4", "--out", str(tmp_path / method), "--json",
         )
     for res in out.values():

@@ -37,7 +37,9 @@ def reference_returns(env_id: str, dataset: Dataset | None = None, key: jax.Arra
     """(expert return, random return) for scaled returns.
 
     Taken from the zoo expert's metadata (100-episode means) when the zoo has ``env_id``;
-    otherwise the dataset's mean episode return and a fresh random-policy evaluation.
+    otherwise the dataset's mean episode return and a fresh random-policy evaluation, but
+    only if the dataset holds expert demonstrations (``source`` ``"expert:..."``): a HaDES
+    dataset's "returns" are fitness values, not an expert's (``ValueError`` then).
     """
     meta_path = ZOO_DIR / zoo_name(env_id) / "expert.json"
     if meta_path.exists():
@@ -45,6 +47,11 @@ def reference_returns(env_id: str, dataset: Dataset | None = None, key: jax.Arra
         return float(meta["mean_return"]), float(meta["random_return"])
     if dataset is None or env is None:
         raise ValueError(f"no zoo expert for {env_id}: pass the dataset and env to compute references")
+    if not str(dataset.source).startswith("expert:"):
+        raise ValueError(
+            f"no expert return for {env_id}: the zoo has no expert for it and the dataset's source "
+            f"({dataset.source or 'unknown'!s}) is not expert demonstrations"
+        )
     rnd = random_return(env, key if key is not None else jax.random.key(0), 100)
     return float(jnp.mean(dataset.episode_returns)), float(rnd.mean_return)
 
@@ -62,16 +69,28 @@ def evaluate_bc(
     k_eval, k_roll, k_ref = jax.random.split(key, 3)
     policy_fn = result.policy_fn()
     ev = evaluate(env, policy_fn, result.params, k_eval, episodes)
-    expert_ret, random_ret = references or reference_returns(result.env_id, dataset, k_ref, env)
+    if references is not None:
+        reference = "given"
+    elif (ZOO_DIR / zoo_name(result.env_id) / "expert.json").exists():
+        reference = f"zoo expert of {result.env_id}"
+    else:
+        reference = "the dataset's expert demonstrations"
+    try:
+        expert_ret, random_ret = references or reference_returns(result.env_id, dataset, k_ref, env)
+    except ValueError:  # no real expert to compare with: no scaled return
+        expert_ret, random_ret, reference = None, None, None
     out = {
         "mean_return": float(ev.mean_return),
         "std_return": float(ev.std_return),
         "episodes": episodes,
         "expert_return": expert_ret,
         "random_return": random_ret,
-        "scaled_return": float(scaled_return(ev.mean_return, random_ret, expert_ret)),
+        "scaled_return": None if expert_ret is None else float(scaled_return(ev.mean_return, random_ret, expert_ret)),
+        "expert_return_from": reference,
         "members": result.config.members,
     }
+    if dataset is not None:
+        out["dataset_source"] = dataset.source or "unknown"
     visited = rollout(env, policy_fn, result.params, k_roll, min(episodes, 16), env.max_episode_steps).trajectory.obs
     visited = visited.reshape(-1, *env.observation_shape)
     out["action_difference_visited"] = float(member_action_difference(result, visited))

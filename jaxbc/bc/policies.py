@@ -44,6 +44,11 @@ class PolicyConfig:
     tanh_bounded: bool = True  # deterministic/gaussian means squashed into the action bounds
     init_log_std: float = 0.0
 
+    def __post_init__(self):
+        from jaxbc.validation import check_policy_config
+
+        check_policy_config(self)
+
 
 class PolicyOutput(NamedTuple):
     """``out``: logits [.., n] or action/mean [.., d]; ``log_std`` [d] (gaussian) or None."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -42,17 +41,10 @@ from jaxbc.envs import ActionSpace, Box, Discrete, space_from_dict
 from jaxbc.io import atomic_write_bytes, atomic_write_json
 from jaxbc.rollout import PolicyFn, evaluate_fn
 from jaxbc.training import adam_optimizer, fit, per_member
+from jaxbc.validation import check_bc_config
 
 SCHEDULES = ("constant", "cosine", "linear")
 _STATIC = dict(pytree_node=False)
-
-
-def _check(name: str, value: Any, ok: Callable[[float], bool], allowed: str) -> None:
-    """Validate a concrete Python number (traced or array values were checked where made)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return
-    if not (math.isfinite(value) and ok(value)):
-        raise ValueError(f"{name} must be {allowed}, got {value}")
 
 
 @struct.dataclass
@@ -88,16 +80,9 @@ class BCConfig:
         self.validate()
 
     def validate(self) -> BCConfig:
-        for name in ("members", "steps", "batch_size", "eval_episodes"):
-            _check(name, getattr(self, name), lambda v: v >= 1 and v == int(v), "an integer >= 1")
-        for name in ("warmup_steps", "eval_every"):
-            _check(name, getattr(self, name), lambda v: v >= 0 and v == int(v), "an integer >= 0")
-        _check("lr", self.lr, lambda v: v > 0, "a finite number > 0")
-        _check("weight_decay", self.weight_decay, lambda v: v >= 0, "a finite number >= 0")
-        _check("max_grad_norm", self.max_grad_norm, lambda v: v > 0, "a finite number > 0")
-        _check("adam_eps", self.adam_eps, lambda v: v > 0, "a finite number > 0")
+        check_bc_config(self)
         if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+            raise ValueError(f"unknown schedule {self.schedule!r}; choose from {SCHEDULES}")
         if self.eval_every and self.steps % self.eval_every:
             raise ValueError(f"steps ({self.steps}) must be a multiple of eval_every ({self.eval_every})")
         return self
@@ -294,12 +279,18 @@ def make_optimizer(config: BCConfig) -> optax.GradientTransformation:
     return per_member(tx)
 
 
-def make_bc_train(config: BCConfig, loss_fn: LossFn = bc_loss):
+def make_bc_train(
+    config: BCConfig, loss_fn: LossFn = bc_loss, progress: Callable[[int], Any] | None = None, progress_every: int = 100
+):
     """Build ``train(key, dataset) -> BCResult``; ``loss_fn(policy, params, batch, key)``.
 
     The hyperparameters are read from ``config`` when ``train`` runs, so ``config`` (and
     the loss's bound values) may hold traced values: build the trainer inside a ``vmap``
-    to sweep them (see :func:`jaxbc.bc.sweep`)."""
+    to sweep them (see :mod:`jaxbc.sweep`).
+
+    ``progress(n)``: called on the host (``jax.debug.callback``) with the number of steps
+    done since its last call, every ``progress_every`` steps (with ``eval_every``: after each
+    evaluation chunk); ``None`` (default) adds nothing to the program."""
     config.validate()
 
     def train(
@@ -347,7 +338,9 @@ def make_bc_train(config: BCConfig, loss_fn: LossFn = bc_loss):
 
             def chunk(carry, k):
                 k_steps, k_ev = jax.random.split(k)
-                net, opt_state, metrics = fit(loss, tx, carry[0], sample, k_steps, config.eval_every, carry[1])
+                net, opt_state, metrics = fit(
+                    loss, tx, carry[0], sample, k_steps, config.eval_every, carry[1], progress, config.eval_every
+                )
                 ret = ev(dict(params, net=net), k_ev).mean_return
                 return (net, opt_state), (metrics, ret)
 
@@ -356,7 +349,7 @@ def make_bc_train(config: BCConfig, loss_fn: LossFn = bc_loss):
             (net, _), (metrics, eval_returns) = jax.lax.scan(chunk, carry, jax.random.split(k_train, n_chunks))
             metrics = jax.tree.map(lambda m: m.reshape(-1), metrics)
         else:
-            net, _, metrics = fit(loss, tx, net, sample, k_train, config.steps)
+            net, _, metrics = fit(loss, tx, net, sample, k_train, config.steps, None, progress, progress_every)
             eval_returns = jnp.zeros((0,))
         return BCResult(
             dict(params, net=net), metrics, eval_returns, config, dataset.env_id, space, obs_shape,

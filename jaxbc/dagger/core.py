@@ -54,8 +54,22 @@ class DAggerConfig:
     def rollout_length(self) -> int:
         return self.steps_per_iteration // self.num_envs
 
+    def __post_init__(self):
+        self.validate()
+
     def validate(self) -> DAggerConfig:
+        from jaxbc.validation import check_float, check_int
+
         self.bc.validate()
+        check_int("DAggerConfig.iterations", self.iterations, 1)
+        check_int("DAggerConfig.num_envs", self.num_envs, 1)
+        check_int("DAggerConfig.steps_per_iteration", self.steps_per_iteration, max(1, self.num_envs))
+        check_int("DAggerConfig.eval_episodes", self.eval_episodes, 1)
+        check_int("DAggerConfig.capacity", self.capacity, 1, allow_none=True)
+        if not callable(self.beta_schedule):
+            check_float("DAggerConfig.beta0", self.beta0, 0.0, 1.0)
+            check_float("DAggerConfig.beta_decay", self.beta_decay, 0.0, 1.0, lo_open=True)
+        check_float("DAggerConfig.gate_threshold", self.gate_threshold, 0.0, allow_none=True)
         if self.iterations < 1:
             raise ValueError(f"iterations must be >= 1, got {self.iterations}")
         if self.steps_per_iteration % self.num_envs:

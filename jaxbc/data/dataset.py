@@ -255,8 +255,10 @@ def load_dataset(path: str | Path, env: Env | str | None = None) -> Dataset:
         raise DatasetError(f"{path}: no __meta__ entry; not a {FORMAT} file")
     try:
         meta = json.loads(str(files.pop("__meta__")))
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, ValueError) as e:
         raise DatasetError(f"{path}: __meta__ is not valid JSON: {e}") from e
+    if not isinstance(meta, dict):
+        raise DatasetError(f"{path}: __meta__ must be a JSON object, got {type(meta).__name__}")
     if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
         raise DatasetError(
             f"{path}: format {meta.get('format')!r} v{meta.get('format_version')} is not "
@@ -269,15 +271,26 @@ def load_dataset(path: str | Path, env: Env | str | None = None) -> Dataset:
         space = space_from_dict(meta["action_space"])
         obs_shape = tuple(int(d) for d in meta["observation_shape"])
         env_id = str(meta["env_id"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise DatasetError(f"{path}: incomplete metadata: {e}") from e
+        env_options = tuple(tuple(kv) for kv in meta.get("env_options", []))
+        hash(env_options)
+        if any(len(kv) != 2 or not isinstance(kv[0], str) for kv in env_options):
+            raise ValueError(f"env_options must be [name, value] pairs, got {meta.get('env_options')!r}")
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise DatasetError(f"{path}: incomplete or damaged __meta__: {type(e).__name__}: {e}") from e
+    from jaxbc.envs import family_of
+
+    try:
+        family_of(env_id)
+    except ValueError as e:
+        raise DatasetError(f"{path}: __meta__ names {e}") from e
+    files = _cast_on_load(files, space, path)
     ds = Dataset(
         **{k: files[k] for k in ARRAY_KEYS},
         episode_returns=files["episode_returns"],
         env_id=env_id,
         action_space=space,
         observation_shape=obs_shape,
-        env_options=tuple(tuple(kv) for kv in meta.get("env_options", [])),
+        env_options=env_options,
         source=str(meta.get("source", "")),
     )
     validate(ds, where=str(path))
@@ -288,6 +301,29 @@ def load_dataset(path: str | Path, env: Env | str | None = None) -> Dataset:
         else:
             ds.check_env(env)
     return ds
+
+
+def _cast_on_load(files: dict, space: ActionSpace, path: Path) -> dict:
+    """Arrays in the file format's dtypes. Other float widths (float64 from a foreign tool)
+    and integer widths are cast, with a warning naming the arrays; values that do not
+    survive the cast (e.g. float64 beyond float32's range) are caught by :func:`validate`."""
+    import warnings
+
+    want = {"obs": np.float32, "next_obs": np.float32, "reward": np.float32, "episode_returns": np.float32,
+            "episode_id": np.int32, "action": np.int32 if isinstance(space, Discrete) else np.float32}
+    out, cast = dict(files), []
+    for name, dtype in want.items():
+        x = np.asarray(out[name])
+        same_kind = np.issubdtype(x.dtype, np.floating) if dtype == np.float32 else np.issubdtype(x.dtype, np.integer)
+        if same_kind and x.dtype != dtype:
+            if dtype == np.int32 and x.size and (x.min() < -(2**31) or x.max() >= 2**31):
+                continue  # would wrap around: left for validate() to reject by range
+            with np.errstate(over="ignore"):
+                out[name] = x.astype(dtype)
+            cast.append(f"{name} {x.dtype}")
+    if cast:
+        warnings.warn(f"{path}: cast {', '.join(cast)} to the format's float32/int32", stacklevel=3)
+    return out
 
 
 _DTYPES = {

@@ -46,7 +46,16 @@ class DiffusionConfig:
     max_grad_norm: float = 1.0
     clamp: float = 10.0  # normalised states/actions are clipped to +-clamp
 
+    def __post_init__(self):
+        self.validate()
+
     def validate(self) -> DiffusionConfig:
+        from jaxbc.validation import check_float
+
+        for name in ("lr", "max_grad_norm"):
+            value = getattr(self, name)
+            if isinstance(value, int | float):
+                check_float(f"DiffusionConfig.{name}", value, 0.0, lo_open=True)
         for name in ("T", "hidden", "blocks", "steps", "batch_size"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:

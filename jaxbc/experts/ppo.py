@@ -64,6 +64,23 @@ class PPOConfig:
     def num_updates(self) -> int:
         return max(1, self.total_timesteps // self.steps_per_update)
 
+    def __post_init__(self):
+        from jaxbc.validation import check_choice, check_float, check_int, check_sizes
+
+        for name in ("num_envs", "num_steps", "update_epochs", "num_minibatches", "total_timesteps"):
+            check_int(f"PPOConfig.{name}", getattr(self, name), 1)
+        for name in ("gamma", "gae_lambda"):
+            check_float(f"PPOConfig.{name}", getattr(self, name), 0.0, 1.0)
+        for name in ("lr", "clip_eps", "max_grad_norm", "reward_scale"):
+            check_float(f"PPOConfig.{name}", getattr(self, name), 0.0, lo_open=True)
+        for name in ("ent_coef", "vf_coef"):
+            check_float(f"PPOConfig.{name}", getattr(self, name), 0.0)
+        check_float("PPOConfig.init_log_std", self.init_log_std)
+        check_sizes("PPOConfig.hidden_sizes", self.hidden_sizes)
+        from jaxbc.networks import ACTIVATIONS
+
+        check_choice("PPOConfig.activation", self.activation, sorted(ACTIVATIONS))
+
     def validate(self) -> PPOConfig:
         envs.family_of(self.env_id)  # raises on unknown ids
         if self.steps_per_update % self.num_minibatches:
@@ -74,6 +91,11 @@ class PPOConfig:
         for name in ("num_envs", "num_steps", "update_epochs", "num_minibatches", "total_timesteps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"PPOConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.total_timesteps < self.steps_per_update:
+            raise ValueError(
+                f"PPOConfig.total_timesteps ({self.total_timesteps}) must be >= one update's "
+                f"num_envs * num_steps = {self.steps_per_update} steps"
+            )
         return self
 
     def to_dict(self) -> dict:

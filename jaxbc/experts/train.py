@@ -15,11 +15,18 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from jaxbc.checkpoint import latest_checkpoint, restore_checkpoint, save_checkpoint
+from jaxbc.checkpoint import (
+    check_run_settings,
+    latest_checkpoint,
+    restore_checkpoint,
+    save_checkpoint,
+    write_run_settings,
+)
 from jaxbc.experts.expert import Expert, expert_from_ppo
 from jaxbc.experts.ppo import PPOConfig, make_ppo
 from jaxbc.io import machine_description
 from jaxbc.rollout import evaluate, random_return
+from jaxbc.validation import check_int
 
 
 def train_expert(
@@ -32,13 +39,27 @@ def train_expert(
     resume: bool = False,
     progress: bool = True,
     command: str | None = None,
+    allow_config_change: bool = False,
 ) -> Expert:
     """Train a PPO expert, evaluate it, and (if ``out``) save it with its metadata.
 
     With ``checkpoint_dir`` the PPO state is checkpointed after every chunk; ``resume=True``
     continues from the newest checkpoint and ends with the same state as an unbroken run.
+    A checkpoint directory records the run's config and seed: resuming with other ones is
+    refused unless ``allow_config_change`` (then the change is recorded in the expert's
+    metadata, ``config_changes``), and a fresh run (no ``resume``) refuses a directory that
+    already holds checkpoints.
     """
     config.validate()
+    check_int("seed", seed, 0)
+    check_int("eval_episodes", eval_episodes, 1)
+    check_int("num_chunks", num_chunks, 1)
+    if resume and not checkpoint_dir:
+        raise ValueError("resume=True (--resume) needs a checkpoint_dir (--checkpoint-dir) to resume from")
+    settings = {"config": config.to_dict(), "seed": seed}  # what decides the result (not the chunking)
+    changes: list[dict] = []
+    if checkpoint_dir:
+        changes = check_run_settings(checkpoint_dir, settings, resume, allow_config_change, "PPO run")
     ppo = make_ppo(config)
     total = config.num_updates
     chunk = max(1, math.ceil(total / num_chunks))
@@ -55,6 +76,12 @@ def train_expert(
         path, done = found
         state = restore_checkpoint(path, state)
         print(f"resumed from {path} at update {done}/{total}", file=sys.stderr)
+    if resume and not done:
+        print(f"no checkpoint in {checkpoint_dir} yet: starting a fresh run there", file=sys.stderr)
+    resumed_from = done
+    if checkpoint_dir:
+        Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)
+        write_run_settings(checkpoint_dir, settings, changes)
 
     bar = tqdm(total=total, initial=done, desc=f"PPO {config.env_id}", unit="upd", file=sys.stderr, disable=not progress)
     last_return = float("nan")
@@ -73,6 +100,11 @@ def train_expert(
     bar.close()
     train_time = time.time() - t0
 
+    if not all(bool(np.isfinite(np.asarray(x)).all()) for x in jax.tree.leaves(state.train_state.params)):
+        raise FloatingPointError(
+            f"PPO on {config.env_id} diverged: the parameters are NaN/inf after {done} updates "
+            f"(lr {config.lr}); nothing was saved"
+        )
     expert = expert_from_ppo(state, config)
     env = ppo.env
     k_eval, k_rand = jax.random.split(jax.random.key(seed + 10_000))
@@ -89,11 +121,15 @@ def train_expert(
         "eval_episodes": eval_episodes,
         "eval_policy": "deterministic",
         "random_return": float(rnd.mean_return),
-        "final_train_return": last_return,
+        "final_train_return": last_return if math.isfinite(last_return) else None,
         "jax_version": jax.__version__,
     }
     if command:
         meta["command"] = command
+    if resumed_from:
+        meta["resumed_from_update"] = resumed_from
+    if changes:
+        meta["config_changes"] = changes
     expert = Expert(expert.config, expert.params, meta)
     if out:
         expert.save(out)

@@ -8,22 +8,35 @@ import time
 from pathlib import Path
 from typing import Literal
 
-from jaxbc.cli_output import JsonFlag, emit
+from jaxbc.cli_output import (
+    ForceFlag,
+    JsonFlag,
+    atomic_directory,
+    check_directory,
+    check_output,
+    emit,
+    reject,
+)
+from jaxbc.validation import check_float, check_int
+
+OUTPUT_FILES = ("distilled.npz", "curves.csv", "curves.png", "distilled.png", "result.json")
 
 
 def hades(
     env: str,
-    dataset_size: int = 4,
+    dataset_size: int | None = None,
     strategy: str = "SNES",
     population: int = 64,
     generations: int = 50,
     variant: Literal["F", "R"] = "F",
-    inits: int = 2,
+    inits: int | None = None,
     sigma: float | None = None,
     checkpoint_dir: Path | None = None,
     checkpoint_every: int = 10,
     resume: bool = False,
+    allow_config_change: bool = False,
     out: Path | None = None,
+    force: ForceFlag = False,
     seed: int = 0,
     inner_steps: int | None = None,
     hidden: tuple[int, ...] | None = None,
@@ -38,17 +51,22 @@ def hades(
 
     Args:
         env: environment id (see `jaxbc envs`).
-        dataset_size: synthetic (state, action) pairs D.
+        dataset_size: synthetic (state, action) pairs D (default: the preset's: 4 classic
+            control, 16 MinAtar, 64 Brax; discrete actions need D >= the number of actions).
         strategy: any evosax algorithm name (SNES, Open_ES, CMA_ES, PGPE, SimpleGA, ...).
-        population: ES population size (a multiple of the device count).
+        population: ES population size, >= 2 (a multiple of the device count).
         generations: ES generations.
         variant: F (one fixed policy init) or R (fresh inits every generation).
-        inits: policy inits per generation for variant R.
-        sigma: search std (default: the paper's for SNES 0.5 and Open_ES 0.03, else evosax's).
-        checkpoint_dir: save resumable checkpoints here after every chunk.
+        inits: policy inits per generation, variant R only (default 2).
+        sigma: search std > 0 (default: the paper's for SNES 0.5 and Open_ES 0.03, else evosax's).
+        checkpoint_dir: save resumable checkpoints here after every chunk (it records the
+            run's config, strategy, population and seed).
         checkpoint_every: generations per chunk (one compiled scan; checkpoint after each).
-        resume: continue from the newest checkpoint in checkpoint_dir.
-        out: output directory (default runs/hades/<env>).
+        resume: continue from the newest checkpoint in checkpoint_dir (same settings).
+        allow_config_change: with --resume, continue although the settings differ from the
+            checkpointed run's; the change is recorded (result.json config_changes).
+        out: output directory (default runs/hades/<env>); existing outputs there are not
+            overwritten without --force.
         seed: PRNG seed.
         inner_steps: BC steps of the inner loop (default: the env family's preset).
         hidden: policy hidden widths (default: the preset's).
@@ -60,6 +78,17 @@ def hades(
         fitness_shaping: default (the paper's for SNES/Open_ES, else the algorithm's own),
             raw, centered_ranks or z_score.
     """
+    if inits is not None and variant != "R":
+        reject("--inits", f"applies to --variant R only (HaDES-F trains from one fixed init), not {variant}")
+    if resume and checkpoint_dir is None:
+        reject("--resume", "needs --checkpoint-dir (the directory to resume from)")
+    if allow_config_change and not resume:
+        reject("--allow-config-change", "applies only with --resume")
+    check_int("--population", population, 2)
+    check_int("--generations", generations, 1)
+    check_int("--checkpoint-every", checkpoint_every, 1)
+    check_int("--seed", seed, 0)
+    check_float("--sigma", sigma, 0.0, lo_open=True, allow_none=True)
     import jax
 
     from jaxbc.data import save_dataset
@@ -70,7 +99,11 @@ def hades(
     from jaxbc.hades.strategies import make_strategy, paper_strategy_options
     from jaxbc.io import atomic_write_json
 
-    overrides: dict = {"dataset_size": dataset_size, "variant": variant, "num_inits": inits}
+    overrides: dict = {"variant": variant}  # flags left out keep the preset's values
+    if dataset_size is not None:
+        overrides["dataset_size"] = dataset_size
+    if inits is not None:
+        overrides["num_inits"] = inits
     if inner_steps is not None:
         overrides["inner_steps"] = inner_steps
     if eval_envs is not None:
@@ -88,18 +121,20 @@ def hades(
     if fitness_shaping != "default":
         options["fitness_shaping"] = fitness_shaping
     es = make_strategy(strategy, population, solution_template(config), **options)
-    out = out or Path("runs/hades") / zoo_name(env)
+    out = Path(out or Path("runs/hades") / zoo_name(env))
+    check_output(out, force, files=OUTPUT_FILES)
+    check_directory(checkpoint_dir, "--checkpoint-dir")
+    dataset_size = config.dataset_size
     t0 = time.time()
     print(f"HaDES-{variant} on {env}: D={dataset_size}, {strategy} population {population}, {generations} generations", file=sys.stderr)
     result = run_hades(
         config, es, jax.random.key(seed), generations, checkpoint_dir=checkpoint_dir,
-        checkpoint_every=checkpoint_every, resume=resume, progress=True,
+        checkpoint_every=checkpoint_every, resume=resume, progress=True, allow_config_change=allow_config_change,
+        settings={"cli": {"strategy": strategy, "sigma": sigma, "fitness_shaping": fitness_shaping, "seed": seed}},
     )
     wall = time.time() - t0
     ds = distilled_dataset(result.hades, result.state, "best")
-    path = save_dataset(ds, Path(out) / "distilled.npz")
-    save_curves(result.history, Path(out) / "curves.csv", Path(out) / "curves.png", title=f"HaDES-{variant} {env}")
-    plot_dataset(ds, Path(out) / "distilled.png")
+    path = out / "distilled.npz"
     h = result.history
     res = {
         "env": env, "variant": variant, "strategy": strategy, "population": population,
@@ -108,9 +143,13 @@ def hades(
         "final_mean": float(h["mean"][-1]) if len(h["mean"]) else None,
         "best_fitness": float(result.state.best_fitness),
         "resumed_from": result.resumed_from, "seed": seed, "wall_time_s": round(wall, 2),
-        "dataset": str(path), "curves": str(Path(out) / "curves.csv"), "out": str(out),
-        "config": config.to_dict(),
+        "dataset": str(path), "curves": str(out / "curves.csv"), "out": str(out),
+        "config": config.to_dict(), "config_changes": list(result.config_changes),
     }
-    atomic_write_json(Path(out) / "result.json", res)
+    with atomic_directory(out) as tmp:
+        save_dataset(ds, tmp / "distilled.npz")
+        save_curves(result.history, tmp / "curves.csv", tmp / "curves.png", title=f"HaDES-{variant} {env}")
+        plot_dataset(ds, tmp / "distilled.png")
+        atomic_write_json(tmp / "result.json", res)
     emit(res, json, f"HaDES-{variant} {env}: final population mean {res['final_mean']:.2f}, best {res['final_best']:.2f} "
           f"(best ever {res['best_fitness']:.2f}); distilled dataset {path}")

@@ -103,7 +103,20 @@ class HadesConfig:
     def make_env(self) -> Env:
         return envs.make(self.env_id, **dict(self.env_options))
 
+    def __post_init__(self):
+        self.validate()
+
     def validate(self) -> HadesConfig:
+        from jaxbc.validation import check_float, check_int
+
+        for name in ("dataset_size", "num_inits", "inner_steps", "num_envs"):
+            check_int(f"HadesConfig.{name}", getattr(self, name), 1)
+        check_int("HadesConfig.eval_steps", self.eval_steps, 1, allow_none=True)
+        check_int("HadesConfig.num_devices", self.num_devices, 1, allow_none=True)
+        check_float("HadesConfig.inner_lr", self.inner_lr, 0.0, lo_open=True)
+        check_float("HadesConfig.adam_eps", self.adam_eps, 0.0, lo_open=True)
+        check_float("HadesConfig.max_grad_norm", self.max_grad_norm, 0.0, lo_open=True, allow_none=True)
+        check_float("HadesConfig.label_init_logit", self.label_init_logit)
         if self.variant not in VARIANTS:
             raise ValueError(f"unknown HaDES variant {self.variant!r}; choose from {VARIANTS}")
         for name in ("dataset_size", "num_inits", "inner_steps", "num_envs"):
@@ -162,6 +175,14 @@ def solution_template(config: HadesConfig, env: Env | None = None) -> dict[str, 
     data = {"obs": jnp.zeros((d, *env.observation_shape), jnp.float32)}
     if isinstance(env.action_space, Box):
         data["action"] = jnp.zeros((d, *env.action_space.shape), jnp.float32)
+    elif d < env.action_space.n and not config.learn_labels:
+        from jaxbc.validation import ConfigError
+
+        raise ConfigError(
+            f"HadesConfig.dataset_size must be >= {env.action_space.n} (the number of actions of {env.id}) "
+            f"with fixed balanced labels, got {d}: some actions would never be taught; use a larger "
+            "dataset_size or learn_labels=True", "dataset_size",
+        )
     elif config.learn_labels:
         n = env.action_space.n
         data["logits"] = config.label_init_logit * jax.nn.one_hot(balanced_labels(d, n), n, dtype=jnp.float32)

@@ -17,7 +17,15 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxbc.checkpoint import latest_checkpoint, restore_checkpoint, save_checkpoint
+from jaxbc.checkpoint import (
+    RUN_FILE,
+    CheckpointError,
+    check_run_settings,
+    latest_checkpoint,
+    restore_checkpoint,
+    save_checkpoint,
+    write_run_settings,
+)
 from jaxbc.envs import Env
 from jaxbc.hades.core import Hades, HadesConfig, HadesState, make_hades
 from jaxbc.io import atomic_write_json
@@ -35,6 +43,28 @@ class HadesRun:
     state: HadesState
     history: dict[str, np.ndarray]  # generation (1-based), best, mean, std: each [G]
     resumed_from: int  # generations restored from a checkpoint (0: fresh start)
+    config_changes: tuple = ()  # settings changed on resume (allow_config_change), oldest first
+
+
+def run_settings(config: HadesConfig, strategy: Any, key: jax.Array, extra: dict | None = None) -> dict:
+    """What identifies a run in its checkpoint directory: the config (not the device count),
+    the strategy (name, population, a digest of its parameters), the PRNG key, and ``extra``."""
+    import hashlib
+
+    cfg = json.loads(json.dumps(config.to_dict()))
+    cfg.pop("num_devices", None)  # resuming elsewhere is fine
+    digest = hashlib.sha256()
+    for leaf in jax.tree.leaves(getattr(strategy, "default_params", None)):
+        digest.update(np.asarray(leaf).tobytes())
+    strat = {
+        "name": getattr(strategy, "name", type(strategy).__name__),
+        "population_size": int(getattr(strategy, "population_size", 0)),
+        "params_digest": digest.hexdigest()[:16],
+    }
+    if hasattr(strategy, "sigma"):
+        strat["sigma"] = float(strategy.sigma)
+    key_data = np.asarray(jax.random.key_data(key) if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) else key)
+    return {"config": cfg, "strategy": strat, "key": key_data.ravel().tolist(), **(extra or {})}
 
 
 def _empty_history() -> dict[str, list]:
@@ -47,12 +77,14 @@ def _save(directory: Path, state: HadesState, history: dict[str, list], step: in
     save_checkpoint(directory, {"leaves": jax.tree.leaves(state)}, step)
 
 
-def _restore(directory: Path, template: HadesState, config: HadesConfig) -> tuple[HadesState, dict, int] | None:
+def _restore(
+    directory: Path, template: HadesState, config: HadesConfig, check_config: bool = True
+) -> tuple[HadesState, dict, int] | None:
     latest = latest_checkpoint(directory)
     if latest is None:
         return None
     saved_config = directory / CONFIG_FILE
-    if saved_config.exists():
+    if check_config and saved_config.exists() and not (directory / RUN_FILE).exists():  # older runs
         saved = json.loads(saved_config.read_text())
         current = json.loads(json.dumps(config.to_dict()))
         saved.pop("num_devices", None), current.pop("num_devices", None)  # resuming elsewhere is fine
@@ -65,8 +97,8 @@ def _restore(directory: Path, template: HadesState, config: HadesConfig) -> tupl
     leaves, treedef = jax.tree.flatten(template)
     try:
         restored = restore_checkpoint(path, {"leaves": leaves})["leaves"]
-    except Exception as e:  # orbax raises many types for shape/structure mismatches
-        raise ValueError(f"cannot restore {path} into this HaDES run (different strategy or sizes?): {e}") from e
+    except CheckpointError as e:
+        raise CheckpointError(f"{e} (a HaDES run of another strategy or sizes?)") from e
     state = jax.tree.unflatten(treedef, restored)
     history = _empty_history()
     if (directory / HISTORY_FILE).exists():
@@ -86,12 +118,20 @@ def run_hades(
     resume: bool = False,
     progress: bool = True,
     env: Env | None = None,
+    allow_config_change: bool = False,
+    settings: dict | None = None,
 ) -> HadesRun:
     """Run HaDES for ``generations`` generations in chunks of ``checkpoint_every``.
 
     With ``checkpoint_dir`` the state is saved after every chunk; ``resume=True`` continues
     from the newest checkpoint there (a fresh start if there is none) and reaches exactly the
     state of an uninterrupted run with the same ``key``. Progress goes to stderr.
+
+    The directory records the run's settings (:func:`run_settings`: config, strategy,
+    population, key, plus ``settings``): resuming with other ones is refused before anything
+    is written unless ``allow_config_change`` (the change is then recorded in the directory's
+    ``run.json`` and in ``HadesRun.config_changes``); a fresh run (no ``resume``) refuses a
+    directory that already holds checkpoints.
     """
     if generations < 1:
         raise ValueError(f"generations must be >= 1, got {generations}")
@@ -99,18 +139,25 @@ def run_hades(
         raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True needs a checkpoint_dir to resume from")
+    directory = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    all_settings = run_settings(config, strategy, key, settings)
+    changes: list[dict] = []
+    if directory is not None:  # before any compile or write: a refused resume leaves it untouched
+        changes = check_run_settings(directory, all_settings, resume, allow_config_change, "HaDES run")
     hades = make_hades(config, strategy, env)
     state = jax.jit(hades.init)(key)
     history = _empty_history()
     done = 0
-    directory = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if directory is not None and resume:
-        restored = _restore(directory, state, config)
+        restored = _restore(directory, state, config, check_config=not allow_config_change)
         if restored is not None:
             state, history, done = restored
+        elif progress:
+            print(f"no checkpoint in {directory} yet: starting a fresh run there", file=sys.stderr)
     if directory is not None:
         directory.mkdir(parents=True, exist_ok=True)
         atomic_write_json(directory / CONFIG_FILE, config.to_dict())
+        write_run_settings(directory, all_settings, changes)
     resumed_from = done
     from tqdm.auto import tqdm
 
@@ -128,4 +175,4 @@ def run_hades(
             bar.update(n)
             bar.set_postfix(best=f"{history['best'][-1]:.1f}", mean=f"{history['mean'][-1]:.1f}")
     arrays = {k: np.asarray(v, np.int64 if k == "generation" else np.float32) for k, v in history.items()}
-    return HadesRun(hades, state, arrays, resumed_from)
+    return HadesRun(hades, state, arrays, resumed_from, tuple(changes))

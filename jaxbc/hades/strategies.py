@@ -140,8 +140,13 @@ def make_strategy(name: str, population_size: int, solution_template: Any, **par
 
     if name not in algorithms:
         raise ValueError(f"unknown evosax algorithm {name!r}; choose from {', '.join(sorted(algorithms))}")
-    if population_size < 1:
-        raise ValueError(f"population_size must be >= 1, got {population_size}")
+    from jaxbc.validation import check_float, check_int
+
+    check_int("population_size", population_size, 2)  # an ES ranks members: one cannot be ranked
+    if params.get("sigma") is not None:
+        check_float("sigma", params["sigma"], 0.0, lo_open=True)
+    if params.get("lr") is not None:
+        check_float("lr", params["lr"], 0.0, lo_open=True)
     cls = algorithms[name]
     ctor_names = set(inspect.signature(cls.__init__).parameters) - {"self", "population_size", "solution"}
     params = dict(params)
