@@ -353,10 +353,10 @@ def bc(
     method: Literal["bc", "ensemble", "swarm", "dbc"] = "bc",
     members: int | None = None,
     tau: float | None = None,
-    steps: int = 5000,
-    batch_size: int = 256,
-    lr: float = 1e-3,
-    hidden: tuple[int, ...] = (256, 256),
+    steps: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    hidden: tuple[int, ...] | None = None,
     policy: Literal["auto", "deterministic", "gaussian", "categorical"] = "auto",
     episodes: int | None = None,
     seed: int = 0,
@@ -374,7 +374,9 @@ def bc(
     DBC here trains one policy (members=1, tau=0); Swarm BC + DBC and DBC ensembles are
     available from Python: ``make_bc_train(config, partial(dbc_loss, diffusion=m, tau=...))``.
     The scaled return is computed against a real expert only (the zoo's, or the dataset's if
-    it holds expert demonstrations); for other datasets (HaDES) it is null.
+    it holds expert demonstrations); for other datasets (HaDES) it is null. A dataset that
+    stores a training recipe (HaDES's distilled data: its inner loop's full-batch BC, no
+    z-scoring) is trained with it by default; the flags given override its fields.
 
     Args:
         dataset: dataset file (.npz) from `jaxbc collect` or `jaxbc hades`.
@@ -382,10 +384,10 @@ def bc(
             dbc (one policy, BC + lambda_dm * diffusion-model loss; continuous actions only).
         members: ensemble size for ensemble/swarm (default 8; >= 2).
         tau: Swarm BC hidden-feature alignment weight (swarm only; default 0.25).
-        steps: gradient steps.
-        batch_size: minibatch size.
-        lr: Adam learning rate.
-        hidden: hidden layer widths.
+        steps: gradient steps (default 5000, or the dataset's recipe).
+        batch_size: minibatch size (default 256, or the dataset's recipe).
+        lr: Adam learning rate (default 1e-3, or the dataset's recipe).
+        hidden: hidden layer widths (default 256 256, or the dataset's recipe).
         policy: policy head (auto: categorical for discrete, deterministic for continuous).
         episodes: use only the first N demonstration episodes (default: all).
         seed: PRNG seed.
@@ -420,19 +422,17 @@ def bc(
     import time
     from functools import partial
 
-    from jaxbc.bc import BCConfig, PolicyConfig, make_bc_train, swarm_bc_loss
+    from jaxbc.bc import make_bc_train, swarm_bc_loss
     from jaxbc.bc.evaluation import evaluate_bc
 
-    cfg = BCConfig(
-        policy=PolicyConfig(kind=policy, hidden_sizes=tuple(hidden)),
-        members=n_members, steps=steps, batch_size=batch_size, lr=lr,
-    )
+    ds = _load_demos(dataset, episodes)
+    cfg = _bc_config(ds, policy, hidden, n_members, steps, batch_size, lr)
+    steps = cfg.steps
     if method == "dbc" and diffusion is None:
         from jaxbc.diffusion import DiffusionConfig
 
         diff_cfg = DiffusionConfig(steps=10_000 if diffusion_steps is None else diffusion_steps)
     check_output(out, force, files=("policy.json", "params.msgpack"))
-    ds = _load_demos(dataset, episodes)
     from jaxbc import envs as envs_mod
 
     env = envs_mod.make(ds.env_id, **dict(ds.env_options))
@@ -502,6 +502,29 @@ def bc(
     _emit(res, json, f"{ds.env_id} {method}: return {ev['mean_return']:.2f} +- {ev['std_return']:.2f}, "
           f"{scaled}, action difference {ev['action_difference']:.4f} "
           f"(visited states {ev['action_difference_visited']:.4f}); dataset source {ev.get('dataset_source')}")
+
+
+def _bc_config(ds, policy: str, hidden, members: int, steps, batch_size, lr):
+    """The dataset's stored recipe (if any) as the base, then the flags given; else the
+    defaults (5000 steps, batch 256, lr 1e-3, 2x256)."""
+    import dataclasses
+    import json as jsonlib
+
+    from jaxbc.bc import BCConfig, PolicyConfig
+
+    if ds.train_recipe:
+        base = BCConfig.from_dict(jsonlib.loads(ds.train_recipe))
+    else:
+        base = BCConfig(policy=PolicyConfig(hidden_sizes=(256, 256)), steps=5000, batch_size=256, lr=1e-3)
+    pol = base.policy
+    if hidden is not None:
+        pol = dataclasses.replace(pol, hidden_sizes=tuple(hidden))
+    if policy != "auto":
+        pol = dataclasses.replace(pol, kind=policy)
+    changes = {k: v for k, v in (("steps", steps), ("batch_size", batch_size), ("lr", lr)) if v is not None}
+    if batch_size is not None and base.full_batch:
+        changes["full_batch"] = False  # a minibatch size was asked for
+    return base.replace(policy=pol, members=members, **changes)
 
 
 def dagger(

@@ -71,7 +71,39 @@ def test_evaluation_rollout_collect_reuse_programs(cartpole):
     assert c.count == 0
 
 
+def test_dagger_reuses_its_program(cartpole):
+    from jaxbc.dagger import DAggerConfig, run_dagger
+
+    ex, _, data = cartpole
+    cfg = DAggerConfig(bc=CFG, iterations=2, steps_per_iteration=32, num_envs=4, eval_episodes=2)
+    assert _recompiles(
+        lambda: run_dagger(cfg, jax.random.key(0), ex, data),
+        lambda: run_dagger(cfg.replace(beta0=0.5, bc=CFG.replace(lr=3e-3)), jax.random.key(1), ex, data),
+    ) == (0, 0)
+
+
 def test_envs_equal_by_id_and_options():
     a, b = envs.make("CartPole-v1"), envs.make("CartPole-v1")
     assert a == b and hash(a) == hash(b)
     assert a != envs.make("CartPole-v1", max_steps_in_episode=60)
+
+
+@pytest.mark.slow
+def test_memory_stays_flat_over_100_evaluations(cartpole):
+    import gc
+
+    import psutil
+
+    _, _, data = cartpole
+    result = train_bc(CFG, jax.random.key(0), data)
+    proc = psutil.Process()
+    for i in range(10):  # warm up: compile, allocator pools
+        evaluate_bc(result, jax.random.key(i), episodes=4, dataset=data)
+    gc.collect()
+    before = proc.memory_info().rss
+    with count_compiles() as c:
+        for i in range(100):
+            evaluate_bc(result, jax.random.key(i), episodes=4, dataset=data)
+    gc.collect()
+    grown = (proc.memory_info().rss - before) / 2**20
+    assert c.count == 0 and grown < 20, f"{c.count} compiles, {grown:.1f} MiB growth"

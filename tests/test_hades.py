@@ -317,3 +317,28 @@ def test_benchmark_memory_plan(tmp_path):
     job = json.loads((tmp_path / "hades_memory_smoke.json").read_text())["jobs"][0]
     assert job["population"] == 8 and job["inits"] == 2 and job["total_gib"] > 0
     assert not (tmp_path / "hades.json").exists()  # nothing was run
+
+
+def test_distilled_dataset_stores_its_recipe_and_the_fitness_of_what_it_stores(tmp_path, capsys):
+    """Clipped actions: the stored fitness is the clipped data's; the stored recipe is the
+    inner loop's, and `jaxbc bc` trains with it by default."""
+    from jaxbc.cli import main
+
+    cfg = HadesConfig(env_id="Pendulum-v1", env_options=(("max_steps_in_episode", 20),), dataset_size=4,
+                      inner_steps=5, num_envs=2, policy=TINY_POLICY)
+    h = _tiny(cfg, sigma=5.0)  # a wide search: actions far outside [-2, 2]
+    state, _ = jax.jit(h.generation)(jax.jit(h.init)(jax.random.key(0)))
+    assert np.abs(np.asarray(state.best_data["action"])).max() > 2
+    ds = distilled_dataset(h, state, "best", key=jax.random.key(7))
+    clipped = {"obs": state.best_data["obs"], "action": jnp.clip(state.best_data["action"], -2.0, 2.0)}
+    expected = float(h.evaluate_data(state, clipped, jax.random.key(7)))
+    assert float(ds.episode_returns[0]) == pytest.approx(expected, rel=1e-5)
+    path = save_dataset(ds, tmp_path / "distilled.npz")
+    back = load_dataset(path)
+    assert BCConfig.from_dict(json.loads(back.train_recipe)) == h.bc_config()
+    try:
+        main(["bc", "--dataset", str(path), "--eval-episodes", "1", "--no-progress", "--json"])
+    except SystemExit as e:
+        assert e.code in (0, None)
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert res["steps"] == cfg.inner_steps  # the recipe, not the 5000-step default

@@ -9,6 +9,7 @@ from jaxbc.dagger.core import (
     beta_at,
     buffer_from,
     make_dagger,
+    run_dagger,
 )
 
-__all__ = ["BETA_SCHEDULES", "Buffer", "DAggerConfig", "DAggerResult", "append", "beta_at", "buffer_from", "make_dagger"]
+__all__ = ["BETA_SCHEDULES", "Buffer", "DAggerConfig", "DAggerResult", "append", "beta_at", "buffer_from", "make_dagger", "run_dagger"]

@@ -17,9 +17,9 @@ The K iterations are a ``lax.scan``; nothing leaves the device until the end.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -35,20 +35,27 @@ from jaxbc.rollout import PolicyFn, RolloutCarry, Step, evaluate_fn, init_carry,
 BETA_SCHEDULES = ("constant", "linear", "exponential")
 
 
-@dataclass(frozen=True)
+_STATIC = dict(pytree_node=False)
+
+
+@struct.dataclass
 class DAggerConfig:
-    bc: BCConfig = field(default_factory=BCConfig)
-    iterations: int = 10
-    steps_per_iteration: int = 2_000  # env steps per iteration (num_envs x rollout length)
-    num_envs: int = 8
-    beta_schedule: str = "linear"  # constant | linear (1 -> 0 over the iterations) | exponential
-    beta0: float = 1.0  # beta of iteration 1
-    beta_decay: float = 0.5  # exponential: beta_k = beta0 * decay^(k-1)
-    warm_start: bool = False  # retrain from the previous learner instead of from scratch
-    capacity: int | None = None  # buffer size; default: initial + iterations x steps (no overflow)
-    overflow: str = "error"  # error: refuse a capacity that can overflow; ring: overwrite oldest
-    gate_threshold: float | None = None  # ensemble-gated DAgger: query where action diff > this
-    eval_episodes: int = 10
+    """DAgger's loop. Sizes, counts and the schedule's kind are static; ``beta0``,
+    ``beta_decay``, ``gate_threshold`` and the learner's BC hyperparameters are data (they
+    may be traced and vmapped; changing them does not recompile :func:`run_dagger`)."""
+
+    bc: BCConfig = struct.field(default_factory=BCConfig)
+    iterations: int = struct.field(default=10, **_STATIC)
+    steps_per_iteration: int = struct.field(default=2_000, **_STATIC)  # env steps per iteration (num_envs x length)
+    num_envs: int = struct.field(default=8, **_STATIC)
+    beta_schedule: Any = struct.field(default="linear", **_STATIC)  # constant | linear (1 -> 0) | exponential | fn(k)
+    beta0: float | jax.Array = 1.0  # beta of iteration 1
+    beta_decay: float | jax.Array = 0.5  # exponential: beta_k = beta0 * decay^(k-1)
+    warm_start: bool = struct.field(default=False, **_STATIC)  # retrain from the previous learner, not from scratch
+    capacity: int | None = struct.field(default=None, **_STATIC)  # buffer size; default: no overflow possible
+    overflow: str = struct.field(default="error", **_STATIC)  # error: refuse a capacity that can overflow; ring
+    gate_threshold: float | jax.Array | None = None  # ensemble-gated DAgger: query where action diff > this
+    eval_episodes: int = struct.field(default=10, **_STATIC)
 
     @property
     def rollout_length(self) -> int:
@@ -261,4 +268,22 @@ __all__ = [
     "beta_at",
     "buffer_from",
     "make_dagger",
+    "run_dagger",
 ]
+
+
+def run_dagger(
+    config: DAggerConfig, key: jax.Array, expert, initial: Dataset, loss: Callable = bc_loss, **loss_params: Any
+) -> DAggerResult:
+    """The whole DAgger loop, compiled once per structure (the notebook entry point): equal
+    config structure, expert architecture, dataset shapes and loss function reuse one
+    program; ``beta0``, ``beta_decay``, ``gate_threshold``, the BC hyperparameters and
+    numeric ``loss_params`` (``tau``) are data."""
+    static = tuple(sorted((k, v) for k, v in loss_params.items() if isinstance(v, (str, bool)) or v is None))
+    data = {k: v for k, v in loss_params.items() if not (isinstance(v, (str, bool)) or v is None)}
+    return _dagger_jit(loss, static, config, key, expert, initial, data)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _dagger_jit(loss, static, config, key, expert, initial, data):
+    return make_dagger(config, functools.partial(loss, **dict(static), **data))(key, expert, initial)

@@ -60,6 +60,9 @@ class Dataset:
     observation_shape: tuple[int, ...] = struct.field(pytree_node=False)
     env_options: tuple = struct.field(pytree_node=False, default=())
     source: str = struct.field(pytree_node=False, default="")
+    # JSON of the BCConfig that trains on this data as its producer did (HaDES writes its
+    # inner loop's full-batch recipe); "" for demonstrations. `jaxbc bc` uses it by default.
+    train_recipe: str = struct.field(pytree_node=False, default="")
 
     @property
     def size(self) -> int:
@@ -220,6 +223,20 @@ def _cast(arrays: dict, space: ActionSpace) -> dict:
     return out
 
 
+def _recipe(meta: dict, path: Any) -> str:
+    """The stored training recipe, checked to build a BCConfig ("" if none)."""
+    recipe = meta.get("train_recipe")
+    if recipe is None:
+        return ""
+    from jaxbc.bc.train import BCConfig
+
+    try:
+        BCConfig.from_dict(recipe)
+    except (TypeError, ValueError, AttributeError) as e:
+        raise DatasetError(f"{path}: __meta__ train_recipe is not a valid BCConfig: {e}") from e
+    return json.dumps(recipe, sort_keys=True)
+
+
 def save_dataset(dataset: Dataset, path: str | Path) -> Path:
     """Validate and write ``dataset`` to ``path`` (``.npz``) atomically."""
     validate(dataset)
@@ -231,6 +248,7 @@ def save_dataset(dataset: Dataset, path: str | Path) -> Path:
         "observation_shape": list(dataset.observation_shape),
         "action_space": dataset.action_space.to_dict(),
         "source": dataset.source,
+        **({"train_recipe": json.loads(dataset.train_recipe)} if dataset.train_recipe else {}),
         "num_transitions": dataset.size,
         "num_episodes": dataset.num_episodes,
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -292,6 +310,7 @@ def load_dataset(path: str | Path, env: Env | str | None = None) -> Dataset:
         observation_shape=obs_shape,
         env_options=env_options,
         source=str(meta.get("source", "")),
+        train_recipe=_recipe(meta, path),
     )
     validate(ds, where=str(path))
     if env is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 
 import jax
@@ -47,24 +48,33 @@ def distilled_dataset(
 ) -> Dataset:
     """The distilled data as a :class:`Dataset` in the expert-demonstration format.
 
-    ``episode_returns`` holds the data's fitness: ``fitness`` if given, the tracked best
-    fitness for ``best``, else a fresh evaluation with ``key``. Rewards are zeros,
-    ``next_obs`` copies ``obs``, there is one episode (id 0) and no termination; continuous
-    actions are clipped to the action bounds (the format requires it).
+    What is stored: the evolved states; continuous actions clipped to the action bounds
+    (the format requires it; the env clips executed actions anyway); discrete labels, with
+    learned soft labels stored as their argmax. ``episode_returns`` holds the fitness of
+    the data AS STORED: ``fitness`` if given, the tracked best fitness for ``best``, else a
+    fresh evaluation with ``key``; whenever clipping or the argmax changed the data, a fresh
+    evaluation of the stored data (``key``) replaces both. ``train_recipe`` records
+    :meth:`Hades.bc_config`, the BC config that trains exactly like the inner loop. Rewards
+    are zeros, ``next_obs`` copies ``obs``, one episode (id 0), no termination.
     """
     data = distilled_data(hades, state, which)
-    if fitness is None:
-        if which == "best":
-            fitness = float(state.best_fitness)
-        else:
-            fitness = float(hades.evaluate_data(state, data, key if key is not None else jax.random.key(0)))
     env = hades.env
     obs = np.asarray(data["obs"], np.float32)
     action = np.asarray(hades.labels(data))
+    saved = {"obs": obs}  # the data as the file will hold it, in the solution's form
     if isinstance(env.action_space, Box):
         action = np.clip(action, env.action_space.low, env.action_space.high).astype(np.float32)
+        saved["action"] = action
     else:
         action = action.astype(np.int32)
+        if "logits" in data:  # soft labels are stored as their argmax: one-hot targets
+            saved["logits"] = 1e4 * np.eye(env.action_space.n, dtype=np.float32)[action]
+    changed = "logits" in data or ("action" in data and not np.array_equal(saved["action"], np.asarray(data["action"])))
+    if fitness is None or changed:
+        if which == "best" and not changed and fitness is None:
+            fitness = float(state.best_fitness)
+        else:  # the stored fitness must belong to the stored data
+            fitness = float(hades.evaluate_data(state, saved, key if key is not None else jax.random.key(0)))
     d = obs.shape[0]
     ds = Dataset(
         obs=obs,
@@ -80,6 +90,7 @@ def distilled_dataset(
         observation_shape=tuple(env.observation_shape),
         env_options=tuple(env.options),
         source=f"hades:{hades.config.variant}:{getattr(hades.strategy, 'name', type(hades.strategy).__name__)}:{which}",
+        train_recipe=json.dumps(hades.bc_config().to_dict(), sort_keys=True),
     )
     return validate(ds, where="distilled dataset")
 
