@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import tyro
 
+from jaxbc.cli_minari import export_minari, import_minari
 from jaxbc.cli_output import JsonFlag
 from jaxbc.cli_output import emit as _emit
 from jaxbc.cli_output import table as _table
@@ -461,6 +462,8 @@ COMMANDS = {
     "dagger": dagger,
     "diffusion": diffusion,
     "hades": hades,
+    "import-minari": import_minari,
+    "export-minari": export_minari,
 }
 
 
