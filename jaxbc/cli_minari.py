@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import tyro
@@ -15,7 +16,8 @@ def _minari_io():
     try:
         minari_io.require_minari()
     except ImportError as e:
-        raise SystemExit(f"error: {e}") from None
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
     return minari_io
 
 

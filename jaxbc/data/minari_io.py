@@ -315,9 +315,10 @@ def from_minari(source: Any, env: Env | str, root: str | Path | None = None) -> 
     stored = ours.get("episode_returns")
     if stored is not None and len(stored) == len(returns):
         returns = stored
-    arrays = _cast({k: np.concatenate(v) for k, v in parts.items()}, env.action_space)
+    arrays = {k: np.concatenate(v) for k, v in parts.items()}
     if isinstance(env.action_space, Box):
         arrays["action"] = np.clip(arrays["action"], env.action_space.low, env.action_space.high)
+    arrays = _cast(arrays, env.action_space)
     ds = Dataset(
         **arrays,
         episode_returns=np.asarray(returns, np.float32),
