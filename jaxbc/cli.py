@@ -93,6 +93,8 @@ def evaluate(
     episodes: int = 100,
     seed: int = 0,
     stochastic: bool = False,
+    video: Path | None = None,
+    video_steps: int | None = None,
     json: JsonFlag = False,
 ) -> None:
     """Evaluate an expert (zoo env id or directory) over complete episodes.
@@ -102,7 +104,18 @@ def evaluate(
         episodes: number of complete episodes.
         seed: PRNG seed.
         stochastic: sample actions instead of taking the mode/mean.
+        video: also render one rollout to this file (.mp4 or .gif; needs the extra "video").
+        video_steps: env steps in the video (default: the env's time limit); one frame more.
     """
+    if video is not None:
+        from jaxbc.video import require_video  # before MuJoCo is imported: headless OpenGL for Brax
+
+        try:
+            require_video(video)
+        except ImportError as e:
+            print(f"error: {e}", file=sys.stderr)
+            raise SystemExit(2) from None
+
     import jax
 
     from jaxbc.experts import load_expert
@@ -119,6 +132,12 @@ def evaluate(
         "policy": "stochastic" if stochastic else "deterministic",
         "seed": seed,
     }
+    if video is not None:
+        from jaxbc.video import render_rollout
+
+        steps = video_steps or env.max_episode_steps
+        render_rollout(env, ex.policy_fn(not stochastic, env), ex.params, jax.random.key(seed), video, steps)
+        result.update(video=str(video), video_frames=steps + 1)
     _emit(result, json, f"{ex.env_id}: {result['mean_return']:.2f} +- {result['std_return']:.2f} over {episodes} episodes")
 
 
