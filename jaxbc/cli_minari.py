@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import tyro
 
 from jaxbc.cli_output import JsonFlag, emit
 
 
-def _minari_io():
+def _minari_io() -> ModuleType:
     from jaxbc.data import minari_io
 
     try:

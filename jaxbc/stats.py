@@ -126,7 +126,7 @@ def aggregate_scores(
         "probability_of_improvement": {"X > Y": {"point": p, "ci": [lo, hi]}},
         "reps": reps, "confidence": confidence, "num_runs": {method: n}, "num_tasks": t}``.
 
-    Example:
+    Examples:
         >>> s = {"BC": [[0.2, 0.5], [0.4, 0.7]], "Swarm": [[0.6, 0.9], [0.8, 1.0]]}
         >>> res = aggregate_scores(s, comparisons=[("Swarm", "BC")], reps=200)
         >>> res["probability_of_improvement"]["Swarm > BC"]["point"]
@@ -211,7 +211,10 @@ def plot_performance_profiles(
     Args:
         score_dict: method name -> normalised scores ``[num_runs, num_tasks]``.
         path: save the figure here (PNG, PDF, ... by suffix) when given.
-        taus, reps, confidence, seed: see :func:`performance_profiles`.
+        taus: thresholds (default: see :func:`performance_profiles`).
+        reps: bootstrap replicates of the bands.
+        confidence: coverage of the bands.
+        seed: seed of the resampling.
         ax: draw into this matplotlib axes (default: a new 6 x 4 inch figure).
         xlabel: x-axis label.
         title: axes title.

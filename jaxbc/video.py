@@ -55,14 +55,14 @@ def record_rollout(env: Env, policy_fn: Any, params: Any, key: jax.Array, num_st
         raise ValueError(f"num_steps must be >= 1, got {num_steps}")
     brax = env.family == "brax"
 
-    def view(state):
+    def view(state: Any) -> Any:
         return state.inner.pipeline_state if brax else jnp.zeros(())
 
-    def run(params, key):
+    def run(params: Any, key: jax.Array) -> tuple[Any, Any, Any, Any]:
         k_reset, k_run = jax.random.split(key)
         obs, state = env.reset(k_reset)
 
-        def step(carry, k):
+        def step(carry: tuple[Any, Any], k: jax.Array) -> tuple[tuple[Any, Any], tuple[Any, ...]]:
             obs, state = carry
             k_act, k_env = jax.random.split(k)
             action = policy_fn(params, obs, k_act)
@@ -80,7 +80,7 @@ def record_rollout(env: Env, policy_fn: Any, params: Any, key: jax.Array, num_st
 # --- drawing -----------------------------------------------------------------------------
 
 
-def _canvas(width: int, height: int, color=(255, 255, 255)):
+def _canvas(width: int, height: int, color: tuple[int, int, int] = (255, 255, 255)) -> tuple[Any, Any]:
     from PIL import Image, ImageDraw
 
     img = Image.new("RGB", (width, height), color)
@@ -117,7 +117,7 @@ def _classic_frame(env_id: str, obs: np.ndarray, width: int, height: int, option
         lo, hi = -1.2, 0.6
         xs = np.linspace(lo, hi, 100)
 
-        def to_px(x, y):
+        def to_px(x: float, y: float) -> tuple[float, float]:
             return (x - lo) / (hi - lo) * w, h - (y * 0.8 + 0.05) * h
 
         height_of = lambda x: 0.45 * np.sin(3 * x) + 0.55  # noqa: E731
@@ -138,19 +138,19 @@ def _classic_frame(env_id: str, obs: np.ndarray, width: int, height: int, option
     else:  # the toy task: arena, obstacle, goals, agent
         from jaxbc.envs.multimodal import TwoGoalsParams
 
-        p = TwoGoalsParams(**{k: v for k, v in options.items() if hasattr(TwoGoalsParams, k)})
-        s = min(w, h) / (2 * p.arena)
+        tg = TwoGoalsParams(**{k: v for k, v in options.items() if hasattr(TwoGoalsParams, k)})
+        s = min(w, h) / (2 * tg.arena)
 
-        def px(x, y):
+        def px(x: float, y: float) -> tuple[float, float]:
             return w / 2 + x * s, h / 2 - y * s
 
-        def disc(x, y, r, **kw):
+        def disc(x: float, y: float, r: float, **kw: Any) -> None:
             (a, b), rr = px(x, y), r * s
             d.ellipse([a - rr, b - rr, a + rr, b + rr], **kw)
 
-        disc(0.0, 0.0, p.obstacle_radius, fill=(60, 60, 60))
-        for gy in (p.goal_y, -p.goal_y):
-            disc(p.goal_x, gy, p.goal_radius, fill=(80, 200, 80))
+        disc(0.0, 0.0, tg.obstacle_radius, fill=(60, 60, 60))
+        for gy in (tg.goal_y, -tg.goal_y):
+            disc(tg.goal_x, gy, tg.goal_radius, fill=(80, 200, 80))
         disc(float(obs[0]), float(obs[1]), 0.04, fill=(200, 50, 50))
     return np.asarray(img)
 
@@ -192,7 +192,7 @@ def _brax_simple_frame(pos: np.ndarray, parents: tuple, width: int, height: int)
     ground = height - 30
     cx = float(pos[0, 0])
 
-    def px(p):
+    def px(p: np.ndarray) -> tuple[float, float]:
         return width / 2 + (p[0] - cx) * s, ground - p[2] * s
 
     d.rectangle([0, ground, width, height], fill=(180, 170, 150))
@@ -279,7 +279,8 @@ def rollout_frames(
         params: the policy's parameters.
         key: PRNG key of the reset and the steps.
         num_steps: env steps; there is one frame more (the start state).
-        width, height: frame size for drawn envs (MinAtar frames are 160 x 160).
+        width: frame width in pixels for drawn envs (MinAtar frames are 160 x 160).
+        height: frame height in pixels.
         renderer: Brax only: ``"mujoco"`` (needs OpenGL), ``"simple"`` (side view), or
             ``"auto"`` (MuJoCo if it works here, else simple).
         annotate: write the step and the episode's return so far on each frame.

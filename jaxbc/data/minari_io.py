@@ -294,7 +294,7 @@ def from_minari(source: Any, env: Env | str, root: str | Path | None = None) -> 
     mds = source if hasattr(source, "iterate_episodes") else open_minari(source, root)
     ours = _check_env(mds, env)
     parts: dict[str, list] = {k: [] for k in ("obs", "next_obs", "action", "reward", "terminated", "truncated", "episode_id")}
-    returns = []
+    returns: list[Any] = []
     for ep in mds.iterate_episodes():
         n = len(ep.rewards)
         if n == 0:
