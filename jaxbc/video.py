@@ -231,33 +231,47 @@ def _brax_frames(env: Env, states: Any, width: int, height: int, renderer: Rende
     return np.stack([_brax_simple_frame(np.asarray(f.x.pos), parents, width, height) for f in frames_of])
 
 
-def _annotate(frames: np.ndarray, reward: np.ndarray, done: np.ndarray) -> np.ndarray:
+def returns_so_far(rec: Recording) -> np.ndarray:
+    """``[T+1]``: the return of the current episode at each frame (0 right after a reset)."""
+    out = np.zeros(rec.reward.shape[0] + 1, np.float64)
+    for t in range(rec.reward.shape[0]):
+        out[t + 1] = 0.0 if rec.done[t] else out[t] + float(rec.reward[t])
+    return out
+
+
+def _annotate(frames: np.ndarray, steps: np.ndarray, returns: np.ndarray) -> np.ndarray:
     """Step number and the current episode's return in the top-left corner."""
     from PIL import Image, ImageDraw
 
     out = np.empty_like(frames)
-    ret = 0.0
-    for t in range(frames.shape[0]):
-        img = Image.fromarray(frames[t])
-        ImageDraw.Draw(img).text((4, 2), f"t={t}  return={ret:.1f}", fill=(255, 0, 255))
-        out[t] = np.asarray(img)
-        if t < reward.shape[0]:
-            ret = 0.0 if done[t] else ret + float(reward[t])
+    for i in range(frames.shape[0]):
+        img = Image.fromarray(frames[i])
+        ImageDraw.Draw(img).text((4, 2), f"t={int(steps[i])}  return={returns[i]:.1f}", fill=(255, 0, 255))
+        out[i] = np.asarray(img)
     return out
 
 
 def frames_from_recording(
-    env: Env, rec: Recording, width: int = 320, height: int = 240, renderer: Renderer = "auto", annotate: bool = True
+    env: Env,
+    rec: Recording,
+    width: int = 320,
+    height: int = 240,
+    renderer: Renderer = "auto",
+    annotate: bool = True,
+    indices: Any = None,
 ) -> np.ndarray:
-    """uint8 RGB frames ``[T+1, H, W, 3]`` of a :class:`Recording` (MinAtar: 16 px per cell)."""
+    """uint8 RGB frames ``[T+1, H, W, 3]`` of a :class:`Recording` (MinAtar: 16 px per cell);
+    with ``indices``, only those frames (e.g. a strip of a long rollout)."""
+    steps = np.arange(rec.obs.shape[0]) if indices is None else np.asarray(indices, int)
     if env.family == "brax":
-        frames = _brax_frames(env, rec.pipeline_states, width, height, renderer)
+        states = jax.tree.map(lambda x: np.asarray(x)[steps], rec.pipeline_states)
+        frames = _brax_frames(env, states, width, height, renderer)
     elif env.family == "minatar":
-        frames = np.stack([_minatar_frame(o) for o in rec.obs])
+        frames = np.stack([_minatar_frame(rec.obs[t]) for t in steps])
     else:
         opts = dict(env.options)
-        frames = np.stack([_classic_frame(env.id, o, width, height, opts) for o in rec.obs])
-    return _annotate(frames, rec.reward, rec.done) if annotate else frames
+        frames = np.stack([_classic_frame(env.id, rec.obs[t], width, height, opts) for t in steps])
+    return _annotate(frames, steps, returns_so_far(rec)[steps]) if annotate else frames
 
 
 def rollout_frames(

@@ -160,27 +160,34 @@ def test_export_refuses_unchained_and_import_checks_jaxbc_env(cartpole_random, t
     synthetic = ds.replace(next_obs=np.asarray(ds.obs).copy())  # like HaDES' synthetic data
     with pytest.raises(DatasetError, match="consecutive transitions"):
         to_minari(synthetic, "bad-v0", tmp_path)
+    with pytest.raises(ValueError, match="Malformed dataset ID"):
+        to_minari(ds, "no version", tmp_path)
+    assert not (tmp_path / "no version").exists()  # the half-written dataset is removed
     to_minari(ds, "ok-v0", tmp_path)
+    with pytest.raises(ValueError, match="already exists"):
+        to_minari(ds, "ok-v0", tmp_path)
+    assert from_minari("ok-v0", env, root=tmp_path).size == ds.size  # still there
     with pytest.raises(DatasetError, match="exported from jaxbc env 'CartPole-v1', not 'Acrobot-v1'"):
         from_minari("ok-v0", "Acrobot-v1", root=tmp_path)
 
 
-def test_cli_round_trip(cartpole_random, tmp_path, capsys):
+def test_cli_round_trip(cartpole_random, tmp_path, capsys, monkeypatch):
     from jaxbc.cli import main
 
     _, ds = cartpole_random
     src = save_dataset(ds, tmp_path / "demos.npz")
-    root = tmp_path / "minari"
-    main(["export-minari", str(src), "--out", "jaxbc/cartpole/cli-v0", "--root", str(root), "--json"])
+    monkeypatch.chdir(tmp_path)
+    root = "minari"  # relative, as typed on a command line
+    main(["export-minari", str(src), "--out", "jaxbc/cartpole/cli-v0", "--root", root, "--json"])
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert res["gymnasium_env"] == "CartPole-v1" and res["transitions"] == ds.size
     out = tmp_path / "back.npz"
-    main(["import-minari", "jaxbc/cartpole/cli-v0", "--env", "CartPole-v1", "--out", str(out), "--root", str(root), "--json"])
+    main(["import-minari", "jaxbc/cartpole/cli-v0", "--env", "CartPole-v1", "--out", str(out), "--root", root, "--json"])
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert res["episodes"] == 4
     assert_same(load_dataset(out, "CartPole-v1"), ds)
     with pytest.raises(SystemExit) as e:
-        main(["import-minari", str(root / "jaxbc/cartpole/cli-v0"), "--env", "Acrobot-v1", "--out", str(out)])
+        main(["import-minari", "minari/jaxbc/cartpole/cli-v0", "--env", "Acrobot-v1", "--out", str(out)])
     assert e.value.code == 2 and "not 'Acrobot-v1'" in capsys.readouterr().err
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,7 +85,7 @@ def _datasets_root(root: str | Path | None) -> Iterator[None]:
         yield
         return
     old = os.environ.get("MINARI_DATASETS_PATH")
-    os.environ["MINARI_DATASETS_PATH"] = str(root)
+    os.environ["MINARI_DATASETS_PATH"] = str(Path(root).expanduser().resolve())  # Minari needs it absolute
     try:
         yield
     finally:
@@ -92,6 +93,21 @@ def _datasets_root(root: str | Path | None) -> Iterator[None]:
             os.environ.pop("MINARI_DATASETS_PATH", None)
         else:
             os.environ["MINARI_DATASETS_PATH"] = old
+
+
+@contextlib.contextmanager
+def _removed_on_error(dataset_id: str) -> Iterator[None]:
+    """Delete a half-written dataset directory if writing it fails (Minari never overwrites)."""
+    from minari.storage.datasets_root_dir import get_dataset_path
+
+    path = Path(get_dataset_path(dataset_id))
+    existed = path.exists()
+    try:
+        yield
+    except BaseException:
+        if not existed and path.exists():
+            shutil.rmtree(path, ignore_errors=True)
+        raise
 
 
 def _spaces(dataset: Dataset) -> tuple[Any, Any]:
@@ -182,7 +198,7 @@ def to_minari(
         "gymnasium_id": gym_id,
         "next_obs_in_infos": not exact,
     }
-    with _datasets_root(root), warnings.catch_warnings():
+    with _datasets_root(root), warnings.catch_warnings(), _removed_on_error(dataset_id):
         warnings.simplefilter("ignore")  # Minari warns about every metadata field left out
         mds = minari.create_dataset_from_buffers(
             dataset_id,
