@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import tyro
 
+from jaxbc.cli_minari import export_minari, import_minari
 from jaxbc.cli_output import (
     ForceFlag,
     JsonFlag,
@@ -130,6 +131,8 @@ def evaluate(
     episodes: int = 100,
     seed: int = 0,
     stochastic: bool = False,
+    video: Path | None = None,
+    video_steps: int | None = None,
     json: JsonFlag = False,
 ) -> None:
     """Evaluate an expert (zoo env id or directory) or a saved BC / ensemble / Swarm / DBC
@@ -141,11 +144,21 @@ def evaluate(
         episodes: number of complete episodes.
         seed: PRNG seed.
         stochastic: sample actions instead of taking the mode/mean.
+        video: also render one rollout to this file (.mp4 or .gif; needs the extra "video").
+        video_steps: env steps in the video (default: the env's time limit); one frame more.
     """
     if (expert is None) == (policy is None):
         raise UsageError("evaluate needs exactly one of --expert ENV_OR_DIR and --policy DIR")
     check_int("--episodes", episodes, 1)
     check_int("--seed", seed, 0)
+    if video is not None:
+        from jaxbc.video import require_video  # before MuJoCo is imported: headless OpenGL for Brax
+
+        try:
+            require_video(video)
+        except ImportError as e:
+            raise UsageError(str(e)) from None
+        check_int("--video-steps", video_steps, 1, allow_none=True)
     import jax
 
     from jaxbc.rollout import evaluate as run
@@ -181,6 +194,12 @@ def evaluate(
         "policy": "stochastic" if stochastic else "deterministic",
         "seed": seed,
     }
+    if video is not None:
+        from jaxbc.video import render_rollout
+
+        steps = video_steps or env.max_episode_steps
+        render_rollout(env, policy_fn, params, jax.random.key(seed), video, steps)
+        result.update(video=str(video), video_frames=steps + 1)
     _emit(result, json, f"{env_id}: {result['mean_return']:.2f} +- {result['std_return']:.2f} over {episodes} episodes")
 
 
@@ -665,6 +684,8 @@ COMMANDS = {
     "dagger": dagger,
     "diffusion": diffusion,
     "hades": hades,
+    "import-minari": import_minari,
+    "export-minari": export_minari,
 }
 
 

@@ -97,6 +97,7 @@ def _make_gymnax(env_id: str, family: str, **options: Any) -> Env:
         )
     params = params.replace(**options)
     gspace = genv.action_space(params)
+    space: Discrete | Box
     if hasattr(gspace, "n"):
         space = Discrete(int(gspace.n))
     else:

@@ -1,0 +1,95 @@
+"""``jaxbc import-minari`` / ``jaxbc export-minari``: local Minari datasets <-> dataset files."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import tyro
+
+from jaxbc.cli_output import JsonFlag, emit
+
+
+def _minari_io() -> ModuleType:
+    from jaxbc.data import minari_io
+
+    try:
+        minari_io.require_minari()
+    except ImportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return minari_io
+
+
+def import_minari(
+    source: tyro.conf.Positional[str],
+    env: str,
+    out: Path,
+    root: Path | None = None,
+    json: JsonFlag = False,
+) -> None:
+    """Convert a local Minari dataset into a jaxbc dataset file (.npz); never downloads.
+
+    The dataset must belong to --env: its jaxbc env id (datasets written by export-minari)
+    or its Gymnasium env id (see the README's mapping) and its spaces are checked.
+
+    Args:
+        source: a Minari dataset directory, or a dataset id under --root.
+        env: the jaxbc environment id the data belongs to.
+        out: output dataset file (.npz).
+        root: Minari's datasets directory (default: $MINARI_DATASETS_PATH or ~/.minari/datasets).
+    """
+    mio = _minari_io()
+    from jaxbc.data import save_dataset
+
+    ds = mio.from_minari(source, env, root=root)
+    path = save_dataset(ds, out)
+    result = {
+        "source": str(source),
+        "env": ds.env_id,
+        "out": str(path),
+        "episodes": ds.num_episodes,
+        "transitions": ds.size,
+        "mean_return": float(ds.episode_returns.mean()),
+    }
+    emit(result, json, f"wrote {ds.size} transitions ({ds.num_episodes} episodes) of {ds.env_id} to {path}")
+
+
+def export_minari(
+    dataset: tyro.conf.Positional[Path],
+    out: str,
+    root: Path | None = None,
+    author: str | None = None,
+    description: str | None = None,
+    json: JsonFlag = False,
+) -> None:
+    """Write a jaxbc dataset file as a local Minari dataset that minari.load_dataset(out) reads.
+
+    Envs with a Gymnasium counterpart get its env_spec; every dataset keeps our env id,
+    env options and episode returns in the Minari metadata under "jaxbc".
+
+    Args:
+        dataset: dataset file (.npz) from `jaxbc collect` (consecutive transitions).
+        out: the Minari dataset id, (namespace/)name-v(version), e.g. jaxbc/cartpole/expert-v0.
+        root: Minari's datasets directory (default: $MINARI_DATASETS_PATH or ~/.minari/datasets).
+        author: author stored in the Minari metadata.
+        description: description stored in the Minari metadata.
+    """
+    mio = _minari_io()
+    from jaxbc.data import load_dataset
+
+    ds = load_dataset(dataset)
+    mds = mio.to_minari(ds, out, root=root, author=author, description=description)
+    env_spec = mds.env_spec.id if mds.env_spec is not None else None
+    result = {
+        "dataset": str(dataset),
+        "env": ds.env_id,
+        "minari_id": out,
+        "path": str(Path(mds.storage.data_path).parent),
+        "gymnasium_env": env_spec,
+        "episodes": int(mds.total_episodes),
+        "transitions": int(mds.total_steps),
+    }
+    emit(result, json, f"wrote Minari dataset {out!r} ({result['episodes']} episodes, {result['transitions']} steps, "
+         f"env_spec {env_spec or 'none'}) to {result['path']}")
