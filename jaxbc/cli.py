@@ -543,7 +543,7 @@ def _bc_config(ds, policy: str, hidden, members: int, steps, batch_size, lr):
     changes = {k: v for k, v in (("steps", steps), ("batch_size", batch_size), ("lr", lr)) if v is not None}
     if batch_size is not None and base.full_batch:
         changes["full_batch"] = False  # a minibatch size was asked for
-    return base.replace(policy=pol, members=members, **changes)
+    return dataclasses.replace(base, policy=pol, members=members, **changes)
 
 
 def dagger(

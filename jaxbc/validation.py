@@ -66,6 +66,7 @@ def check_int(name: str, value: Any, lo: int | None = None, hi: int | None = Non
     v = concrete(value)
     if isinstance(v, bool) or not isinstance(v, numbers.Integral):
         raise ConfigError(f"{name} must be an integer {_range_text(lo, hi, False, False)}, got {value!r}", name)
+    v = int(v)
     if (lo is not None and v < lo) or (hi is not None and v > hi):
         raise ConfigError(f"{name} must be an integer {_range_text(lo, hi, False, False)}, got {v}", name)
 
@@ -89,6 +90,7 @@ def check_float(
     what = f"a finite number {rng}" if rng != "finite" else "a finite number"
     if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
         raise ConfigError(f"{name} must be {what}, got {value!r}", name)
+    v = float(v)
     if lo is not None and (v < lo or (lo_open and v == lo)):
         raise ConfigError(f"{name} must be {what}, got {v}", name)
     if hi is not None and (v > hi or (hi_open and v == hi)):

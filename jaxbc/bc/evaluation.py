@@ -69,6 +69,7 @@ def evaluate_bc(
     k_eval, k_roll, k_ref = jax.random.split(key, 3)
     policy_fn = result.policy_fn()
     ev = evaluate(env, policy_fn, result.params, k_eval, episodes)
+    reference: str | None
     if references is not None:
         reference = "given"
     elif (ZOO_DIR / zoo_name(result.env_id) / "expert.json").exists():

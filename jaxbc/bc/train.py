@@ -44,7 +44,6 @@ from jaxbc.training import adam_optimizer, fit, per_member
 from jaxbc.validation import check_bc_config
 
 SCHEDULES = ("constant", "cosine", "linear")
-_STATIC = dict(pytree_node=False)
 
 
 @struct.dataclass
@@ -58,23 +57,23 @@ class BCConfig:
     the sweep's result carries them batched (see :meth:`BCResult.__getitem__`).
     """
 
-    policy: PolicyConfig = struct.field(default_factory=PolicyConfig, **_STATIC)
-    members: int = struct.field(default=1, **_STATIC)
-    steps: int = struct.field(default=5_000, **_STATIC)
-    batch_size: int = struct.field(default=256, **_STATIC)
+    policy: PolicyConfig = struct.field(default_factory=PolicyConfig, pytree_node=False)
+    members: int = struct.field(default=1, pytree_node=False)
+    steps: int = struct.field(default=5_000, pytree_node=False)
+    batch_size: int = struct.field(default=256, pytree_node=False)
     lr: float | jax.Array = 1e-3
-    schedule: str = struct.field(default="constant", **_STATIC)  # constant | cosine | linear (decay to 0)
-    warmup_steps: int = struct.field(default=0, **_STATIC)
+    schedule: str = struct.field(default="constant", pytree_node=False)  # constant | cosine | linear (decay to 0)
+    warmup_steps: int = struct.field(default=0, pytree_node=False)
     weight_decay: float | jax.Array = 0.0
     max_grad_norm: float | jax.Array | None = 1.0  # per member; None: no clipping
-    normalize_obs: bool = struct.field(default=True, **_STATIC)
-    normalize_actions: bool = struct.field(default=False, **_STATIC)  # continuous only: regress z-scored actions
-    eval_every: int = struct.field(default=0, **_STATIC)  # >0: evaluate every this many steps (inside jit)
-    eval_episodes: int = struct.field(default=10, **_STATIC)
+    normalize_obs: bool = struct.field(default=True, pytree_node=False)
+    normalize_actions: bool = struct.field(default=False, pytree_node=False)  # continuous only: regress z-scored actions
+    eval_every: int = struct.field(default=0, pytree_node=False)  # >0: evaluate every this many steps (inside jit)
+    eval_episodes: int = struct.field(default=10, pytree_node=False)
     adam_eps: float | jax.Array = 1e-8
     # every step uses the whole dataset (batch_size unused): HaDES's inner loop, for small
     # (distilled) datasets; needs num_valid=None
-    full_batch: bool = struct.field(default=False, **_STATIC)
+    full_batch: bool = struct.field(default=False, pytree_node=False)
 
     def __post_init__(self) -> None:
         self.validate()

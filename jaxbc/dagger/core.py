@@ -35,7 +35,6 @@ from jaxbc.rollout import PolicyFn, RolloutCarry, Step, evaluate_fn, init_carry,
 BETA_SCHEDULES = ("constant", "linear", "exponential")
 
 
-_STATIC = dict(pytree_node=False)
 
 
 @struct.dataclass
@@ -45,17 +44,17 @@ class DAggerConfig:
     may be traced and vmapped; changing them does not recompile :func:`run_dagger`)."""
 
     bc: BCConfig = struct.field(default_factory=BCConfig)
-    iterations: int = struct.field(default=10, **_STATIC)
-    steps_per_iteration: int = struct.field(default=2_000, **_STATIC)  # env steps per iteration (num_envs x length)
-    num_envs: int = struct.field(default=8, **_STATIC)
-    beta_schedule: Any = struct.field(default="linear", **_STATIC)  # constant | linear (1 -> 0) | exponential | fn(k)
+    iterations: int = struct.field(default=10, pytree_node=False)
+    steps_per_iteration: int = struct.field(default=2_000, pytree_node=False)  # env steps per iteration (num_envs x length)
+    num_envs: int = struct.field(default=8, pytree_node=False)
+    beta_schedule: Any = struct.field(default="linear", pytree_node=False)  # constant | linear (1 -> 0) | exponential | fn(k)
     beta0: float | jax.Array = 1.0  # beta of iteration 1
     beta_decay: float | jax.Array = 0.5  # exponential: beta_k = beta0 * decay^(k-1)
-    warm_start: bool = struct.field(default=False, **_STATIC)  # retrain from the previous learner, not from scratch
-    capacity: int | None = struct.field(default=None, **_STATIC)  # buffer size; default: no overflow possible
-    overflow: str = struct.field(default="error", **_STATIC)  # error: refuse a capacity that can overflow; ring
+    warm_start: bool = struct.field(default=False, pytree_node=False)  # retrain from the previous learner, not from scratch
+    capacity: int | None = struct.field(default=None, pytree_node=False)  # buffer size; default: no overflow possible
+    overflow: str = struct.field(default="error", pytree_node=False)  # error: refuse a capacity that can overflow; ring
     gate_threshold: float | jax.Array | None = None  # ensemble-gated DAgger: query where action diff > this
-    eval_episodes: int = struct.field(default=10, **_STATIC)
+    eval_episodes: int = struct.field(default=10, pytree_node=False)
 
     @property
     def rollout_length(self) -> int:

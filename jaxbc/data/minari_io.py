@@ -336,7 +336,7 @@ def from_minari(source: Any, env: Env | str, root: str | Path | None = None) -> 
         arrays["action"] = np.clip(arrays["action"], env.action_space.low, env.action_space.high)
     arrays = _cast(arrays, env.action_space)
     ds = Dataset(
-        **arrays,
+        **arrays,  # type: ignore[arg-type]  # the arrays are named fields
         episode_returns=np.asarray(returns, np.float32),
         env_id=env.id,
         action_space=env.action_space,
