@@ -52,7 +52,9 @@ class Scale:
     members: int  # ensemble size of the gated variant's learner
     gate_threshold: float
     eval_episodes: int
-    image_torso: str = "auto"  # PolicyConfig.torso: auto (cnn for MinAtar images) or mlp (cpu: CPU convs are slow)
+    image_torso: str = (
+        "auto"  # PolicyConfig.torso: auto (cnn for MinAtar images) or mlp (cpu: CPU convs are slow)
+    )
 
 
 ENVS = ("brax/hopper", "brax/walker2d", "Breakout-MinAtar")
@@ -68,14 +70,24 @@ def study_env(env_id: str, sc: Scale, seed: int) -> list[dict]:
     env = expert.make_env()
     data = collect(expert, env, sc.demo_episodes, jax.random.key(seed))
     expert_ret, random_ret = reference_returns(env_id)
-    bc = BCConfig(policy=PolicyConfig(hidden_sizes=sc.hidden, torso=sc.image_torso), steps=sc.bc_steps, batch_size=sc.batch_size)
+    bc = BCConfig(
+        policy=PolicyConfig(hidden_sizes=sc.hidden, torso=sc.image_torso),
+        steps=sc.bc_steps,
+        batch_size=sc.batch_size,
+    )
     base = DAggerConfig(
-        bc=bc, iterations=sc.iterations, steps_per_iteration=sc.steps_per_iteration, num_envs=sc.num_envs,
-        beta_schedule="linear", eval_episodes=sc.eval_episodes,
+        bc=bc,
+        iterations=sc.iterations,
+        steps_per_iteration=sc.steps_per_iteration,
+        num_envs=sc.num_envs,
+        beta_schedule="linear",
+        eval_episodes=sc.eval_episodes,
     )
     variants = {
         "dagger": base,
-        "gated": dataclasses.replace(base, bc=dataclasses.replace(bc, members=sc.members), gate_threshold=sc.gate_threshold),
+        "gated": dataclasses.replace(
+            base, bc=dataclasses.replace(bc, members=sc.members), gate_threshold=sc.gate_threshold
+        ),
     }
     rows = []
     keys = jax.random.split(jax.random.key(seed + 1), sc.seeds)
@@ -88,13 +100,22 @@ def study_env(env_id: str, sc: Scale, seed: int) -> list[dict]:
         for s in range(sc.seeds):
             for k in range(sc.iterations + 1):
                 r = float(res.returns[s, k])
-                rows.append({
-                    "env": env_id, "variant": name, "seed": s, "iteration": k, "return": r,
-                    "scaled_return": (r - random_ret) / (expert_ret - random_ret),
-                    "dataset_size": int(res.dataset_size[s, k]), "expert_queries": int(res.expert_queries[s, k]),
-                    "beta": float(res.beta[s, k]), "expert_return": expert_ret, "random_return": random_ret,
-                    "wall_time_s": dt,
-                })
+                rows.append(
+                    {
+                        "env": env_id,
+                        "variant": name,
+                        "seed": s,
+                        "iteration": k,
+                        "return": r,
+                        "scaled_return": (r - random_ret) / (expert_ret - random_ret),
+                        "dataset_size": int(res.dataset_size[s, k]),
+                        "expert_queries": int(res.expert_queries[s, k]),
+                        "beta": float(res.beta[s, k]),
+                        "expert_return": expert_ret,
+                        "random_return": random_ret,
+                        "wall_time_s": dt,
+                    }
+                )
     return rows
 
 
@@ -106,16 +127,26 @@ def summarize(rows: list[dict]) -> list[dict]:
     for (env, var, it), rs in groups.items():
         sr = np.array([r["scaled_return"] for r in rs])
         ret = np.array([r["return"] for r in rs])
-        out.append({
-            "env": env, "variant": var, "iteration": it, "return": float(ret.mean()), "return_std": float(ret.std()),
-            "scaled_return": float(sr.mean()), "scaled_return_std": float(sr.std()),
-            "expert_queries": float(np.mean([r["expert_queries"] for r in rs])),
-            "dataset_size": float(np.mean([r["dataset_size"] for r in rs])), "n": len(rs),
-        })
+        out.append(
+            {
+                "env": env,
+                "variant": var,
+                "iteration": it,
+                "return": float(ret.mean()),
+                "return_std": float(ret.std()),
+                "scaled_return": float(sr.mean()),
+                "scaled_return_std": float(sr.std()),
+                "expert_queries": float(np.mean([r["expert_queries"] for r in rs])),
+                "dataset_size": float(np.mean([r["dataset_size"] for r in rs])),
+                "n": len(rs),
+            }
+        )
     return out
 
 
-def write_outputs(out_dir: Path, name: str, rows: list[dict], summary: list[dict], meta: dict) -> None:
+def write_outputs(
+    out_dir: Path, name: str, rows: list[dict], summary: list[dict], meta: dict
+) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out_dir / f"{name}.json", {"meta": meta, "summary": summary, "runs": rows})
     atomic_write_csv(out_dir / f"{name}.csv", rows)
@@ -132,14 +163,21 @@ def write_outputs(out_dir: Path, name: str, rows: list[dict], summary: list[dict
         "Scaled return (mean ± std over seeds). Iteration 0 is BC on the initial demonstrations; "
         "queries are the expert calls of that iteration (labels and executed expert actions).",
         "",
-        "| env | variant | " + " | ".join(f"it {k}" for k in range(meta["iterations"] + 1)) + " | total queries |",
+        "| env | variant | "
+        + " | ".join(f"it {k}" for k in range(meta["iterations"] + 1))
+        + " | total queries |",
         "|---|---|" + "---|" * (meta["iterations"] + 2),
     ]
     by = {(r["env"], r["variant"], r["iteration"]): r for r in summary}
     for env in dict.fromkeys(r["env"] for r in summary):
         for var in ("dagger", "gated"):
-            cells = [f"{by[(env, var, k)]['scaled_return']:.2f} ± {by[(env, var, k)]['scaled_return_std']:.2f}" for k in range(meta["iterations"] + 1)]
-            total_q = sum(by[(env, var, k)]["expert_queries"] for k in range(meta["iterations"] + 1))
+            cells = [
+                f"{by[(env, var, k)]['scaled_return']:.2f} ± {by[(env, var, k)]['scaled_return_std']:.2f}"
+                for k in range(meta["iterations"] + 1)
+            ]
+            total_q = sum(
+                by[(env, var, k)]["expert_queries"] for k in range(meta["iterations"] + 1)
+            )
             lines.append(f"| {env} | {var} | " + " | ".join(cells) + f" | {total_q:.0f} |")
     atomic_write_bytes(out_dir / f"{name}.md", ("\n".join(lines) + "\n").encode())
     plot(summary, out_dir / f"{name}.png")
@@ -155,7 +193,10 @@ def plot(summary: list[dict], path: Path) -> None:
     fig, axes = plt.subplots(1, len(envs), figsize=(3.6 * len(envs), 2.8), squeeze=False)
     for ax, env in zip(axes[0], envs, strict=True):
         for var in ("dagger", "gated"):
-            rs = sorted((r for r in summary if r["env"] == env and r["variant"] == var), key=lambda r: r["iteration"])
+            rs = sorted(
+                (r for r in summary if r["env"] == env and r["variant"] == var),
+                key=lambda r: r["iteration"],
+            )
             x = np.array([r["iteration"] for r in rs])
             y = np.array([r["scaled_return"] for r in rs])
             s = np.array([r["scaled_return_std"] for r in rs])
@@ -194,7 +235,9 @@ def main(
     for env_id in tqdm(sc.envs, desc="dagger study", file=sys.stderr):
         part = out_dir / f"{name}_parts" / f"{zoo_name(env_id)}.json"
         settings = {**dataclasses.asdict(sc), "envs": None, "seed": seed}
-        res, _ = resumable_timed(part, settings, lambda env_id=env_id: {"rows": study_env(env_id, sc, seed)}, resume)
+        res, _ = resumable_timed(
+            part, settings, lambda env_id=env_id: {"rows": study_env(env_id, sc, seed)}, resume
+        )
         rows += res["rows"]
         wall += res["wall_time_s"]
     meta = {

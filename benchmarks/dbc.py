@@ -99,16 +99,64 @@ SCALES = {
     # scripts (policy lr 1e-4, 1000 epochs of 5,000 transitions = 40k steps; DDPM lr 2e-4,
     # 8000 epochs ~ 300k steps).
     "paper": Scale(
-        ENVS, 3, 5, 40_000, 128, 1e-4, ((HALFCHEETAH, (256, 256)), (WALKER, (1024, 1024))), (256, 256),
-        LAMBDAS, 0.2, (0.0, 0.01, 0.05, 0.2, 1.0), 1000, 1024, 300_000, 2e-4, 5, 0.25, 10,
+        ENVS,
+        3,
+        5,
+        40_000,
+        128,
+        1e-4,
+        ((HALFCHEETAH, (256, 256)), (WALKER, (1024, 1024))),
+        (256, 256),
+        LAMBDAS,
+        0.2,
+        (0.0, 0.01, 0.05, 0.2, 1.0),
+        1000,
+        1024,
+        300_000,
+        2e-4,
+        5,
+        0.25,
+        10,
     ),
     "cpu": Scale(
-        ENVS, 3, 5, 3000, 128, 1e-3, (), (128, 128),
-        LAMBDAS, 0.2, (0.0, 0.01, 0.05, 0.2, 1.0), 1000, 128, 5000, 1e-3, 3, 0.25, 5,
+        ENVS,
+        3,
+        5,
+        3000,
+        128,
+        1e-3,
+        (),
+        (128, 128),
+        LAMBDAS,
+        0.2,
+        (0.0, 0.01, 0.05, 0.2, 1.0),
+        1000,
+        128,
+        5000,
+        1e-3,
+        3,
+        0.25,
+        5,
     ),
     "smoke": Scale(
-        (TWO_GOALS,), 3, 5, 300, 64, 1e-3, (), (32, 32),
-        LAMBDAS, 0.2, (0.2,), 1000, 32, 300, 1e-3, 2, 0.25, 10,
+        (TWO_GOALS,),
+        3,
+        5,
+        300,
+        64,
+        1e-3,
+        (),
+        (32, 32),
+        LAMBDAS,
+        0.2,
+        (0.2,),
+        1000,
+        32,
+        300,
+        1e-3,
+        2,
+        0.25,
+        10,
     ),
 }
 METHODS = ("bc", "dbc", "ensemble", "swarm")
@@ -129,7 +177,9 @@ def check_experts(env_ids: tuple[str, ...], zoo_dir: Path = ZOO_DIR) -> None:
             envs.family_of(e)
         except ValueError as err:
             raise SystemExit(f"error: {err}") from None
-    missing = [e for e in env_ids if e not in TOY and not (zoo_dir / zoo_name(e) / "expert.json").exists()]
+    missing = [
+        e for e in env_ids if e not in TOY and not (zoo_dir / zoo_name(e) / "expert.json").exists()
+    ]
     if missing:
         raise SystemExit(
             f"error: no zoo expert for {', '.join(missing)} (expected {zoo_dir}/<env>/expert.json).\n"
@@ -176,41 +226,73 @@ def study_env(env_id: str, sc: Scale, seed: int) -> tuple[list[dict], dict]:
     env = expert.make_env()
     t0 = time.time()
     data = collect(expert, env, sc.demo_episodes, jax.random.fold_in(key, 0))
-    info = {"env": env_id, "transitions": data.size, "demo_return": float(np.mean(data.episode_returns)),
-            "expert_return": expert_ret, "random_return": random_ret}
+    info = {
+        "env": env_id,
+        "transitions": data.size,
+        "demo_return": float(np.mean(data.episode_returns)),
+        "expert_return": expert_ret,
+        "random_return": random_ret,
+    }
     log = partial(print, file=sys.stderr, flush=True)
-    log(f"{env_id}: {data.size} transitions from {sc.demo_episodes} episodes ({time.time() - t0:.0f} s)")
+    log(
+        f"{env_id}: {data.size} transitions from {sc.demo_episodes} episodes ({time.time() - t0:.0f} s)"
+    )
 
     # 1. diffusion models, one per seed
     t0 = time.time()
-    dcfg = DiffusionConfig(T=sc.diffusion_T, hidden=sc.diffusion_hidden, steps=sc.diffusion_steps, lr=sc.diffusion_lr, batch_size=sc.batch_size)
+    dcfg = DiffusionConfig(
+        T=sc.diffusion_T,
+        hidden=sc.diffusion_hidden,
+        steps=sc.diffusion_steps,
+        lr=sc.diffusion_lr,
+        batch_size=sc.batch_size,
+    )
     seed_keys = jax.random.split(jax.random.fold_in(key, 1), sc.seeds)
     models = jax.jit(jax.vmap(make_diffusion_train(dcfg), in_axes=(0, None)))(seed_keys, data)
-    info["diffusion_final_loss"] = float(models.losses[:, -max(1, dcfg.steps // 10):].mean())
-    log(f"{env_id}: diffusion models {time.time() - t0:.0f} s, final loss {info['diffusion_final_loss']:.4f}")
+    info["diffusion_final_loss"] = float(models.losses[:, -max(1, dcfg.steps // 10) :].mean())
+    log(
+        f"{env_id}: diffusion models {time.time() - t0:.0f} s, final loss {info['diffusion_final_loss']:.4f}"
+    )
 
     policy = PolicyConfig(hidden_sizes=sc.hidden_for(env_id), activation="tanh")
-    cfg = BCConfig(policy=policy, steps=sc.steps, batch_size=sc.batch_size, lr=sc.lr, schedule="linear", max_grad_norm=0.5)
-    train_keys = jax.random.split(jax.random.fold_in(key, 2), sc.seeds)  # shared by BC and DBC: paired runs
+    cfg = BCConfig(
+        policy=policy,
+        steps=sc.steps,
+        batch_size=sc.batch_size,
+        lr=sc.lr,
+        schedule="linear",
+        max_grad_norm=0.5,
+    )
+    train_keys = jax.random.split(
+        jax.random.fold_in(key, 2), sc.seeds
+    )  # shared by BC and DBC: paired runs
     steps = sc.steps
 
     # 2a. BC
     t0 = time.time()
-    bc_params, bc_stats = jax.jit(jax.vmap(lambda k: _single(make_bc_train(cfg, bc_loss)(k, data), steps)))(train_keys)
+    bc_params, bc_stats = jax.jit(
+        jax.vmap(lambda k: _single(make_bc_train(cfg, bc_loss)(k, data), steps))
+    )(train_keys)
     log(f"{env_id}: bc {time.time() - t0:.0f} s")
 
     # 2b. DBC: (lambda, seed) pairs in one program; seed s uses diffusion model s
     t0 = time.time()
     lam_main = sc.lambda_for(env_id)
-    lams = [lam_main] + ([lam for lam in sc.lambda_sweep if lam != lam_main] if env_id in TOY else [])
+    lams = [lam_main] + (
+        [lam for lam in sc.lambda_sweep if lam != lam_main] if env_id in TOY else []
+    )
     grid = [(lam, s) for lam in lams for s in range(sc.seeds)]
     seed_idx = jnp.asarray([s for _, s in grid])
     grid_models = jax.tree.map(lambda x: x[seed_idx], models)
 
     def dbc_one(k, model, lam):
-        return _single(make_bc_train(cfg, partial(dbc_loss, diffusion=model, lambda_dm=lam))(k, data), steps)
+        return _single(
+            make_bc_train(cfg, partial(dbc_loss, diffusion=model, lambda_dm=lam))(k, data), steps
+        )
 
-    dbc_params, dbc_stats = jax.jit(jax.vmap(dbc_one))(train_keys[seed_idx], grid_models, jnp.asarray([lam for lam, _ in grid], jnp.float32))
+    dbc_params, dbc_stats = jax.jit(jax.vmap(dbc_one))(
+        train_keys[seed_idx], grid_models, jnp.asarray([lam for lam, _ in grid], jnp.float32)
+    )
     log(f"{env_id}: dbc ({len(lams)} lambda_dm x {sc.seeds} seeds) {time.time() - t0:.0f} s")
 
     # 3. ensemble BC (tau 0) and Swarm BC (tau > 0) in one program
@@ -220,7 +302,10 @@ def study_env(env_id: str, sc: Scale, seed: int) -> tuple[list[dict], dict]:
     ens_keys = jnp.concatenate([jax.random.split(jax.random.fold_in(key, 3), sc.seeds)] * 2)
 
     def ens_one(k, tau):
-        return _single(make_bc_train(ens_cfg, partial(swarm_bc_loss, tau=tau, penalty="normalized"))(k, data), steps)
+        return _single(
+            make_bc_train(ens_cfg, partial(swarm_bc_loss, tau=tau, penalty="normalized"))(k, data),
+            steps,
+        )
 
     ens_params, ens_stats = jax.jit(jax.vmap(ens_one))(ens_keys, taus)
     log(f"{env_id}: ensemble + swarm {time.time() - t0:.0f} s")
@@ -231,19 +316,34 @@ def study_env(env_id: str, sc: Scale, seed: int) -> tuple[list[dict], dict]:
     single = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), bc_params, dbc_params)
     single_keys = jnp.concatenate([eval_keys, eval_keys[seed_idx]])
     single_out = jax.device_get(make_eval(env, cfg, sc.eval_episodes)(single, single_keys))
-    ens_out = jax.device_get(make_eval(env, ens_cfg, sc.eval_episodes)(ens_params, jnp.concatenate([eval_keys] * 2)))
+    ens_out = jax.device_get(
+        make_eval(env, ens_cfg, sc.eval_episodes)(ens_params, jnp.concatenate([eval_keys] * 2))
+    )
     log(f"{env_id}: evaluation {time.time() - t0:.0f} s")
 
-    runs = (
-        [("bc", 0.0, s, 1, 0.0) for s in range(sc.seeds)]
-        + [("dbc" if lam == lam_main else "dbc_sweep", lam, s, 1, 0.0) for lam, s in grid]
-    )
+    runs = [("bc", 0.0, s, 1, 0.0) for s in range(sc.seeds)] + [
+        ("dbc" if lam == lam_main else "dbc_sweep", lam, s, 1, 0.0) for lam, s in grid
+    ]
     stats = jax.device_get(jax.tree.map(lambda a, b: jnp.concatenate([a, b]), bc_stats, dbc_stats))
-    rows = [_row(env_id, m, lam, s, mem, tau, single_out, stats, i, info) for i, (m, lam, s, mem, tau) in enumerate(runs)]
+    rows = [
+        _row(env_id, m, lam, s, mem, tau, single_out, stats, i, info)
+        for i, (m, lam, s, mem, tau) in enumerate(runs)
+    ]
     ens_runs = [("ensemble", s) for s in range(sc.seeds)] + [("swarm", s) for s in range(sc.seeds)]
     ens_stats = jax.device_get(ens_stats)
     rows += [
-        _row(env_id, m, 0.0, s, sc.members, sc.tau if m == "swarm" else 0.0, ens_out, ens_stats, i, info)
+        _row(
+            env_id,
+            m,
+            0.0,
+            s,
+            sc.members,
+            sc.tau if m == "swarm" else 0.0,
+            ens_out,
+            ens_stats,
+            i,
+            info,
+        )
         for i, (m, s) in enumerate(ens_runs)
     ]
     return rows, info
@@ -262,14 +362,21 @@ def _row(env_id, method, lam, seed, members, tau, out, stats, i, info) -> dict:
     r = float(returns.mean())
     reach = float(reached.mean())
     return {
-        "env": env_id, "method": method, "lambda_dm": lam, "seed": seed, "members": members, "tau": tau,
+        "env": env_id,
+        "method": method,
+        "lambda_dm": lam,
+        "seed": seed,
+        "members": members,
+        "tau": tau,
         "mean_return": r,
-        "scaled_return": (r - info["random_return"]) / (info["expert_return"] - info["random_return"]),
+        "scaled_return": (r - info["random_return"])
+        / (info["expert_return"] - info["random_return"]),
         "goal_reach": None if np.isnan(reach) else reach,
         "crash": None if np.isnan(reach) else float(crashed.mean()),
         "bc_loss": float(stats["bc_loss"][i]),
         "dm_loss": None if np.isnan(stats["dm_loss"][i]) else float(stats["dm_loss"][i]),
-        "expert_return": info["expert_return"], "random_return": info["random_return"],
+        "expert_return": info["expert_return"],
+        "random_return": info["random_return"],
     }
 
 
@@ -322,16 +429,35 @@ def write_markdown(path: Path, summary: list[dict], infos: list[dict], meta: dic
             f"| {_pm(r['scaled_return'], r['scaled_return_std'])} | {_pm(r['goal_reach'], r['goal_reach_std'])} "
             f"| {_pm(r['crash'], r['crash_std'])} | {_pm(r['paper_return'], r['paper_return_std'], '.0f')} |"
         )
-    sweep = sorted((r for r in summary if r["method"] in ("dbc", "dbc_sweep") and r["env"] in TOY), key=lambda r: r["lambda_dm"])
+    sweep = sorted(
+        (r for r in summary if r["method"] in ("dbc", "dbc_sweep") and r["env"] in TOY),
+        key=lambda r: r["lambda_dm"],
+    )
     if len(sweep) > 1:
-        lines += ["", f"## DBC lambda_DM sweep ({', '.join(dict.fromkeys(r['env'] for r in sweep))})", "",
-                  "| lambda_DM | scaled return | goal reach | crash |", "|---|---|---|---|"]
-        lines += [f"| {r['lambda_dm']:g} | {_pm(r['scaled_return'], r['scaled_return_std'])} | {_pm(r['goal_reach'], r['goal_reach_std'])} "
-                  f"| {_pm(r['crash'], r['crash_std'])} |" for r in sweep]
-    lines += ["", "## Data and references", "", "| env | transitions | demo return | expert return | random return | diffusion loss (end) |",
-              "|---|---|---|---|---|---|"]
-    lines += [f"| {i['env']} | {i['transitions']} | {i['demo_return']:.2f} | {i['expert_return']:.2f} | {i['random_return']:.2f} "
-              f"| {i['diffusion_final_loss']:.4f} |" for i in infos]
+        lines += [
+            "",
+            f"## DBC lambda_DM sweep ({', '.join(dict.fromkeys(r['env'] for r in sweep))})",
+            "",
+            "| lambda_DM | scaled return | goal reach | crash |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['lambda_dm']:g} | {_pm(r['scaled_return'], r['scaled_return_std'])} | {_pm(r['goal_reach'], r['goal_reach_std'])} "
+            f"| {_pm(r['crash'], r['crash_std'])} |"
+            for r in sweep
+        ]
+    lines += [
+        "",
+        "## Data and references",
+        "",
+        "| env | transitions | demo return | expert return | random return | diffusion loss (end) |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {i['env']} | {i['transitions']} | {i['demo_return']:.2f} | {i['expert_return']:.2f} | {i['random_return']:.2f} "
+        f"| {i['diffusion_final_loss']:.4f} |"
+        for i in infos
+    ]
     atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
 
 
@@ -342,13 +468,23 @@ def plot(summary: list[dict], path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     env_ids = list(dict.fromkeys(r["env"] for r in summary))
-    sweep = sorted((r for r in summary if r["method"] in ("dbc", "dbc_sweep") and r["env"] in TOY), key=lambda r: r["lambda_dm"])
+    sweep = sorted(
+        (r for r in summary if r["method"] in ("dbc", "dbc_sweep") and r["env"] in TOY),
+        key=lambda r: r["lambda_dm"],
+    )
     panels = len(env_ids) + (len(sweep) > 1)
     fig, axes = plt.subplots(1, panels, figsize=(3.3 * panels, 2.8), squeeze=False)
     for ax, env_id in zip(axes[0], env_ids, strict=False):
         rs = [r for r in summary if r["env"] == env_id and r["method"] in METHODS]
         x = np.arange(len(rs))
-        ax.bar(x, [r["scaled_return"] for r in rs], yerr=[r["scaled_return_std"] for r in rs], capsize=3, color="C0", label="scaled return")
+        ax.bar(
+            x,
+            [r["scaled_return"] for r in rs],
+            yerr=[r["scaled_return_std"] for r in rs],
+            capsize=3,
+            color="C0",
+            label="scaled return",
+        )
         if env_id in TOY:
             ax.plot(x, [r["goal_reach"] for r in rs], "o", color="C3", label="goal reach")
             ax.legend(fontsize=7)
@@ -359,7 +495,13 @@ def plot(summary: list[dict], path: Path) -> Path:
     if len(sweep) > 1:
         ax = axes[0][-1]
         lam = [r["lambda_dm"] for r in sweep]
-        ax.errorbar(range(len(lam)), [r["goal_reach"] for r in sweep], yerr=[r["goal_reach_std"] for r in sweep], marker="o", capsize=3)
+        ax.errorbar(
+            range(len(lam)),
+            [r["goal_reach"] for r in sweep],
+            yerr=[r["goal_reach_std"] for r in sweep],
+            marker="o",
+            capsize=3,
+        )
         ax.set_xticks(range(len(lam)), [f"{v:g}" for v in lam], fontsize=8)
         ax.set(xlabel="lambda_DM", ylabel="goal reach", title=f"DBC on {sweep[0]['env']}")
         ax.title.set_fontsize(9)
@@ -405,7 +547,9 @@ def main(
         **{k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(sc).items()},
     }
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out_dir / f"{name}.json", {"meta": meta, "data": infos, "summary": summary, "runs": rows})
+    atomic_write_json(
+        out_dir / f"{name}.json", {"meta": meta, "data": infos, "summary": summary, "runs": rows}
+    )
     atomic_write_csv(out_dir / f"{name}.csv", rows)
     write_markdown(out_dir / f"{name}.md", summary, infos, meta)
     plot(summary, out_dir / f"{name}.png")

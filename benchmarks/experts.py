@@ -24,10 +24,15 @@ def main(envs: list[str], seed: int = 0, zoo: bool = False, eval_episodes: int =
     for env_id in envs:
         out = (ZOO_DIR if zoo else Path("runs/experts")) / zoo_name(env_id)
         command = "python benchmarks/experts.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-        ex = train_expert(preset(env_id), seed=seed, out=out, eval_episodes=eval_episodes, command=command)
+        ex = train_expert(
+            preset(env_id), seed=seed, out=out, eval_episodes=eval_episodes, command=command
+        )
         m = ex.meta
-        print(f"{env_id}: {m['mean_return']:.2f} +- {m['std_return']:.2f} (random {m['random_return']:.2f}) "
-              f"in {m['wall_time_s']} s -> {out}", flush=True)
+        print(
+            f"{env_id}: {m['mean_return']:.2f} +- {m['std_return']:.2f} (random {m['random_return']:.2f}) "
+            f"in {m['wall_time_s']} s -> {out}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

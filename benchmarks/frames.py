@@ -23,7 +23,11 @@ import jaxbc.video as video  # before MuJoCo loads (jaxbc.experts does): sets MU
 from jaxbc.experts import load_expert
 from jaxbc.rollout import random_policy
 
-FAMILIES = {"classic": ("CartPole-v1", 150), "minatar": ("Breakout-MinAtar", 150), "brax": ("brax/hopper", 200)}
+FAMILIES = {
+    "classic": ("CartPole-v1", 150),
+    "minatar": ("Breakout-MinAtar", 150),
+    "brax": ("brax/hopper", 200),
+}
 
 
 def strip(env_id: str, steps: int, frames: int, seed: int) -> tuple[list[str], np.ndarray, str]:
@@ -38,7 +42,9 @@ def strip(env_id: str, steps: int, frames: int, seed: int) -> tuple[list[str], n
     ):
         rec = video.record_rollout(env, policy, params, key, steps)
         rows.append(video.frames_from_recording(env, rec, indices=idx))
-        labels.append(f"{label} (reward over {steps} steps {float(rec.reward.sum()):.1f}, {int(rec.done.sum())} episode end(s))")
+        labels.append(
+            f"{label} (reward over {steps} steps {float(rec.reward.sum()):.1f}, {int(rec.done.sum())} episode end(s))"
+        )
     return labels, np.stack(rows), env_id
 
 
@@ -49,7 +55,9 @@ def save_strip(labels: list[str], rows: np.ndarray, env_id: str, path: Path) -> 
     import matplotlib.pyplot as plt
 
     n_rows, n_cols, h, w = rows.shape[:4]
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.2 * n_cols * w / h, 2.2 * n_rows + 0.4), squeeze=False)
+    fig, axes = plt.subplots(
+        n_rows, n_cols, figsize=(2.2 * n_cols * w / h, 2.2 * n_rows + 0.4), squeeze=False
+    )
     for r in range(n_rows):
         for c in range(n_cols):
             axes[r, c].imshow(rows[r, c])

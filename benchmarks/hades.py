@@ -85,7 +85,9 @@ class Scale:
     chunk: int  # generations per compiled scan / checkpoint
     eval_episodes: int  # episodes per policy in the final evaluation
     eval_inits: int  # fresh policy inits in the final evaluation
-    transfer_policies: tuple[tuple[str, tuple[int, ...], str, float], ...]  # (name, hidden, activation, lr)
+    transfer_policies: tuple[
+        tuple[str, tuple[int, ...], str, float], ...
+    ]  # (name, hidden, activation, lr)
 
 
 _TRANSFER_SMALL = (
@@ -112,40 +114,89 @@ _MINATAR = ("Breakout-MinAtar", "SpaceInvaders-MinAtar", "Asterix-MinAtar")
 SCALES = {
     "smoke": Scale(
         jobs=(
-            Job("CartPole-v1", 4, "SNES", 8, 2, config=dict(inner_steps=10, num_envs=2), hidden=(16,),
-                env_options=(("max_steps_in_episode", 50),)),
-            Job("Breakout-MinAtar", 3, "SNES", 8, 2, variants=("F",), hidden=(16,),
-                config=dict(inner_steps=5, num_envs=2, eval_steps=30)),
+            Job(
+                "CartPole-v1",
+                4,
+                "SNES",
+                8,
+                2,
+                config=dict(inner_steps=10, num_envs=2),
+                hidden=(16,),
+                env_options=(("max_steps_in_episode", 50),),
+            ),
+            Job(
+                "Breakout-MinAtar",
+                3,
+                "SNES",
+                8,
+                2,
+                variants=("F",),
+                hidden=(16,),
+                config=dict(inner_steps=5, num_envs=2, eval_steps=30),
+            ),
         ),
-        seeds=1, chunk=2, eval_episodes=2, eval_inits=2,
+        seeds=1,
+        chunk=2,
+        eval_episodes=2,
+        eval_inits=2,
         transfer_policies=(("same", (), "", 0.0), ("1x8 tanh", (8,), "tanh", 0.0)),
     ),
     "cpu": Scale(
         jobs=(
-            Job("CartPole-v1", 4, "SNES", 64, 150, hidden=(64, 64), config=dict(inner_steps=64, num_envs=4)),
+            Job(
+                "CartPole-v1",
+                4,
+                "SNES",
+                64,
+                150,
+                hidden=(64, 64),
+                config=dict(inner_steps=64, num_envs=4),
+            ),
             # the paper's fitness (every episode in the window) and SNES with evosax's own
             # rank weights at sigma 0.1: at population 64 the paper's softmax weights (top ~3
             # members) and sigma 0.5 stalled at a return of ~1 (see the README)
-            Job("Breakout-MinAtar", 16, "SNES", 64, 800, hidden=(64, 64), paper_strategy=False,
-                strategy_options={"sigma": 0.1}, config=dict(inner_steps=64, num_envs=4, eval_steps=500)),
+            Job(
+                "Breakout-MinAtar",
+                16,
+                "SNES",
+                64,
+                800,
+                hidden=(64, 64),
+                paper_strategy=False,
+                strategy_options={"sigma": 0.1},
+                config=dict(inner_steps=64, num_envs=4, eval_steps=500),
+            ),
         ),
-        seeds=1, chunk=25, eval_episodes=32, eval_inits=4, transfer_policies=_TRANSFER_SMALL,
+        seeds=1,
+        chunk=25,
+        eval_episodes=32,
+        eval_inits=4,
+        transfer_policies=_TRANSFER_SMALL,
     ),
     "paper": Scale(
         jobs=tuple(Job(e, 64, "Open_ES", 2048, 2000) for e in _BRAX)
         + tuple(Job(e, 4, "Open_ES", 2048, 2000) for e in ("brax/hopper", "brax/walker2d"))
         + tuple(Job(e, 16, "SNES", 2048, 2000) for e in _MINATAR),
-        seeds=3, chunk=50, eval_episodes=64, eval_inits=8, transfer_policies=_TRANSFER_PAPER,
+        seeds=3,
+        chunk=50,
+        eval_episodes=64,
+        eval_inits=8,
+        transfer_policies=_TRANSFER_PAPER,
     ),
 }
 
 # HaDES paper, population mean at the end (3 seeds; D=4 without a variant): for the report
 PAPER_RESULTS = {
-    ("brax/hopper", 64): {"R": 1787, "F": 1837}, ("brax/walker2d", 64): {"R": 2438, "F": 2722},
-    ("brax/halfcheetah", 64): {"R": 3318, "F": 3628}, ("brax/humanoid", 64): {"R": 1715, "F": 4563},
-    ("brax/ant", 64): {"R": 267, "F": 1193}, ("brax/hopper", 4): {"any": 1535},
-    ("brax/walker2d", 4): {"any": 1312}, ("Breakout-MinAtar", 16): {"R": 7.5, "F": 14.0},
-    ("SpaceInvaders-MinAtar", 16): {"R": 18.6, "F": 31.6}, ("Asterix-MinAtar", 16): {"R": 4.0, "F": 6.6},
+    ("brax/hopper", 64): {"R": 1787, "F": 1837},
+    ("brax/walker2d", 64): {"R": 2438, "F": 2722},
+    ("brax/halfcheetah", 64): {"R": 3318, "F": 3628},
+    ("brax/humanoid", 64): {"R": 1715, "F": 4563},
+    ("brax/ant", 64): {"R": 267, "F": 1193},
+    ("brax/hopper", 4): {"any": 1535},
+    ("brax/walker2d", 4): {"any": 1312},
+    ("Breakout-MinAtar", 16): {"R": 7.5, "F": 14.0},
+    ("SpaceInvaders-MinAtar", 16): {"R": 18.6, "F": 31.6},
+    ("Asterix-MinAtar", 16): {"R": 4.0, "F": 6.6},
 }
 
 
@@ -160,9 +211,17 @@ def strategy_options(job: Job) -> dict:
 
 
 def job_config(job: Job, variant: str) -> HadesConfig:
-    cfg = hades_preset(job.env_id, dataset_size=job.dataset_size, variant=variant, env_options=job.env_options, **job.config)
+    cfg = hades_preset(
+        job.env_id,
+        dataset_size=job.dataset_size,
+        variant=variant,
+        env_options=job.env_options,
+        **job.config,
+    )
     if job.hidden is not None:
-        cfg = dataclasses.replace(cfg, policy=dataclasses.replace(cfg.policy, hidden_sizes=job.hidden))
+        cfg = dataclasses.replace(
+            cfg, policy=dataclasses.replace(cfg.policy, hidden_sizes=job.hidden)
+        )
     return cfg
 
 
@@ -178,13 +237,27 @@ def references(env_id: str, env_options: tuple, key: jax.Array) -> tuple[float |
 _EVALUATORS: dict = {}
 
 
-def evaluate_data(config: HadesConfig, strategy, data: dict, key: jax.Array, episodes: int, inits: int, fixed_init=None) -> float:
+def evaluate_data(
+    config: HadesConfig,
+    strategy,
+    data: dict,
+    key: jax.Array,
+    episodes: int,
+    inits: int,
+    fixed_init=None,
+) -> float:
     """Mean return of policies trained on ``data`` from ``inits`` fresh inits, or from
     ``fixed_init`` (repeated ``inits`` times with different rollout keys: the same program)."""
     # the fitness program does not depend on the variant: one compiled evaluator per config
     # whole first episodes (up to the env's time limit), whatever the evolution's fitness window
     cfg = dataclasses.replace(
-        config, num_envs=episodes, num_devices=1, variant="R", num_inits=inits, eval_steps=None, fitness_episodes="first"
+        config,
+        num_envs=episodes,
+        num_devices=1,
+        variant="R",
+        num_inits=inits,
+        eval_steps=None,
+        fitness_episodes="first",
     )
     if cfg not in _EVALUATORS:
         ev = make_hades(cfg, strategy)
@@ -209,48 +282,98 @@ def scaled(ret: float, expert: float | None, rnd: float) -> float | None:
     return None if expert is None else (ret - rnd) / (expert - rnd)
 
 
-def run_job(job: Job, variant: str, seed: int, sc: Scale, out_dir: Path) -> tuple[dict, list[dict], dict]:
+def run_job(
+    job: Job, variant: str, seed: int, sc: Scale, out_dir: Path
+) -> tuple[dict, list[dict], dict]:
     cfg = job_config(job, variant)
     options = strategy_options(job)
     es = make_strategy(job.strategy, job.population, solution_template(cfg), **options)
     tag = f"{zoo_name(job.env_id)}_D{job.dataset_size}_{variant}_s{seed}"
     t0 = time.time()
-    res = run_hades(cfg, es, jax.random.key(seed), job.generations, checkpoint_every=sc.chunk, progress=True)
+    res = run_hades(
+        cfg, es, jax.random.key(seed), job.generations, checkpoint_every=sc.chunk, progress=True
+    )
     wall = time.time() - t0
     h = res.history
     k_best, k_mean, k_fixed, k_ref = jax.random.split(jax.random.key(10_000 + seed), 4)
-    best, mean = distilled_data(res.hades, res.state, "best"), distilled_data(res.hades, res.state, "mean")
+    best, mean = (
+        distilled_data(res.hades, res.state, "best"),
+        distilled_data(res.hades, res.state, "mean"),
+    )
     ret_best = evaluate_data(cfg, es, best, k_best, sc.eval_episodes, sc.eval_inits)
     ret_mean = evaluate_data(cfg, es, mean, k_mean, sc.eval_episodes, sc.eval_inits)
     ret_fixed = (
-        evaluate_data(cfg, es, mean, k_fixed, sc.eval_episodes, sc.eval_inits, fixed_init=res.state.fixed_init) if variant == "F" else None
+        evaluate_data(
+            cfg, es, mean, k_fixed, sc.eval_episodes, sc.eval_inits, fixed_init=res.state.fixed_init
+        )
+        if variant == "F"
+        else None
     )
     expert, rnd = references(job.env_id, job.env_options, k_ref)
     ds = distilled_dataset(res.hades, res.state, "mean", fitness=ret_mean)
     save_dataset(ds, out_dir / "hades_datasets" / f"{tag}.npz")
-    save_curves(h, out_dir / f"hades_curves_{tag}.csv", out_dir / f"hades_curves_{tag}.png", title=f"HaDES-{variant} {job.env_id} D={job.dataset_size}")
-    plot_dataset(ds, out_dir / f"hades_data_{tag}.png", title=f"HaDES-{variant} {job.env_id}: {job.dataset_size} states (mean, return {ret_mean:.1f})")
+    save_curves(
+        h,
+        out_dir / f"hades_curves_{tag}.csv",
+        out_dir / f"hades_curves_{tag}.png",
+        title=f"HaDES-{variant} {job.env_id} D={job.dataset_size}",
+    )
+    plot_dataset(
+        ds,
+        out_dir / f"hades_data_{tag}.png",
+        title=f"HaDES-{variant} {job.env_id}: {job.dataset_size} states (mean, return {ret_mean:.1f})",
+    )
     row = {
-        "env": job.env_id, "env_options": [list(kv) for kv in job.env_options], "variant": variant,
-        "dataset_size": job.dataset_size, "strategy": job.strategy, "population": job.population,
-        "generations": job.generations, "seed": seed, "hidden": list(cfg.policy.hidden_sizes),
-        "inner_steps": cfg.inner_steps, "final_population_mean": float(h["mean"][-1]),
-        "final_population_best": float(h["best"][-1]), "first_population_mean": float(h["mean"][0]),
-        "best_fitness": float(res.state.best_fitness), "return_best_data_new_inits": ret_best,
-        "return_mean_data_new_inits": ret_mean, "return_mean_data_fixed_init": ret_fixed,
-        "expert_return": expert, "random_return": rnd,
+        "env": job.env_id,
+        "env_options": [list(kv) for kv in job.env_options],
+        "variant": variant,
+        "dataset_size": job.dataset_size,
+        "strategy": job.strategy,
+        "population": job.population,
+        "generations": job.generations,
+        "seed": seed,
+        "hidden": list(cfg.policy.hidden_sizes),
+        "inner_steps": cfg.inner_steps,
+        "final_population_mean": float(h["mean"][-1]),
+        "final_population_best": float(h["best"][-1]),
+        "first_population_mean": float(h["mean"][0]),
+        "best_fitness": float(res.state.best_fitness),
+        "return_best_data_new_inits": ret_best,
+        "return_mean_data_new_inits": ret_mean,
+        "return_mean_data_fixed_init": ret_fixed,
+        "expert_return": expert,
+        "random_return": rnd,
         "scaled_final_population_mean": scaled(float(h["mean"][-1]), expert, rnd),
         "scaled_mean_data_new_inits": scaled(ret_mean, expert, rnd),
         "paper_population_mean": _paper(job.env_id, job.dataset_size, variant),
-        "wall_time_s": round(wall, 1), "dataset": str(out_dir / "hades_datasets" / f"{tag}.npz"),
-        "device": str(jax.devices()[0].device_kind), "device_peak_gib": device_peak_gib(),
+        "wall_time_s": round(wall, 1),
+        "dataset": str(out_dir / "hades_datasets" / f"{tag}.npz"),
+        "device": str(jax.devices()[0].device_kind),
+        "device_peak_gib": device_peak_gib(),
     }
-    curves = [{"env": job.env_id, "variant": variant, "dataset_size": job.dataset_size, "seed": seed,
-               "generation": int(g), "best": float(b), "mean": float(m), "std": float(s)}
-              for g, b, m, s in zip(h["generation"], h["best"], h["mean"], h["std"], strict=True)]
-    print(f"{tag}: population mean {h['mean'][0]:.1f} -> {h['mean'][-1]:.1f}, mean data (new inits) "
-          f"{ret_mean:.1f}, {wall:.0f} s", file=sys.stderr)
-    return row, curves, {"config": cfg, "strategy": es, "data": mean, "expert": expert, "random": rnd}
+    curves = [
+        {
+            "env": job.env_id,
+            "variant": variant,
+            "dataset_size": job.dataset_size,
+            "seed": seed,
+            "generation": int(g),
+            "best": float(b),
+            "mean": float(m),
+            "std": float(s),
+        }
+        for g, b, m, s in zip(h["generation"], h["best"], h["mean"], h["std"], strict=True)
+    ]
+    print(
+        f"{tag}: population mean {h['mean'][0]:.1f} -> {h['mean'][-1]:.1f}, mean data (new inits) "
+        f"{ret_mean:.1f}, {wall:.0f} s",
+        file=sys.stderr,
+    )
+    return (
+        row,
+        curves,
+        {"config": cfg, "strategy": es, "data": mean, "expert": expert, "random": rnd},
+    )
 
 
 def transfer_rows_for(job: Job, variant: str, seed: int, ctx: dict, sc: Scale) -> list[dict]:
@@ -259,17 +382,30 @@ def transfer_rows_for(job: Job, variant: str, seed: int, ctx: dict, sc: Scale) -
     rows = []
     for name, hidden, act, lr in sc.transfer_policies:
         policy = dataclasses.replace(
-            cfg.policy, hidden_sizes=tuple(hidden) or cfg.policy.hidden_sizes, activation=act or cfg.policy.activation
+            cfg.policy,
+            hidden_sizes=tuple(hidden) or cfg.policy.hidden_sizes,
+            activation=act or cfg.policy.activation,
         )
         inner_lr = cfg.inner_lr / -lr if lr < 0 else (lr or cfg.inner_lr)
         tcfg = dataclasses.replace(cfg, policy=policy, inner_lr=inner_lr)
         key = jax.random.key(20_000 + seed)
-        ret = evaluate_data(tcfg, ctx["strategy"], ctx["data"], key, sc.eval_episodes, sc.eval_inits)
-        rows.append({
-            "env": job.env_id, "variant": variant, "dataset_size": job.dataset_size, "seed": seed, "policy": name,
-            "hidden": list(policy.hidden_sizes), "activation": policy.activation, "lr": inner_lr,
-            "return": ret, "scaled_return": scaled(ret, ctx["expert"], ctx["random"]),
-        })
+        ret = evaluate_data(
+            tcfg, ctx["strategy"], ctx["data"], key, sc.eval_episodes, sc.eval_inits
+        )
+        rows.append(
+            {
+                "env": job.env_id,
+                "variant": variant,
+                "dataset_size": job.dataset_size,
+                "seed": seed,
+                "policy": name,
+                "hidden": list(policy.hidden_sizes),
+                "activation": policy.activation,
+                "lr": inner_lr,
+                "return": ret,
+                "scaled_return": scaled(ret, ctx["expert"], ctx["random"]),
+            }
+        )
     return rows
 
 
@@ -303,8 +439,13 @@ def write_report(out_dir: Path, meta: dict, rows: list[dict], transfer_rows: lis
             f"| {_fmt(r['scaled_mean_data_new_inits'])} | {_fmt(r['paper_population_mean'])} | {r['wall_time_s']:.0f} |"
         )
     if transfer_rows:
-        lines += ["", "## Transfer: other architectures and learning rates trained on the distilled data", "",
-                  "| env | D | variant | policy | hidden | activation | lr | return | scaled |", "|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "## Transfer: other architectures and learning rates trained on the distilled data",
+            "",
+            "| env | D | variant | policy | hidden | activation | lr | return | scaled |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         for r in transfer_rows:
             lines.append(
                 f"| {r['env']} | {r['dataset_size']} | {r['variant']} | {r['policy']} | {r['hidden']} | {r['activation']} "
@@ -314,15 +455,21 @@ def write_report(out_dir: Path, meta: dict, rows: list[dict], transfer_rows: lis
 
 
 def write_memory_report(out_dir: Path, scale: str, rows: list[dict]) -> None:
-    meta = {"command": "python benchmarks/hades.py " + " ".join(sys.argv[1:]), "machine": machine_description(),
-            "jax_version": jax.__version__}
+    meta = {
+        "command": "python benchmarks/hades.py " + " ".join(sys.argv[1:]),
+        "machine": machine_description(),
+        "jax_version": jax.__version__,
+    }
     atomic_write_json(out_dir / f"hades_memory_{scale}.json", {"meta": meta, "jobs": rows})
     lines = [
-        f"# HaDES memory plan ({scale} scale)", "",
-        f"Command: `{meta['command']}`; machine: {meta['machine']}; jax {meta['jax_version']}.", "",
+        f"# HaDES memory plan ({scale} scale)",
+        "",
+        f"Command: `{meta['command']}`; machine: {meta['machine']}; jax {meta['jax_version']}.",
+        "",
         "XLA's buffer assignment for ONE generation of each job (HaDES-R), compiled for this "
         f"machine's `{rows[0]['backend'] if rows else '?'}` backend on one device; nothing was run. "
-        "Arguments + outputs + peak temporaries.", "",
+        "Arguments + outputs + peak temporaries.",
+        "",
         "| env | D | pop x inits x envs x steps | fitness episodes | MLP | planned GiB (temp) | compile s |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -351,17 +498,28 @@ def memory_estimate(job: Job, variant: str = "R") -> dict:
     m = compiled.memory_analysis()
     gib = 1024**3
     row = {
-        "env": env_id, "dataset_size": dataset_size, "variant": variant, "population": population,
-        "inits": cfg.inits_per_generation, "num_envs": cfg.num_envs, "eval_steps": hades.eval_steps,
+        "env": env_id,
+        "dataset_size": dataset_size,
+        "variant": variant,
+        "population": population,
+        "inits": cfg.inits_per_generation,
+        "num_envs": cfg.num_envs,
+        "eval_steps": hades.eval_steps,
         "fitness_episodes": cfg.fitness_episodes,
-        "hidden": list(cfg.policy.hidden_sizes), "backend": jax.default_backend(),
-        "argument_gib": m.argument_size_in_bytes / gib, "output_gib": m.output_size_in_bytes / gib,
+        "hidden": list(cfg.policy.hidden_sizes),
+        "backend": jax.default_backend(),
+        "argument_gib": m.argument_size_in_bytes / gib,
+        "output_gib": m.output_size_in_bytes / gib,
         "temp_gib": m.temp_size_in_bytes / gib,
-        "total_gib": (m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes) / gib,
+        "total_gib": (m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes)
+        / gib,
         "compile_s": round(time.time() - t0, 1),
     }
-    print(f"{env_id} D={dataset_size} {variant} pop {population}: {row['total_gib']:.2f} GiB planned "
-          f"(temp {row['temp_gib']:.2f})", file=sys.stderr)
+    print(
+        f"{env_id} D={dataset_size} {variant} pop {population}: {row['total_gib']:.2f} GiB planned "
+        f"(temp {row['temp_gib']:.2f})",
+        file=sys.stderr,
+    )
     return row
 
 
@@ -398,7 +556,10 @@ def main(
     if generations is not None:
         jobs = [dataclasses.replace(j, generations=generations) for j in jobs]
     if variants:
-        jobs = [dataclasses.replace(j, variants=tuple(v for v in j.variants if v in variants)) for j in jobs]
+        jobs = [
+            dataclasses.replace(j, variants=tuple(v for v in j.variants if v in variants))
+            for j in jobs
+        ]
     if not jobs:
         raise SystemExit(f"no job left after --envs {envs}; jobs: {[j.env_id for j in sc.jobs]}")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -416,11 +577,19 @@ def main(
                 if transfer:
                     transfer_rows += transfer_rows_for(job, variant, s, ctx, sc)
     meta = {
-        "command": "python benchmarks/hades.py " + " ".join(sys.argv[1:]), "machine": machine_description(),
-        "scale": scale, "wall_time_s": time.time() - t0, "seeds": sc.seeds, "chunk": sc.chunk,
-        "eval_episodes": sc.eval_episodes, "eval_inits": sc.eval_inits, "jax_version": jax.__version__,
+        "command": "python benchmarks/hades.py " + " ".join(sys.argv[1:]),
+        "machine": machine_description(),
+        "scale": scale,
+        "wall_time_s": time.time() - t0,
+        "seeds": sc.seeds,
+        "chunk": sc.chunk,
+        "eval_episodes": sc.eval_episodes,
+        "eval_inits": sc.eval_inits,
+        "jax_version": jax.__version__,
     }
-    atomic_write_json(out_dir / "hades.json", {"meta": meta, "runs": rows, "transfer": transfer_rows})
+    atomic_write_json(
+        out_dir / "hades.json", {"meta": meta, "runs": rows, "transfer": transfer_rows}
+    )
     atomic_write_csv(out_dir / "hades.csv", curves)
     if transfer_rows:
         atomic_write_csv(out_dir / "hades_transfer.csv", transfer_rows)

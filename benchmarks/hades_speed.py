@@ -43,16 +43,41 @@ from jaxbc.hades.strategies import paper_strategy_options
 from jaxbc.io import atomic_write_json, best_time, enable_compilation_cache, machine_description
 
 CONFIGS: dict[str, dict[str, Any]] = {
-    "minatar64": dict(env="Breakout-MinAtar", strategy="SNES", population=64, variant="F",
-                      config=dict(dataset_size=16, num_envs=8, eval_steps=1024, inner_steps=64)),
-    "hopper16": dict(env="brax/hopper", strategy="Open_ES", population=16, variant="F",
-                     config=dict(dataset_size=64, num_envs=4, eval_steps=256, inner_steps=200)),
-    "smoke": dict(env="CartPole-v1", strategy="SNES", population=8, variant="R",
-                  config=dict(dataset_size=4, num_envs=2, eval_steps=50, inner_steps=5)),
-    "paper_breakout": dict(env="Breakout-MinAtar", strategy="SNES", population=2048, variant="R",
-                           config=dict(dataset_size=16, num_envs=8, eval_steps=1024, inner_steps=64)),
-    "paper_hopper": dict(env="brax/hopper", strategy="Open_ES", population=2048, variant="R",
-                         config=dict(dataset_size=64, num_envs=4, eval_steps=1024, inner_steps=200)),
+    "minatar64": dict(
+        env="Breakout-MinAtar",
+        strategy="SNES",
+        population=64,
+        variant="F",
+        config=dict(dataset_size=16, num_envs=8, eval_steps=1024, inner_steps=64),
+    ),
+    "hopper16": dict(
+        env="brax/hopper",
+        strategy="Open_ES",
+        population=16,
+        variant="F",
+        config=dict(dataset_size=64, num_envs=4, eval_steps=256, inner_steps=200),
+    ),
+    "smoke": dict(
+        env="CartPole-v1",
+        strategy="SNES",
+        population=8,
+        variant="R",
+        config=dict(dataset_size=4, num_envs=2, eval_steps=50, inner_steps=5),
+    ),
+    "paper_breakout": dict(
+        env="Breakout-MinAtar",
+        strategy="SNES",
+        population=2048,
+        variant="R",
+        config=dict(dataset_size=16, num_envs=8, eval_steps=1024, inner_steps=64),
+    ),
+    "paper_hopper": dict(
+        env="brax/hopper",
+        strategy="Open_ES",
+        population=2048,
+        variant="R",
+        config=dict(dataset_size=64, num_envs=4, eval_steps=1024, inner_steps=200),
+    ),
 }
 
 
@@ -71,12 +96,17 @@ def flops(hades, population: int) -> dict[str, float]:
     return {"inner": inner, "rollout": rollout, "total": inner + rollout}
 
 
-def chain_rate(sizes: tuple[int, ...], members: int, rows: int, steps: int = 64, block: int = 4) -> float:
+def chain_rate(
+    sizes: tuple[int, ...], members: int, rows: int, steps: int = 64, block: int = 4
+) -> float:
     """FLOP/s of the rollout's MLP chain: ``members`` policies (own weights) on ``rows``
     inputs for ``steps`` dependent steps, processed in blocks of ``block`` members (vmap
     inside a block, the time scan inside, ``lax.map`` over blocks)."""
     keys = jax.random.split(jax.random.key(0), len(sizes) - 1)
-    ws = [jax.random.normal(k, (members, a, b)) / np.sqrt(a) for k, a, b in zip(keys, sizes[:-1], sizes[1:], strict=True)]
+    ws = [
+        jax.random.normal(k, (members, a, b)) / np.sqrt(a)
+        for k, a, b in zip(keys, sizes[:-1], sizes[1:], strict=True)
+    ]
     x0 = jnp.ones((members, rows, sizes[0]))
 
     def one(w, x):
@@ -116,7 +146,13 @@ def bandwidth(gib: float) -> float:
 
 def measure(name: str, generations: int, member_block: int | None = None) -> dict:
     spec = CONFIGS[name]
-    cfg = hades_preset(spec["env"], variant=spec["variant"], num_devices=1, member_block=member_block, **spec["config"])
+    cfg = hades_preset(
+        spec["env"],
+        variant=spec["variant"],
+        num_devices=1,
+        member_block=member_block,
+        **spec["config"],
+    )
     options = paper_strategy_options(spec["strategy"], spec["population"])
     es = make_strategy(spec["strategy"], spec["population"], solution_template(cfg), **options)
     hades = make_hades(cfg, es)
@@ -157,7 +193,9 @@ def measure(name: str, generations: int, member_block: int | None = None) -> dic
 
         def body(c, kk):
             st, tot = c
-            _, st, r, _, _, _ = jax.vmap(env.step, in_axes=(0, 0, None))(jax.random.split(kk, n_env), st, zero_action)
+            _, st, r, _, _, _ = jax.vmap(env.step, in_axes=(0, 0, None))(
+                jax.random.split(kk, n_env), st, zero_action
+            )
             return (st, tot + r.sum()), None
 
         return jax.lax.scan(body, (st, 0.0), jax.random.split(key, hades.eval_steps))[0][1]
@@ -168,7 +206,9 @@ def measure(name: str, generations: int, member_block: int | None = None) -> dic
 
     sizes = layer_sizes(hades)
     f = flops(hades, pop)
-    crate = chain_rate(sizes, min(pop * k, 4096 if gpu else 64), cfg.num_envs, block=pop * k if gpu else 4)
+    crate = chain_rate(
+        sizes, min(pop * k, 4096 if gpu else 64), cfg.num_envs, block=pop * k if gpu else 4
+    )
     mrate = matmul_rate(8192 if gpu else 2048)
     bw = bandwidth(4.0 if gpu else 0.5)
     n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
@@ -181,23 +221,50 @@ def measure(name: str, generations: int, member_block: int | None = None) -> dic
     stats = jax.devices()[0].memory_stats() or {}
     peak = stats.get("peak_bytes_in_use")
     return {
-        "config": name, "member_block": hades.member_block, "env": spec["env"], "strategy": spec["strategy"], "population": pop, "inits": k,
-        "variant": spec["variant"], "dataset_size": cfg.dataset_size, "hidden": list(cfg.policy.hidden_sizes),
-        "inner_steps": cfg.inner_steps, "num_envs": cfg.num_envs, "eval_steps": hades.eval_steps,
-        "generations_timed": generations, "compile_and_first_gen_s": round(compile_s, 1), "gen_s": gen_s,
-        "inner_only_s": inner_s, "rollout_only_s": rollout_s, "env_only_s": env_s,
+        "config": name,
+        "member_block": hades.member_block,
+        "env": spec["env"],
+        "strategy": spec["strategy"],
+        "population": pop,
+        "inits": k,
+        "variant": spec["variant"],
+        "dataset_size": cfg.dataset_size,
+        "hidden": list(cfg.policy.hidden_sizes),
+        "inner_steps": cfg.inner_steps,
+        "num_envs": cfg.num_envs,
+        "eval_steps": hades.eval_steps,
+        "generations_timed": generations,
+        "compile_and_first_gen_s": round(compile_s, 1),
+        "gen_s": gen_s,
+        "inner_only_s": inner_s,
+        "rollout_only_s": rollout_s,
+        "env_only_s": env_s,
         "tflop": {k_: v / 1e12 for k_, v in f.items()},
-        "chain_tflops": crate / 1e12, "matmul_tflops": mrate / 1e12, "bandwidth_gbs": bw / 1e9,
-        "policy_params": n_params, "rollout_weight_bytes_per_step": bytes_per_step,
-        "flop_floor_s": flop_floor, "bandwidth_floor_s": bw_floor, "floor_s": floor, "floor_ratio": gen_s / floor,
+        "chain_tflops": crate / 1e12,
+        "matmul_tflops": mrate / 1e12,
+        "bandwidth_gbs": bw / 1e9,
+        "policy_params": n_params,
+        "rollout_weight_bytes_per_step": bytes_per_step,
+        "flop_floor_s": flop_floor,
+        "bandwidth_floor_s": bw_floor,
+        "floor_s": floor,
+        "floor_ratio": gen_s / floor,
         "last_population_mean": float(summary.mean[-1]),
-        "device": str(jax.devices()[0].device_kind), "device_peak_gib": None if peak is None else peak / 2**30,
+        "device": str(jax.devices()[0].device_kind),
+        "device_peak_gib": None if peak is None else peak / 2**30,
     }
 
 
-def main(paper: bool = False, configs: list[str] | None = None, generations: int = 3, only: str | None = None,
-         member_blocks: list[int] | None = None, member_block: int | None = None,
-         out_dir: Path = Path("benchmarks/results"), timeout_s: int = 900) -> None:
+def main(
+    paper: bool = False,
+    configs: list[str] | None = None,
+    generations: int = 3,
+    only: str | None = None,
+    member_blocks: list[int] | None = None,
+    member_block: int | None = None,
+    out_dir: Path = Path("benchmarks/results"),
+    timeout_s: int = 900,
+) -> None:
     """Time HaDES generations against their floors (each configuration in its own process).
 
     Args:
@@ -217,8 +284,11 @@ def main(paper: bool = False, configs: list[str] | None = None, generations: int
         return
     names = configs or [n for n in CONFIGS if n != "smoke" and (paper or not n.startswith("paper"))]
     rows: list[dict] = []
-    meta = {"command": "python benchmarks/hades_speed.py " + " ".join(sys.argv[1:]), "machine": machine_description(),
-            "jax": jax.__version__}
+    meta = {
+        "command": "python benchmarks/hades_speed.py " + " ".join(sys.argv[1:]),
+        "machine": machine_description(),
+        "jax": jax.__version__,
+    }
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, block in [(n, b) for n in names for b in (member_blocks or [None])]:
         cmd = [sys.executable, __file__, "--only", name, "--generations", str(generations)]
@@ -226,19 +296,27 @@ def main(paper: bool = False, configs: list[str] | None = None, generations: int
         try:
             p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
             ok = p.returncode == 0
-            row = jsonlib.loads(p.stdout.strip().splitlines()[-1]) if ok else {"config": name, "error": p.stderr[-2000:]}
+            row = (
+                jsonlib.loads(p.stdout.strip().splitlines()[-1])
+                if ok
+                else {"config": name, "error": p.stderr[-2000:]}
+            )
         except subprocess.TimeoutExpired:
             row = {"config": name, "error": f"timed out after {timeout_s} s"}
         rows.append(row)
         print(jsonlib.dumps(row), file=sys.stderr, flush=True)
-        atomic_write_json(out_dir / f"hades_speed_{jax.default_backend()}.json", {"meta": meta, "rows": rows})
+        atomic_write_json(
+            out_dir / f"hades_speed_{jax.default_backend()}.json", {"meta": meta, "rows": rows}
+        )
     for r in rows:
         if "error" in r:
             print(f"{r['config']}: ERROR {r['error'][-300:]}")
         else:
-            print(f"{r['config']} (member block {r['member_block']}): {r['gen_s']:.2f} s/gen (inner {r['inner_only_s']:.2f}, rollout {r['rollout_only_s']:.2f}, "
-                  f"env {r['env_only_s']:.2f}); floor {r['floor_s']:.2f} s (flop {r['flop_floor_s']:.2f}, "
-                  f"bw {r['bandwidth_floor_s']:.2f}) -> ratio {r['floor_ratio']:.2f}; peak {r['device_peak_gib']}")
+            print(
+                f"{r['config']} (member block {r['member_block']}): {r['gen_s']:.2f} s/gen (inner {r['inner_only_s']:.2f}, rollout {r['rollout_only_s']:.2f}, "
+                f"env {r['env_only_s']:.2f}); floor {r['floor_s']:.2f} s (flop {r['flop_floor_s']:.2f}, "
+                f"bw {r['bandwidth_floor_s']:.2f}) -> ratio {r['floor_ratio']:.2f}; peak {r['device_peak_gib']}"
+            )
 
 
 if __name__ == "__main__":

@@ -31,7 +31,11 @@ from jaxbc.io import (
 
 # name -> (HadesConfig overrides, strategy name, strategy options); "temperature" -> softmax rank weights
 SETTINGS: dict[str, tuple[dict, str, dict]] = {
-    "paper_first_L1000": ({"fitness_episodes": "first", "eval_steps": 1000}, "SNES", {"sigma": 0.5, "temperature": 20.0}),
+    "paper_first_L1000": (
+        {"fitness_episodes": "first", "eval_steps": 1000},
+        "SNES",
+        {"sigma": 0.5, "temperature": 20.0},
+    ),
     "paper_all_L500": ({}, "SNES", {"sigma": 0.5, "temperature": 20.0}),
     "softmax_T5": ({}, "SNES", {"sigma": 0.5, "temperature": 5.0}),
     "evosax_weights": ({}, "SNES", {"sigma": 0.5}),
@@ -40,10 +44,20 @@ SETTINGS: dict[str, tuple[dict, str, dict]] = {
     "snes_s0.1": ({}, "SNES", {"sigma": 0.1}),
     "snes_s0.05": ({}, "SNES", {"sigma": 0.05}),
     "snes_s0.5_D3": ({"dataset_size": 3}, "SNES", {"sigma": 0.5}),
-    "open_es_s0.2_lr0.05": ({}, "Open_ES", {"sigma": 0.2, "lr": 0.05, "fitness_shaping": "centered_ranks"}),
-    "open_es_s0.1_lr0.03": ({}, "Open_ES", {"sigma": 0.1, "lr": 0.03, "fitness_shaping": "centered_ranks"}),
+    "open_es_s0.2_lr0.05": (
+        {},
+        "Open_ES",
+        {"sigma": 0.2, "lr": 0.05, "fitness_shaping": "centered_ranks"},
+    ),
+    "open_es_s0.1_lr0.03": (
+        {},
+        "Open_ES",
+        {"sigma": 0.1, "lr": 0.03, "fitness_shaping": "centered_ranks"},
+    ),
 }
-BASE = dict(dataset_size=16, variant="F", inner_steps=64, num_envs=4, eval_steps=500, fitness_episodes="all")
+BASE = dict(
+    dataset_size=16, variant="F", inner_steps=64, num_envs=4, eval_steps=500, fitness_episodes="all"
+)
 
 
 def run_setting(name: str, generations: int, chunk: int, population: int, seed: int) -> dict:
@@ -59,16 +73,28 @@ def run_setting(name: str, generations: int, chunk: int, population: int, seed: 
     for _ in range(generations // chunk):
         state, summary = hades.step_generations(state, chunk)
         means.append(round(float(summary.mean.mean()), 2))
-        print(f"{name}: generation {len(means) * chunk}, population mean {means[-1]:.2f}", file=sys.stderr)
+        print(
+            f"{name}: generation {len(means) * chunk}, population mean {means[-1]:.2f}",
+            file=sys.stderr,
+        )
     final = float(hades.evaluate_data(state, hades.mean_data(state), jax.random.key(seed + 1)))
     return {
-        "setting": name, "strategy": strategy, "options": SETTINGS[name][2], "config": {**BASE, **overrides},
-        "chunk_means": means, "mean_data_fixed_init": round(final, 2), "wall_s": round(time.time() - t0, 1),
+        "setting": name,
+        "strategy": strategy,
+        "options": SETTINGS[name][2],
+        "config": {**BASE, **overrides},
+        "chunk_means": means,
+        "mean_data_fixed_init": round(final, 2),
+        "wall_s": round(time.time() - t0, 1),
     }
 
 
 def main(
-    only: list[str] | None = None, generations: int = 150, chunk: int = 25, population: int = 64, seed: int = 0,
+    only: list[str] | None = None,
+    generations: int = 150,
+    chunk: int = 25,
+    population: int = 64,
+    seed: int = 0,
     out_dir: Path = Path("benchmarks/results"),
 ) -> None:
     """Run the sweep (``only``: these settings) and write hades_sweep.{json,md}."""
@@ -77,14 +103,23 @@ def main(
     if unknown:
         raise SystemExit(f"unknown setting(s) {sorted(unknown)}; choose from {sorted(SETTINGS)}")
     rows = [run_setting(n, generations, chunk, population, seed) for n in (only or SETTINGS)]
-    meta = {"command": " ".join(["python benchmarks/hades_sweep.py", *sys.argv[1:]]), "machine": machine_description(),
-            "generations": generations, "population": population, "seed": seed, "jax_version": jax.__version__}
+    meta = {
+        "command": " ".join(["python benchmarks/hades_sweep.py", *sys.argv[1:]]),
+        "machine": machine_description(),
+        "generations": generations,
+        "population": population,
+        "seed": seed,
+        "jax_version": jax.__version__,
+    }
     atomic_write_json(out_dir / "hades_sweep.json", {"meta": meta, "rows": rows})
     lines = [
-        "# HaDES Breakout-MinAtar recipe sweep (HaDES-F, D = 16, population 64, one seed)", "",
-        f"Command: `{meta['command']}`; machine: {meta['machine']}; seed {seed}; {generations} generations.", "",
+        "# HaDES Breakout-MinAtar recipe sweep (HaDES-F, D = 16, population 64, one seed)",
+        "",
+        f"Command: `{meta['command']}`; machine: {meta['machine']}; seed {seed}; {generations} generations.",
+        "",
         f"Population mean return averaged over each chunk of {chunk} generations; then one fitness evaluation of the "
-        "final ES mean with the fixed init (4 envs, noisy). Random play scores 0.42, the zoo expert 27.5.", "",
+        "final ES mean with the fixed init (4 envs, noisy). Random play scores 0.42, the zoo expert 27.5.",
+        "",
         "| setting | strategy | options | fitness | population mean per chunk | final mean data | wall s |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -92,8 +127,10 @@ def main(
         fit = f"{r['config']['fitness_episodes']} episode(s), {r['config']['eval_steps']} steps"
         if r["config"]["dataset_size"] != BASE["dataset_size"]:
             fit += f", D = {r['config']['dataset_size']}"
-        lines.append(f"| {r['setting']} | {r['strategy']} | {r['options']} | {fit} | {r['chunk_means']} "
-                     f"| {r['mean_data_fixed_init']:.2f} | {r['wall_s']} |")
+        lines.append(
+            f"| {r['setting']} | {r['strategy']} | {r['options']} | {fit} | {r['chunk_means']} "
+            f"| {r['mean_data_fixed_init']:.2f} | {r['wall_s']} |"
+        )
     atomic_write_bytes(out_dir / "hades_sweep.md", ("\n".join(lines) + "\n").encode())
     print("\n".join(lines))
 

@@ -28,14 +28,23 @@ from jaxbc.envs import Box
 from jaxbc.io import enable_compilation_cache, machine_description
 
 
-def synthetic_dataset(n: int = 20_000, obs_dim: int = 17, act_dim: int = 6, seed: int = 0) -> Dataset:
+def synthetic_dataset(
+    n: int = 20_000, obs_dim: int = 17, act_dim: int = 6, seed: int = 0
+) -> Dataset:
     rng = np.random.default_rng(seed)
     obs = rng.normal(size=(n, obs_dim)).astype(np.float32)
     act = np.tanh(obs[:, :act_dim] + 0.1 * rng.normal(size=(n, act_dim))).astype(np.float32)
     return Dataset(
-        obs=obs, action=act, reward=np.zeros(n, np.float32), next_obs=obs,
-        terminated=np.zeros(n, bool), truncated=np.zeros(n, bool), episode_id=np.zeros(n, np.int32),
-        episode_returns=np.zeros(1, np.float32), env_id="synthetic", action_space=Box((-1.0,) * act_dim, (1.0,) * act_dim),
+        obs=obs,
+        action=act,
+        reward=np.zeros(n, np.float32),
+        next_obs=obs,
+        terminated=np.zeros(n, bool),
+        truncated=np.zeros(n, bool),
+        episode_id=np.zeros(n, np.int32),
+        episode_returns=np.zeros(1, np.float32),
+        env_id="synthetic",
+        action_space=Box((-1.0,) * act_dim, (1.0,) * act_dim),
         observation_shape=(obs_dim,),
     )
 
@@ -109,19 +118,34 @@ def main(
     policy = PolicyConfig(hidden_sizes=(256, 256), activation="relu")
     single = BCConfig(policy=policy, steps=steps, batch_size=256, lr=1e-3)
     ensemble = BCConfig(policy=policy, steps=steps, batch_size=256, lr=1e-3, members=members)
-    results: dict = {"machine": machine_description(), "jax": jax.__version__, "steps": steps, "members": members}
+    results: dict = {
+        "machine": machine_description(),
+        "jax": jax.__version__,
+        "steps": steps,
+        "members": members,
+    }
     compile_s, t = time_train(single, partial(swarm_bc_loss, tau=0.0), data, repeats)
     results["compile_s"] = round(compile_s, 2)
     results["bc_steps_per_s"] = round(steps / t, 1)
-    print(f"single policy: {results['bc_steps_per_s']} steps/s (compile {compile_s:.1f} s)", file=sys.stderr)
+    print(
+        f"single policy: {results['bc_steps_per_s']} steps/s (compile {compile_s:.1f} s)",
+        file=sys.stderr,
+    )
     _, t = time_train(ensemble, partial(swarm_bc_loss, tau=0.0), data, repeats)
     results["ensemble_member_steps_per_s"] = round(steps * members / t, 1)
-    print(f"ensemble x{members}: {results['ensemble_member_steps_per_s']} member-steps/s", file=sys.stderr)
+    print(
+        f"ensemble x{members}: {results['ensemble_member_steps_per_s']} member-steps/s",
+        file=sys.stderr,
+    )
     _, t = time_train(ensemble, partial(swarm_bc_loss, tau=0.25), data, repeats)
     results["swarm_member_steps_per_s"] = round(steps * members / t, 1)
-    print(f"swarm x{members}: {results['swarm_member_steps_per_s']} member-steps/s", file=sys.stderr)
+    print(
+        f"swarm x{members}: {results['swarm_member_steps_per_s']} member-steps/s", file=sys.stderr
+    )
     results["ceiling_steps_per_s"] = ceiling_steps_per_s(steps, repeats)
-    print(f"bare flax/optax loop (ceiling): {results['ceiling_steps_per_s']} steps/s", file=sys.stderr)
+    print(
+        f"bare flax/optax loop (ceiling): {results['ceiling_steps_per_s']} steps/s", file=sys.stderr
+    )
     for fn in EXTRA.values():
         results.update(fn(repeats=repeats))
     if json:
@@ -142,7 +166,9 @@ def dagger_speed(repeats: int = 3) -> dict:
     data = collect(expert, expert.make_env(), 1, jax.random.key(0))
     cfg = DAggerConfig(
         bc=BCConfig(policy=PolicyConfig(hidden_sizes=(256, 256)), steps=200, batch_size=256),
-        iterations=10, steps_per_iteration=2000, num_envs=16,
+        iterations=10,
+        steps_per_iteration=2000,
+        num_envs=16,
     )
     run = jax.jit(make_dagger(cfg))
     t0 = time.perf_counter()
@@ -162,7 +188,14 @@ def hades_speed(repeats: int = 3, generations: int = 2) -> dict:
     full-batch steps, 4 envs x 500 steps, HaDES-F) and the env steps/s that implies."""
     from jaxbc.hades import HadesConfig, make_hades, make_strategy, solution_template
 
-    cfg = HadesConfig(env_id="CartPole-v1", dataset_size=4, inner_steps=64, num_envs=4, eval_steps=500, num_devices=1)
+    cfg = HadesConfig(
+        env_id="CartPole-v1",
+        dataset_size=4,
+        inner_steps=64,
+        num_envs=4,
+        eval_steps=500,
+        num_devices=1,
+    )
     population = 256
     hades = make_hades(cfg, make_strategy("SNES", population, solution_template(cfg)))
     state = jax.jit(hades.init)(jax.random.key(0))
@@ -177,8 +210,15 @@ def hades_speed(repeats: int = 3, generations: int = 2) -> dict:
         best = min(best, time.perf_counter() - t0)
     gen_s = best / generations
     env_steps = population * cfg.inits_per_generation * cfg.num_envs * cfg.eval_steps
-    print(f"HaDES generation: {gen_s:.2f} s, {env_steps / gen_s:,.0f} env steps/s (compile {compile_s:.1f} s)", file=sys.stderr)
-    return {"hades_gen_s": round(gen_s, 3), "hades_env_steps_per_s": round(env_steps / gen_s), "hades_compile_s": round(compile_s, 2)}
+    print(
+        f"HaDES generation: {gen_s:.2f} s, {env_steps / gen_s:,.0f} env steps/s (compile {compile_s:.1f} s)",
+        file=sys.stderr,
+    )
+    return {
+        "hades_gen_s": round(gen_s, 3),
+        "hades_env_steps_per_s": round(env_steps / gen_s),
+        "hades_compile_s": round(compile_s, 2),
+    }
 
 
 # Measurements of other capabilities: () -> dict, merged into the results.

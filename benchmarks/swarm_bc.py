@@ -72,7 +72,9 @@ class Scale:
     eval_episodes: int
     visited_envs: int  # envs x steps of rollout for action difference on visited states
     visited_steps: int
-    image_torso: str = "auto"  # PolicyConfig.torso: auto (cnn for MinAtar images) or mlp (cpu: CPU convs are slow)
+    image_torso: str = (
+        "auto"  # PolicyConfig.torso: auto (cnn for MinAtar images) or mlp (cpu: CPU convs are slow)
+    )
 
 
 ENVS = (
@@ -86,10 +88,57 @@ ENVS = (
     "brax/ant",
 )
 SCALES = {
-    "cpu": Scale(ENVS, (1, 2, 4, 8, 16), 5, 8, 0.25, (0.0, 0.05, 0.25, 1.0, 4.0), 4, 2000, 128, (64, 64), 1e-3, 5, 4, 250, "mlp"),
-    "paper": Scale(ENVS, (1, 2, 4, 8, 16), 5, 8, 0.25, (0.0, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0), 8, 20000, 256, (256, 256), 3e-4, 20, 16, 1000),
+    "cpu": Scale(
+        ENVS,
+        (1, 2, 4, 8, 16),
+        5,
+        8,
+        0.25,
+        (0.0, 0.05, 0.25, 1.0, 4.0),
+        4,
+        2000,
+        128,
+        (64, 64),
+        1e-3,
+        5,
+        4,
+        250,
+        "mlp",
+    ),
+    "paper": Scale(
+        ENVS,
+        (1, 2, 4, 8, 16),
+        5,
+        8,
+        0.25,
+        (0.0, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0),
+        8,
+        20000,
+        256,
+        (256, 256),
+        3e-4,
+        20,
+        16,
+        1000,
+    ),
     # seconds: for checking the pipeline end to end
-    "smoke": Scale(("CartPole-v1", "Pendulum-v1"), (1, 2), 2, 3, 0.25, (0.0, 1.0), 1, 100, 64, (16, 16), 1e-3, 2, 2, 50, "mlp"),
+    "smoke": Scale(
+        ("CartPole-v1", "Pendulum-v1"),
+        (1, 2),
+        2,
+        3,
+        0.25,
+        (0.0, 1.0),
+        1,
+        100,
+        64,
+        (16, 16),
+        1e-3,
+        2,
+        2,
+        50,
+        "mlp",
+    ),
 }
 METHODS = ("bc", "ensemble", "swarm")
 
@@ -135,16 +184,24 @@ def study_env(env_id: str, scale: Scale, seed: int, bar) -> tuple[list[dict], li
         num_valid = jnp.asarray([int(ends[c - 1]) for c in counts])
 
         def train_one(k, nv, tau):
-            return make_bc_train(cfg, partial(loss_fn, tau=tau, penalty=PENALTY))(k, data, nv).params
+            return make_bc_train(cfg, partial(loss_fn, tau=tau, penalty=PENALTY))(
+                k, data, nv
+            ).params
 
-        params = jax.jit(jax.vmap(train_one, in_axes=(0, 0, 0)))(keys, num_valid, jnp.asarray(taus, jnp.float32))
+        params = jax.jit(jax.vmap(train_one, in_axes=(0, 0, 0)))(
+            keys, num_valid, jnp.asarray(taus, jnp.float32)
+        )
         ev = jax.jit(jax.vmap(make_eval(env, cfg, scale), in_axes=(0, 0, None)))
-        returns, ad_e, ad_v = ev(params, jax.random.split(jax.random.fold_in(keys[0], 1), n), expert_obs)
+        returns, ad_e, ad_v = ev(
+            params, jax.random.split(jax.random.fold_in(keys[0], 1), n), expert_obs
+        )
         return np.asarray(returns), np.asarray(ad_e), np.asarray(ad_v)
 
     base = BCConfig(
         policy=PolicyConfig(hidden_sizes=scale.hidden, torso=scale.image_torso),
-        steps=scale.steps, batch_size=scale.batch_size, lr=scale.lr
+        steps=scale.steps,
+        batch_size=scale.batch_size,
+        lr=scale.lr,
     )
     rows: list[dict] = []
     grid = [(c, s) for c in scale.episode_counts for s in range(scale.seeds)]
@@ -153,30 +210,55 @@ def study_env(env_id: str, scale: Scale, seed: int, bar) -> tuple[list[dict], li
         tau = scale.tau if method == "swarm" else 0.0
         cfg = dataclasses.replace(base, members=members)
         t0 = time.time()
-        returns, ad_e, ad_v = runs_for(cfg, swarm_bc_loss, [c for c, _ in grid], [tau] * len(grid), salt=1 + m_idx)
+        returns, ad_e, ad_v = runs_for(
+            cfg, swarm_bc_loss, [c for c, _ in grid], [tau] * len(grid), salt=1 + m_idx
+        )
         dt = time.time() - t0
         for i, (c, s) in enumerate(grid):
             r = float(returns[i].mean())
-            rows.append({
-                "env": env_id, "episodes": c, "method": method, "seed": s, "members": members, "tau": tau,
-                "mean_return": r, "scaled_return": (r - random_ret) / (expert_ret - random_ret),
-                "action_difference_expert": float(ad_e[i]), "action_difference_visited": float(ad_v[i]),
-                "expert_return": expert_ret, "random_return": random_ret,
-            })
+            rows.append(
+                {
+                    "env": env_id,
+                    "episodes": c,
+                    "method": method,
+                    "seed": s,
+                    "members": members,
+                    "tau": tau,
+                    "mean_return": r,
+                    "scaled_return": (r - random_ret) / (expert_ret - random_ret),
+                    "action_difference_expert": float(ad_e[i]),
+                    "action_difference_visited": float(ad_v[i]),
+                    "expert_return": expert_ret,
+                    "random_return": random_ret,
+                }
+            )
         bar.update()
         bar.set_postfix_str(f"{env_id} {method} {dt:.0f}s")
     # tau sweep at one episode count: taus x seeds in one program
     sweep_grid = [(t, s) for t in scale.taus for s in range(scale.seeds)]
     cfg = dataclasses.replace(base, members=scale.members)
-    returns, ad_e, ad_v = runs_for(cfg, swarm_bc_loss, [scale.tau_sweep_episodes] * len(sweep_grid), [t for t, _ in sweep_grid], salt=100)
+    returns, ad_e, ad_v = runs_for(
+        cfg,
+        swarm_bc_loss,
+        [scale.tau_sweep_episodes] * len(sweep_grid),
+        [t for t, _ in sweep_grid],
+        salt=100,
+    )
     sweep = []
     for i, (t, s) in enumerate(sweep_grid):
         r = float(returns[i].mean())
-        sweep.append({
-            "env": env_id, "episodes": scale.tau_sweep_episodes, "tau": t, "seed": s, "mean_return": r,
-            "scaled_return": (r - random_ret) / (expert_ret - random_ret),
-            "action_difference_expert": float(ad_e[i]), "action_difference_visited": float(ad_v[i]),
-        })
+        sweep.append(
+            {
+                "env": env_id,
+                "episodes": scale.tau_sweep_episodes,
+                "tau": t,
+                "seed": s,
+                "mean_return": r,
+                "scaled_return": (r - random_ret) / (expert_ret - random_ret),
+                "action_difference_expert": float(ad_e[i]),
+                "action_difference_visited": float(ad_v[i]),
+            }
+        )
     bar.update()
     return rows, sweep
 
@@ -188,7 +270,12 @@ def aggregate(rows: list[dict], keys: tuple[str, ...]) -> list[dict]:
     out = []
     for k, rs in groups.items():
         agg = dict(zip(keys, k, strict=True))
-        for m in ("mean_return", "scaled_return", "action_difference_expert", "action_difference_visited"):
+        for m in (
+            "mean_return",
+            "scaled_return",
+            "action_difference_expert",
+            "action_difference_visited",
+        ):
             v = np.array([r[m] for r in rs])
             agg[m], agg[m + "_std"] = float(v.mean()), float(v.std())
         agg["n"] = len(rs)
@@ -216,13 +303,31 @@ def write_markdown(path: Path, summary: list[dict], sweep: list[dict], meta: dic
     for env_id in dict.fromkeys(r["env"] for r in summary):
         for c in sorted({r["episodes"] for r in summary if r["env"] == env_id}):
             r = {m: by[(env_id, c, m)] for m in METHODS}
-            cells = [f"{r[m]['scaled_return']:.2f} ± {r[m]['scaled_return_std']:.2f}" for m in METHODS]
-            ads = [f"{r[m]['action_difference_expert']:.3f} / {r[m]['action_difference_visited']:.3f}" for m in ("ensemble", "swarm")]
+            cells = [
+                f"{r[m]['scaled_return']:.2f} ± {r[m]['scaled_return_std']:.2f}" for m in METHODS
+            ]
+            ads = [
+                f"{r[m]['action_difference_expert']:.3f} / {r[m]['action_difference_visited']:.3f}"
+                for m in ("ensemble", "swarm")
+            ]
             lines.append(f"| {env_id} | {c} | " + " | ".join(cells + ads) + " |")
-    lines += ["", f"## tau sweep (Swarm BC, {meta['tau_sweep_episodes']} episodes)", "", "| env | " + " | ".join(f"tau={t}" for t in meta["taus"]) + " |", "|---|" + "---|" * len(meta["taus"])]
+    lines += [
+        "",
+        f"## tau sweep (Swarm BC, {meta['tau_sweep_episodes']} episodes)",
+        "",
+        "| env | " + " | ".join(f"tau={t}" for t in meta["taus"]) + " |",
+        "|---|" + "---|" * len(meta["taus"]),
+    ]
     sw = {(r["env"], r["tau"]): r for r in sweep}
     for env_id in dict.fromkeys(r["env"] for r in sweep):
-        lines.append(f"| {env_id} | " + " | ".join(f"{sw[(env_id, t)]['scaled_return']:.2f} ± {sw[(env_id, t)]['scaled_return_std']:.2f}" for t in meta["taus"]) + " |")
+        lines.append(
+            f"| {env_id} | "
+            + " | ".join(
+                f"{sw[(env_id, t)]['scaled_return']:.2f} ± {sw[(env_id, t)]['scaled_return_std']:.2f}"
+                for t in meta["taus"]
+            )
+            + " |"
+        )
     atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
 
 
@@ -236,14 +341,22 @@ def plot(summary: list[dict], out_dir: Path, stem: str) -> list[Path]:
     paths = []
     for metric, ylabel, fname, methods in (
         ("scaled_return", "scaled return", f"{stem}_returns.png", METHODS),
-        ("action_difference_visited", "action difference (visited states)", f"{stem}_action_difference.png", ("ensemble", "swarm")),
+        (
+            "action_difference_visited",
+            "action difference (visited states)",
+            f"{stem}_action_difference.png",
+            ("ensemble", "swarm"),
+        ),
     ):
         cols = min(4, len(env_ids))
         rows_ = (len(env_ids) + cols - 1) // cols
         fig, axes = plt.subplots(rows_, cols, figsize=(3.2 * cols, 2.6 * rows_), squeeze=False)
         for ax, env_id in zip(axes.flat, env_ids, strict=False):
             for m in methods:
-                rs = sorted((r for r in summary if r["env"] == env_id and r["method"] == m), key=lambda r: r["episodes"])
+                rs = sorted(
+                    (r for r in summary if r["env"] == env_id and r["method"] == m),
+                    key=lambda r: r["episodes"],
+                )
                 x = [r["episodes"] for r in rs]
                 y = np.array([r[metric] for r in rs])
                 s = np.array([r[metric + "_std"] for r in rs])
@@ -253,7 +366,7 @@ def plot(summary: list[dict], out_dir: Path, stem: str) -> list[Path]:
             ax.set_title(env_id, fontsize=9)
             ax.set_xlabel("expert episodes", fontsize=8)
             ax.set_ylabel(ylabel, fontsize=8)
-        for ax in list(axes.flat)[len(env_ids):]:
+        for ax in list(axes.flat)[len(env_ids) :]:
             ax.axis("off")
         axes.flat[0].legend(fontsize=7)
         fig.tight_layout()
@@ -289,12 +402,15 @@ def main(
     rows, sweep, wall = [], [], 0.0
     with tqdm(total=len(sc.envs) * (len(METHODS) + 1), desc="swarm study", file=sys.stderr) as bar:
         for env_id in sc.envs:
+
             def run(env_id=env_id):
                 r, s = study_env(env_id, sc, seed, bar)
                 return {"runs": r, "tau_sweep_runs": s}
 
             part = out_dir / f"{name}_parts" / f"{zoo_name(env_id)}.json"
-            res, reused = resumable_timed(part, {**dataclasses.asdict(sc), "envs": None, "seed": seed}, run, resume)
+            res, reused = resumable_timed(
+                part, {**dataclasses.asdict(sc), "envs": None, "seed": seed}, run, resume
+            )
             if reused:
                 bar.update(len(METHODS) + 1)
             rows += res["runs"]
@@ -310,7 +426,16 @@ def main(
         "penalty_form": PENALTY,
         **{k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(sc).items()},
     }
-    atomic_write_json(out_dir / f"{name}.json", {"meta": meta, "summary": summary, "tau_sweep": sweep_summary, "runs": rows, "tau_sweep_runs": sweep})
+    atomic_write_json(
+        out_dir / f"{name}.json",
+        {
+            "meta": meta,
+            "summary": summary,
+            "tau_sweep": sweep_summary,
+            "runs": rows,
+            "tau_sweep_runs": sweep,
+        },
+    )
     atomic_write_csv(out_dir / f"{name}.csv", rows)
     write_markdown(out_dir / f"{name}.md", summary, sweep_summary, meta)
     plot(summary, out_dir, name)

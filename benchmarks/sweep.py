@@ -32,8 +32,11 @@ from jaxbc.bc import BCConfig, PolicyConfig, make_bc_train, swarm_bc_loss
 from jaxbc.io import atomic_write_json, best_time, enable_compilation_cache, machine_description
 from jaxbc.sweep import grid, sweep
 
-SCALES = {"cpu": dict(seeds=4, lrs=2, taus=2, steps=2_000), "gpu": dict(seeds=16, lrs=8, taus=8, steps=10_000),
-          "smoke": dict(seeds=2, lrs=1, taus=2, steps=20)}
+SCALES = {
+    "cpu": dict(seeds=4, lrs=2, taus=2, steps=2_000),
+    "gpu": dict(seeds=16, lrs=8, taus=8, steps=10_000),
+    "smoke": dict(seeds=2, lrs=1, taus=2, steps=20),
+}
 HIDDEN, BATCH, MEMBERS, OBS, ACT = (256, 256), 256, 2, 17, 6
 
 
@@ -63,20 +66,35 @@ def matmul_rate(batch: int, n: int = 256, reps: int = 64) -> float:
     return 2.0 * batch * n**3 * reps / best_time(chain, a, w)
 
 
-def main(scale: Literal["smoke", "cpu", "gpu"] = "cpu", devices: int | None = None,
-         out_dir: Path = Path("benchmarks/results"), json: bool = False) -> None:
+def main(
+    scale: Literal["smoke", "cpu", "gpu"] = "cpu",
+    devices: int | None = None,
+    out_dir: Path = Path("benchmarks/results"),
+    json: bool = False,
+) -> None:
     """Time one sweep of BC runs (seeds x lr x tau) compiled as one program."""
     enable_compilation_cache()
     s = SCALES[scale]
     data = synthetic_dataset()
-    base = BCConfig(policy=PolicyConfig(hidden_sizes=HIDDEN), members=MEMBERS, steps=s["steps"], batch_size=BATCH)
+    base = BCConfig(
+        policy=PolicyConfig(hidden_sizes=HIDDEN),
+        members=MEMBERS,
+        steps=s["steps"],
+        batch_size=BATCH,
+    )
 
     def run(key, lr, tau):
-        return make_bc_train(base.replace(lr=lr), partial(swarm_bc_loss, tau=tau))(key, data).metrics["bc_loss"][-1]
+        return make_bc_train(base.replace(lr=lr), partial(swarm_bc_loss, tau=tau))(
+            key, data
+        ).metrics["bc_loss"][-1]
 
     keys = jax.random.split(jax.random.key(0), s["seeds"])
     lrs = jnp.geomspace(3e-4, 3e-3, s["lrs"])
-    taus = jnp.concatenate([jnp.zeros(1), jnp.geomspace(0.01, 10.0, s["taus"] - 1)]) if s["taus"] > 1 else jnp.zeros(1)
+    taus = (
+        jnp.concatenate([jnp.zeros(1), jnp.geomspace(0.01, 10.0, s["taus"] - 1)])
+        if s["taus"] > 1
+        else jnp.zeros(1)
+    )
     args = grid(keys, lrs, taus)
     runs = int(args[1].shape[0])
     t0 = time.perf_counter()
@@ -88,20 +106,35 @@ def main(scale: Literal["smoke", "cpu", "gpu"] = "cpu", devices: int | None = No
     flops = train_flops(s["steps"], runs)
     rate = matmul_rate(min(runs * MEMBERS, 2048))
     row = {
-        "scale": scale, "runs": runs, "steps": s["steps"], "members": MEMBERS, "hidden": list(HIDDEN), "batch": BATCH,
-        "devices": devices or 1, "first_call_s": round(first, 2), "wall_s": round(wall, 3),
-        "runs_per_s": runs / wall, "run_steps_per_s": runs * s["steps"] / wall, "tflop": flops / 1e12,
-        "achieved_tflops": flops / wall / 1e12, "floor_matmul_tflops": rate / 1e12,
-        "floor_s": flops / rate, "floor_ratio": wall / (flops / rate),
+        "scale": scale,
+        "runs": runs,
+        "steps": s["steps"],
+        "members": MEMBERS,
+        "hidden": list(HIDDEN),
+        "batch": BATCH,
+        "devices": devices or 1,
+        "first_call_s": round(first, 2),
+        "wall_s": round(wall, 3),
+        "runs_per_s": runs / wall,
+        "run_steps_per_s": runs * s["steps"] / wall,
+        "tflop": flops / 1e12,
+        "achieved_tflops": flops / wall / 1e12,
+        "floor_matmul_tflops": rate / 1e12,
+        "floor_s": flops / rate,
+        "floor_ratio": wall / (flops / rate),
         "final_bc_loss_range": [float(jnp.min(final_loss)), float(jnp.max(final_loss))],
-        "machine": machine_description(), "device": str(jax.devices()[0].device_kind), "jax": jax.__version__,
+        "machine": machine_description(),
+        "device": str(jax.devices()[0].device_kind),
+        "jax": jax.__version__,
         "command": "python benchmarks/sweep.py " + " ".join(sys.argv[1:]),
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out_dir / f"sweep_{scale}.json", row)
-    print(f"{runs} runs x {s['steps']} steps in {wall:.2f} s ({runs / wall:.1f} runs/s, "
-          f"{row['achieved_tflops']:.2f} TFLOP/s; floor {row['floor_s']:.2f} s -> ratio {row['floor_ratio']:.2f})",
-          file=sys.stderr)
+    print(
+        f"{runs} runs x {s['steps']} steps in {wall:.2f} s ({runs / wall:.1f} runs/s, "
+        f"{row['achieved_tflops']:.2f} TFLOP/s; floor {row['floor_s']:.2f} s -> ratio {row['floor_ratio']:.2f})",
+        file=sys.stderr,
+    )
     print(jsonlib.dumps(row) if json else jsonlib.dumps(row, indent=1))
 
 

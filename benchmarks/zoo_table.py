@@ -1,7 +1,7 @@
 """Regenerate the README's expert-zoo table from the committed experts' metadata.
 
-    python benchmarks/zoo_table.py          # rewrite the table in README.md
-    python benchmarks/zoo_table.py --check  # exit 1 if README.md is out of date
+python benchmarks/zoo_table.py          # rewrite the table in README.md
+python benchmarks/zoo_table.py --check  # exit 1 if README.md is out of date
 """
 
 from __future__ import annotations
@@ -36,7 +36,10 @@ def main(readme: Path = Path("README.md"), check: bool = False) -> None:
     new = f"{head}{BEGIN}\n{markdown()}\n{END}{tail}"
     if check:
         if new != text:
-            print(f"{readme} zoo table is out of date: run python benchmarks/zoo_table.py", file=sys.stderr)
+            print(
+                f"{readme} zoo table is out of date: run python benchmarks/zoo_table.py",
+                file=sys.stderr,
+            )
             raise SystemExit(1)
         return
     readme.write_text(new)

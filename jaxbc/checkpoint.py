@@ -48,7 +48,9 @@ def save_checkpoint(directory: str | Path, state: Any, step: int) -> Path:
 def latest_checkpoint(directory: str | Path) -> tuple[Path, int] | None:
     """Newest complete checkpoint in ``directory`` as (path, step), or None."""
     directory = Path(directory)
-    steps = sorted(p for p in directory.glob("step_*") if p.is_dir() and not p.name.endswith(".tmp"))
+    steps = sorted(
+        p for p in directory.glob("step_*") if p.is_dir() and not p.name.endswith(".tmp")
+    )
     steps = [p for p in steps if p.name[5:].isdigit()]
     if not steps:
         return None
@@ -98,7 +100,11 @@ def settings_diff(saved: dict, current: dict) -> dict[str, list]:
 
 
 def check_run_settings(
-    directory: str | Path, settings: dict, resume: bool, allow_config_change: bool = False, what: str = "run"
+    directory: str | Path,
+    settings: dict,
+    resume: bool,
+    allow_config_change: bool = False,
+    what: str = "run",
 ) -> list[dict]:
     """Compare ``settings`` (JSON-able) with the run recorded in ``directory`` before
     anything is written there. Returns the change log to record (earlier changes plus, when
@@ -126,7 +132,9 @@ def check_run_settings(
         saved = json.loads(run_file.read_text())
         saved_settings, changes = saved["settings"], list(saved.get("changes", []))
     except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise CheckpointError(f"{run_file} is damaged ({e}); cannot tell which run the checkpoints belong to") from e
+        raise CheckpointError(
+            f"{run_file} is damaged ({e}); cannot tell which run the checkpoints belong to"
+        ) from e
     diff = settings_diff(saved_settings, settings)
     if diff:
         listed = "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in diff.items())

@@ -45,7 +45,15 @@ def experts(json: JsonFlag = False) -> None:
     from jaxbc.experts import zoo_table
 
     rows = zoo_table()
-    cols = ["env", "mean_return", "std_return", "random_return", "env_steps", "wall_time_s", "machine"]
+    cols = [
+        "env",
+        "mean_return",
+        "std_return",
+        "random_return",
+        "env_steps",
+        "wall_time_s",
+        "machine",
+    ]
     _emit({"experts": rows}, json, _table(rows, cols))
 
 
@@ -112,17 +120,34 @@ def train_expert(
     check_directory(checkpoint_dir, "--checkpoint-dir")
     command = "jaxbc " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     expert = run(
-        config, seed=seed, out=None, eval_episodes=eval_episodes, checkpoint_dir=checkpoint_dir, resume=resume,
-        command=command, allow_config_change=allow_config_change,
+        config,
+        seed=seed,
+        out=None,
+        eval_episodes=eval_episodes,
+        checkpoint_dir=checkpoint_dir,
+        resume=resume,
+        command=command,
+        allow_config_change=allow_config_change,
     )
     with atomic_directory(out) as tmp:
         expert.save(tmp)
     m = expert.meta
-    result = {"env": env, "out": str(out), **{k: m[k] for k in ("mean_return", "std_return", "random_return", "env_steps", "wall_time_s")}}
+    result = {
+        "env": env,
+        "out": str(out),
+        **{
+            k: m[k]
+            for k in ("mean_return", "std_return", "random_return", "env_steps", "wall_time_s")
+        },
+    }
     if "config_changes" in m:
         result["config_changes"] = m["config_changes"]
-    _emit(result, json, f"saved expert to {out}: return {m['mean_return']:.2f} +- {m['std_return']:.2f} "
-          f"(random {m['random_return']:.2f}) after {m['env_steps']} steps in {m['wall_time_s']} s")
+    _emit(
+        result,
+        json,
+        f"saved expert to {out}: return {m['mean_return']:.2f} +- {m['std_return']:.2f} "
+        f"(random {m['random_return']:.2f}) after {m['env_steps']} steps in {m['wall_time_s']} s",
+    )
 
 
 def evaluate(
@@ -177,10 +202,20 @@ def evaluate(
 
         try:
             pol = load_policy(policy)
-        except (KeyError, TypeError, AttributeError, jsonlib.JSONDecodeError) as e:  # an edited policy.json
-            raise ValueError(f"{Path(policy) / 'policy.json'} is damaged or not a jaxbc policy: {type(e).__name__}: {e}") from e
+        except (
+            KeyError,
+            TypeError,
+            AttributeError,
+            jsonlib.JSONDecodeError,
+        ) as e:  # an edited policy.json
+            raise ValueError(
+                f"{Path(policy) / 'policy.json'} is damaged or not a jaxbc policy: {type(e).__name__}: {e}"
+            ) from e
         if stochastic and pol.policy.kind == "deterministic":
-            reject("--stochastic", f"does not apply: the policy in {str(policy)!r} has a deterministic head (nothing to sample)")
+            reject(
+                "--stochastic",
+                f"does not apply: the policy in {str(policy)!r} has a deterministic head (nothing to sample)",
+            )
         env = pol.make_env()
         env_id, policy_fn, params = pol.env_id, pol.policy_fn(not stochastic), pol.params
         what = {"policy_dir": str(policy), "members": pol.config.members}
@@ -200,7 +235,11 @@ def evaluate(
         steps = video_steps or env.max_episode_steps
         render_rollout(env, policy_fn, params, jax.random.key(seed), video, steps)
         result.update(video=str(video), video_frames=steps + 1)
-    _emit(result, json, f"{env_id}: {result['mean_return']:.2f} +- {result['std_return']:.2f} over {episodes} episodes")
+    _emit(
+        result,
+        json,
+        f"{env_id}: {result['mean_return']:.2f} +- {result['std_return']:.2f} over {episodes} episodes",
+    )
 
 
 def collect(
@@ -254,8 +293,12 @@ def collect(
         "mean_return": float(ds.episode_returns.mean()),
         "std_return": float(ds.episode_returns.std()),
     }
-    _emit(result, json, f"wrote {ds.size} transitions ({ds.num_episodes} episodes, mean return "
-          f"{result['mean_return']:.2f}) to {path}")
+    _emit(
+        result,
+        json,
+        f"wrote {ds.size} transitions ({ds.num_episodes} episodes, mean return "
+        f"{result['mean_return']:.2f}) to {path}",
+    )
 
 
 def quickstart(
@@ -290,7 +333,9 @@ def _load_demos(dataset: Path, episodes: int | None):
     ds = load_dataset(dataset)
     if episodes is not None:
         if episodes > ds.num_episodes:
-            raise UsageError(f"--episodes {episodes}, but dataset {str(dataset)!r} has only {ds.num_episodes} episode(s)")
+            raise UsageError(
+                f"--episodes {episodes}, but dataset {str(dataset)!r} has only {ds.num_episodes} episode(s)"
+            )
         if episodes < ds.num_episodes:
             ds = ds.first_episodes(episodes)
     return ds
@@ -301,9 +346,15 @@ def _check_finite(tree, what: str) -> None:
     import jax
     import numpy as np
 
-    bad = sum(int((~np.isfinite(np.asarray(x))).sum()) for x in jax.tree.leaves(tree) if np.issubdtype(np.asarray(x).dtype, np.floating))
+    bad = sum(
+        int((~np.isfinite(np.asarray(x))).sum())
+        for x in jax.tree.leaves(tree)
+        if np.issubdtype(np.asarray(x).dtype, np.floating)
+    )
     if bad:
-        raise FloatingPointError(f"{what} diverged: {bad} NaN/inf parameter value(s); nothing was saved (try a lower --lr)")
+        raise FloatingPointError(
+            f"{what} diverged: {bad} NaN/inf parameter value(s); nothing was saved (try a lower --lr)"
+        )
 
 
 def diffusion(
@@ -342,14 +393,25 @@ def diffusion(
     check_int("--episodes", episodes, 1, allow_none=True)
     from jaxbc.diffusion import DiffusionConfig, check_continuous, make_diffusion_train, save
 
-    cfg = DiffusionConfig(T=timesteps, schedule=schedule, hidden=hidden, blocks=blocks, steps=steps, batch_size=batch_size, lr=lr)
+    cfg = DiffusionConfig(
+        T=timesteps,
+        schedule=schedule,
+        hidden=hidden,
+        blocks=blocks,
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+    )
     check_output(out, force, files=("diffusion.json", "params.msgpack"))
     import jax
 
     ds = _load_demos(dataset, episodes)
     check_continuous(ds)
     t0 = time.time()
-    print(f"training a diffusion model (T={timesteps}, width {hidden}) for {steps} steps on {ds.size} transitions", file=sys.stderr)
+    print(
+        f"training a diffusion model (T={timesteps}, width {hidden}) for {steps} steps on {ds.size} transitions",
+        file=sys.stderr,
+    )
     model = jax.jit(make_diffusion_train(cfg))(jax.random.key(seed), ds)
     jax.block_until_ready(model.params)
     train_s = time.time() - t0
@@ -358,13 +420,26 @@ def diffusion(
         save(model, tmp)
     losses = model.losses
     res = {
-        "env": ds.env_id, "out": str(out), "steps": steps, "hidden": hidden, "blocks": blocks, "timesteps": timesteps,
-        "schedule": schedule, "demo_episodes": ds.num_episodes, "transitions": ds.size, "seed": seed,
-        "final_loss": float(losses[-1]), "final_loss_mean": float(losses[-max(1, steps // 10):].mean()),
+        "env": ds.env_id,
+        "out": str(out),
+        "steps": steps,
+        "hidden": hidden,
+        "blocks": blocks,
+        "timesteps": timesteps,
+        "schedule": schedule,
+        "demo_episodes": ds.num_episodes,
+        "transitions": ds.size,
+        "seed": seed,
+        "final_loss": float(losses[-1]),
+        "final_loss_mean": float(losses[-max(1, steps // 10) :].mean()),
         "train_time_s": round(train_s, 2),
     }
-    _emit(res, json, f"saved diffusion model to {out}: final loss {res['final_loss']:.4f} "
-          f"(mean of last 10% {res['final_loss_mean']:.4f}) after {steps} steps in {res['train_time_s']} s")
+    _emit(
+        res,
+        json,
+        f"saved diffusion model to {out}: final loss {res['final_loss']:.4f} "
+        f"(mean of last 10% {res['final_loss_mean']:.4f}) after {steps} steps in {res['train_time_s']} s",
+    )
 
 
 def bc(
@@ -419,14 +494,24 @@ def bc(
     """
     # flags that would have no effect: refused before anything runs
     if members is not None and method in ("bc", "dbc"):
-        reject("--members", f"applies to --method ensemble or swarm; --method {method} trains one policy")
+        reject(
+            "--members",
+            f"applies to --method ensemble or swarm; --method {method} trains one policy",
+        )
     if tau is not None and method != "swarm":
         reject("--tau", f"applies to --method swarm only, not {method}")
-    for flag, value in (("--diffusion", diffusion), ("--lambda-dm", lambda_dm), ("--diffusion-steps", diffusion_steps)):
+    for flag, value in (
+        ("--diffusion", diffusion),
+        ("--lambda-dm", lambda_dm),
+        ("--diffusion-steps", diffusion_steps),
+    ):
         if value is not None and method != "dbc":
             reject(flag, f"applies to --method dbc only, not {method}")
     if diffusion is not None and diffusion_steps is not None:
-        reject("--diffusion-steps", "trains a new diffusion model, so it does not apply with --diffusion")
+        reject(
+            "--diffusion-steps",
+            "trains a new diffusion model, so it does not apply with --diffusion",
+        )
     n_members = 1 if method in ("bc", "dbc") else (8 if members is None else members)
     if method in ("ensemble", "swarm"):
         check_int("--members", n_members, 2)
@@ -459,7 +544,10 @@ def bc(
     if policy == "categorical" and not ds.discrete:
         reject("--policy categorical", f"needs discrete actions; {ds.env_id} has {ds.action_space}")
     if policy in ("deterministic", "gaussian") and ds.discrete:
-        reject(f"--policy {policy}", f"needs continuous actions; {ds.env_id} has {ds.action_space} (use categorical)")
+        reject(
+            f"--policy {policy}",
+            f"needs continuous actions; {ds.env_id} has {ds.action_space} (use categorical)",
+        )
     import jax
 
     t0 = time.time()
@@ -475,7 +563,9 @@ def bc(
         if diffusion is not None:
             model = load(diffusion)
             if model.env_id and model.env_id != ds.env_id:
-                raise UsageError(f"--diffusion {str(diffusion)!r} was trained on {model.env_id}, not on {ds.env_id}")
+                raise UsageError(
+                    f"--diffusion {str(diffusion)!r} was trained on {model.env_id}, not on {ds.env_id}"
+                )
         else:
             k_train, k_diff = jax.random.split(k_train)
             print(f"training a diffusion model for {diff_cfg.steps} steps first", file=sys.stderr)
@@ -483,18 +573,36 @@ def bc(
             _check_finite(model.params, "diffusion pretraining")
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=steps, desc=f"bc {method}", unit="step", file=sys.stderr, disable=not progress, mininterval=0.5)
+    bar = tqdm(
+        total=steps,
+        desc=f"bc {method}",
+        unit="step",
+        file=sys.stderr,
+        disable=not progress,
+        mininterval=0.5,
+    )
 
     # the bar is fed from inside the compiled scan every 1% of the steps; --no-progress adds nothing
-    report = {"progress": lambda n: bar.update(int(n)), "progress_every": max(1, steps // 100)} if progress else {}
+    report = (
+        {"progress": lambda n: bar.update(int(n)), "progress_every": max(1, steps // 100)}
+        if progress
+        else {}
+    )
     train = make_bc_train(cfg, base_loss, **report)
     if method == "dbc":
 
-        def train(key, data, model):  # the model is an argument, not a constant baked into the program
-            return make_bc_train(cfg, partial(dbc_loss, diffusion=model, lambda_dm=lambda_dm), **report)(key, data)
+        def train(
+            key, data, model
+        ):  # the model is an argument, not a constant baked into the program
+            return make_bc_train(
+                cfg, partial(dbc_loss, diffusion=model, lambda_dm=lambda_dm), **report
+            )(key, data)
 
         extra = (model,)
-    print(f"training {method} ({n_members} member(s)) for {steps} steps on {ds.size} transitions", file=sys.stderr)
+    print(
+        f"training {method} ({n_members} member(s)) for {steps} steps on {ds.size} transitions",
+        file=sys.stderr,
+    )
     try:
         result = jax.jit(train)(k_train, ds, *extra)
         jax.block_until_ready(result.params)
@@ -507,10 +615,18 @@ def bc(
         with atomic_directory(out) as tmp:
             result.save(tmp)
     res = {
-        "env": ds.env_id, "method": method, "members": n_members, "tau": tau_used, "steps": steps,
-        "demo_episodes": ds.num_episodes, "transitions": ds.size, "seed": seed,
-        "final_loss": float(result.metrics["bc_loss"][-1]), "train_time_s": round(train_s, 2),
-        **ev, **({"out": str(out)} if out else {}),
+        "env": ds.env_id,
+        "method": method,
+        "members": n_members,
+        "tau": tau_used,
+        "steps": steps,
+        "demo_episodes": ds.num_episodes,
+        "transitions": ds.size,
+        "seed": seed,
+        "final_loss": float(result.metrics["bc_loss"][-1]),
+        "train_time_s": round(train_s, 2),
+        **ev,
+        **({"out": str(out)} if out else {}),
     }
     if method == "dbc":
         res.update(lambda_dm=lambda_dm, final_dm_loss=float(result.metrics["dm_loss"][-1]))
@@ -518,9 +634,13 @@ def bc(
         scaled = f"no scaled return (no expert for {ds.env_id}; dataset source {ev.get('dataset_source')})"
     else:
         scaled = f"scaled {ev['scaled_return']:.3f} (vs {ev['expert_return_from']})"
-    _emit(res, json, f"{ds.env_id} {method}: return {ev['mean_return']:.2f} +- {ev['std_return']:.2f}, "
-          f"{scaled}, action difference {ev['action_difference']:.4f} "
-          f"(visited states {ev['action_difference_visited']:.4f}); dataset source {ev.get('dataset_source')}")
+    _emit(
+        res,
+        json,
+        f"{ds.env_id} {method}: return {ev['mean_return']:.2f} +- {ev['std_return']:.2f}, "
+        f"{scaled}, action difference {ev['action_difference']:.4f} "
+        f"(visited states {ev['action_difference_visited']:.4f}); dataset source {ev.get('dataset_source')}",
+    )
 
 
 def _bc_config(ds, policy: str, hidden, members: int, steps, batch_size, lr):
@@ -534,13 +654,17 @@ def _bc_config(ds, policy: str, hidden, members: int, steps, batch_size, lr):
     if ds.train_recipe:
         base = BCConfig.from_dict(jsonlib.loads(ds.train_recipe))
     else:
-        base = BCConfig(policy=PolicyConfig(hidden_sizes=(256, 256)), steps=5000, batch_size=256, lr=1e-3)
+        base = BCConfig(
+            policy=PolicyConfig(hidden_sizes=(256, 256)), steps=5000, batch_size=256, lr=1e-3
+        )
     pol = base.policy
     if hidden is not None:
         pol = dataclasses.replace(pol, hidden_sizes=tuple(hidden))
     if policy != "auto":
         pol = dataclasses.replace(pol, kind=policy)
-    changes = {k: v for k, v in (("steps", steps), ("batch_size", batch_size), ("lr", lr)) if v is not None}
+    changes = {
+        k: v for k, v in (("steps", steps), ("batch_size", batch_size), ("lr", lr)) if v is not None
+    }
     if batch_size is not None and base.full_batch:
         changes["full_batch"] = False  # a minibatch size was asked for
     return dataclasses.replace(base, policy=pol, members=members, **changes)
@@ -620,10 +744,21 @@ def dagger(
     from jaxbc.dagger import DAggerConfig, make_dagger
 
     cfg = DAggerConfig(
-        bc=BCConfig(policy=PolicyConfig(hidden_sizes=tuple(hidden)), members=n_members, steps=bc_steps, batch_size=batch_size),
-        iterations=iterations, steps_per_iteration=steps_per_iteration, num_envs=num_envs, beta_schedule=beta,
-        beta0=beta0, beta_decay=0.5 if beta_decay is None else beta_decay, warm_start=warm_start,
-        gate_threshold=gate_threshold, eval_episodes=eval_episodes,
+        bc=BCConfig(
+            policy=PolicyConfig(hidden_sizes=tuple(hidden)),
+            members=n_members,
+            steps=bc_steps,
+            batch_size=batch_size,
+        ),
+        iterations=iterations,
+        steps_per_iteration=steps_per_iteration,
+        num_envs=num_envs,
+        beta_schedule=beta,
+        beta0=beta0,
+        beta_decay=0.5 if beta_decay is None else beta_decay,
+        warm_start=warm_start,
+        gate_threshold=gate_threshold,
+        eval_episodes=eval_episodes,
     )
     check_output(out, force, files=("policy.json", "params.msgpack"))
     import jax
@@ -639,21 +774,30 @@ def dagger(
     k_demo, k_run = jax.random.split(jax.random.key(seed))
     data = collect_demos(ex, e, demo_episodes, k_demo)
     loss = partial(swarm_bc_loss, tau=tau_used)
-    print(f"DAgger on {env}: {iterations} iterations x {steps_per_iteration} steps (compiling...)", file=sys.stderr)
+    print(
+        f"DAgger on {env}: {iterations} iterations x {steps_per_iteration} steps (compiling...)",
+        file=sys.stderr,
+    )
     t0 = time.time()
     res = jax.device_get(jax.jit(make_dagger(cfg, loss, env=e))(k_run, ex, data))
     wall = time.time() - t0
     _check_finite(res.learner.params["net"], "DAgger's learner")
     if expert is not None and "mean_return" in ex.meta and "random_return" in ex.meta:
-        expert_ret, random_ret = float(ex.meta["mean_return"]), float(ex.meta["random_return"])  # the teacher's own
+        expert_ret, random_ret = (
+            float(ex.meta["mean_return"]),
+            float(ex.meta["random_return"]),
+        )  # the teacher's own
     else:
         expert_ret, random_ret = reference_returns(env)
     rows = [
         {
-            "iteration": k, "return": float(res.returns[k]),
+            "iteration": k,
+            "return": float(res.returns[k]),
             "scaled_return": (float(res.returns[k]) - random_ret) / (expert_ret - random_ret),
-            "dataset_size": int(res.dataset_size[k]), "expert_queries": int(res.expert_queries[k]),
-            "train_loss": float(res.train_loss[k]), "beta": float(res.beta[k]),
+            "dataset_size": int(res.dataset_size[k]),
+            "expert_queries": int(res.expert_queries[k]),
+            "train_loss": float(res.train_loss[k]),
+            "beta": float(res.beta[k]),
         }
         for k in range(iterations + 1)
     ]
@@ -661,16 +805,32 @@ def dagger(
         with atomic_directory(out) as tmp:
             res.learner.save(tmp)
     result = {
-        "env": env, "expert": str(expert) if expert is not None else f"zoo:{env}", "method": method,
-        "members": n_members, "tau": tau_used, "gated": gate_threshold is not None,
-        "iterations": rows, "returns": [r["return"] for r in rows],
-        "final_return": rows[-1]["return"], "final_scaled_return": rows[-1]["scaled_return"],
-        "bc_return": rows[0]["return"], "total_expert_queries": int(np.sum(res.expert_queries)),
-        "expert_return": expert_ret, "random_return": random_ret, "wall_time_s": round(wall, 1), "seed": seed,
+        "env": env,
+        "expert": str(expert) if expert is not None else f"zoo:{env}",
+        "method": method,
+        "members": n_members,
+        "tau": tau_used,
+        "gated": gate_threshold is not None,
+        "iterations": rows,
+        "returns": [r["return"] for r in rows],
+        "final_return": rows[-1]["return"],
+        "final_scaled_return": rows[-1]["scaled_return"],
+        "bc_return": rows[0]["return"],
+        "total_expert_queries": int(np.sum(res.expert_queries)),
+        "expert_return": expert_ret,
+        "random_return": random_ret,
+        "wall_time_s": round(wall, 1),
+        "seed": seed,
         **({"out": str(out)} if out else {}),
     }
-    text = _table(rows, ["iteration", "return", "scaled_return", "dataset_size", "expert_queries", "beta"])
-    _emit(result, json, f"{text}\n\nfinal return {result['final_return']:.2f} (BC {result['bc_return']:.2f}, expert {expert_ret:.2f}) in {wall:.1f} s")
+    text = _table(
+        rows, ["iteration", "return", "scaled_return", "dataset_size", "expert_queries", "beta"]
+    )
+    _emit(
+        result,
+        json,
+        f"{text}\n\nfinal return {result['final_return']:.2f} (BC {result['bc_return']:.2f}, expert {expert_ret:.2f}) in {wall:.1f} s",
+    )
 
 
 COMMANDS = {
@@ -716,7 +876,11 @@ def _parse_error_message(text: str) -> str:
     return " ".join(lines) or "invalid command line"
 
 
-USER_ERRORS = (ValueError, FloatingPointError, OSError)  # OSError: missing files, permissions, a full disk
+USER_ERRORS = (
+    ValueError,
+    FloatingPointError,
+    OSError,
+)  # OSError: missing files, permissions, a full disk
 
 
 def main(argv: list[str] | None = None) -> None:

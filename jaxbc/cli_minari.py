@@ -53,7 +53,11 @@ def import_minari(
         "transitions": ds.size,
         "mean_return": float(ds.episode_returns.mean()),
     }
-    emit(result, json, f"wrote {ds.size} transitions ({ds.num_episodes} episodes) of {ds.env_id} to {path}")
+    emit(
+        result,
+        json,
+        f"wrote {ds.size} transitions ({ds.num_episodes} episodes) of {ds.env_id} to {path}",
+    )
 
 
 def export_minari(
@@ -91,5 +95,9 @@ def export_minari(
         "episodes": int(mds.total_episodes),
         "transitions": int(mds.total_steps),
     }
-    emit(result, json, f"wrote Minari dataset {out!r} ({result['episodes']} episodes, {result['transitions']} steps, "
-         f"env_spec {env_spec or 'none'}) to {result['path']}")
+    emit(
+        result,
+        json,
+        f"wrote Minari dataset {out!r} ({result['episodes']} episodes, {result['transitions']} steps, "
+        f"env_spec {env_spec or 'none'}) to {result['path']}",
+    )

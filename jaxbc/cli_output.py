@@ -19,7 +19,9 @@ from typing import Annotated, Any
 
 import tyro
 
-JsonFlag = Annotated[bool, tyro.conf.arg(name="json", help="print one JSON object as the last line")]
+JsonFlag = Annotated[
+    bool, tyro.conf.arg(name="json", help="print one JSON object as the last line")
+]
 ForceFlag = Annotated[bool, tyro.conf.arg(name="force", help="overwrite an existing output")]
 
 
@@ -61,7 +63,14 @@ def emit(result: dict[str, Any], as_json: bool, text: str) -> None:
 
 def error_json(exc: BaseException, message: str | None = None) -> str:
     """The ``--json`` error line: ``{"error": {"type": ..., "message": ...}}``."""
-    return dumps({"error": {"type": type(exc).__name__, "message": message if message is not None else str(exc)}})
+    return dumps(
+        {
+            "error": {
+                "type": type(exc).__name__,
+                "message": message if message is not None else str(exc),
+            }
+        }
+    )
 
 
 def reject(flag: str, why: str) -> None:
@@ -82,7 +91,10 @@ def _writable_parent(path: Path) -> Path:
 
 
 def check_output(
-    path: Path | str | None, force: bool = False, flag: str = "--out", files: tuple[str, ...] | None = None
+    path: Path | str | None,
+    force: bool = False,
+    flag: str = "--out",
+    files: tuple[str, ...] | None = None,
 ) -> None:
     """Before any work: ``path`` must be creatable and must not be overwritten unless
     ``force``. ``files``: ``path`` is a directory and these are the names the command writes
@@ -93,7 +105,9 @@ def check_output(
     path = Path(path)
     if files is not None:
         if path.exists() and not path.is_dir():
-            raise UsageError(f"{flag} {str(path)!r} is a file, but this command writes a directory there")
+            raise UsageError(
+                f"{flag} {str(path)!r} is a file, but this command writes a directory there"
+            )
         taken = [f for f in files if (path / f).exists()]
         if taken and not force:
             raise UsageError(
@@ -104,7 +118,9 @@ def check_output(
         if path.is_dir():
             raise UsageError(f"{flag} {str(path)!r} is a directory, expected a file path")
         if path.exists() and not force:
-            raise UsageError(f"{flag} {str(path)!r} already exists; pass --force to overwrite or choose another path")
+            raise UsageError(
+                f"{flag} {str(path)!r} already exists; pass --force to overwrite or choose another path"
+            )
         target = path
     parent = _writable_parent(target)
     if target.parent.exists() and not os.access(target.parent, os.W_OK | os.X_OK):
@@ -157,7 +173,10 @@ def table(rows: list[dict], columns: list[str]) -> str:
         return "-" if v is None else str(v)
 
     cells = [[fmt(r.get(c)) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c) for i, c in enumerate(columns)]
+    widths = [
+        max(len(c), *(len(row[i]) for row in cells)) if cells else len(c)
+        for i, c in enumerate(columns)
+    ]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]

@@ -33,7 +33,9 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
-def resumable(path: str | os.PathLike, settings: Any, compute: Callable[[], Any], resume: bool) -> tuple[Any, bool]:
+def resumable(
+    path: str | os.PathLike, settings: Any, compute: Callable[[], Any], resume: bool
+) -> tuple[Any, bool]:
     """``(compute(), False)``, saved atomically to ``path`` with ``settings``; with ``resume``,
     ``(saved result, True)`` when ``path`` holds one made with equal settings. How a long
     study that is killed continues where it stopped. Results and settings must be JSON."""

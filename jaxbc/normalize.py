@@ -15,7 +15,11 @@ class RunningStats(NamedTuple):
 
     @classmethod
     def create(cls, shape: tuple[int, ...]) -> RunningStats:
-        return cls(jnp.zeros(shape, jnp.float32), jnp.ones(shape, jnp.float32), jnp.asarray(1e-4, jnp.float32))
+        return cls(
+            jnp.zeros(shape, jnp.float32),
+            jnp.ones(shape, jnp.float32),
+            jnp.asarray(1e-4, jnp.float32),
+        )
 
     def update(self, batch: jax.Array) -> RunningStats:
         """Merge a batch whose leading axes are sample axes (everything but ``mean.shape``)."""

@@ -50,7 +50,9 @@ def quickstart(
             "policy": name,
             "mean_return": float(ev.mean_return),
             "std_return": float(ev.std_return),
-            "scaled_return": float(scaled_return(ev.mean_return, ev_random.mean_return, ev_expert.mean_return)),
+            "scaled_return": float(
+                scaled_return(ev.mean_return, ev_random.mean_return, ev_expert.mean_return)
+            ),
         }
 
     return {

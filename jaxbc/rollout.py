@@ -126,12 +126,23 @@ def unroll(
         rc, acc = c
         k_act, k_step = jax.random.split(k)
         action, aux = actor(rc.obs, k_act)
-        obs, state, reward, term, trunc, info = step_envs(jax.random.split(k_step, num_envs), rc.env_state, action)
+        obs, state, reward, term, trunc, info = step_envs(
+            jax.random.split(k_step, num_envs), rc.env_state, action
+        )
         done = term | trunc
         ret, length = rc.ep_return + reward, rc.ep_length + 1
         step = Step(
-            rc.obs, action, reward, term, trunc, info["final_observation"], done,
-            jnp.where(done, ret, 0.0), jnp.where(done, length, 0), info, aux,
+            rc.obs,
+            action,
+            reward,
+            term,
+            trunc,
+            info["final_observation"],
+            done,
+            jnp.where(done, ret, 0.0),
+            jnp.where(done, length, 0),
+            info,
+            aux,
         )
         new = RolloutCarry(obs, state, jnp.where(done, 0.0, ret), jnp.where(done, 0, length))
         return (new, fold(acc, step) if fold else acc), (emit(step) if emit else None)
@@ -151,7 +162,17 @@ def rollout_steps(
     """Pure core: ``num_steps`` steps of every env from ``carry``, with trajectories."""
 
     def emit(s: Step):
-        return (s.obs, s.action, s.reward, s.terminated, s.truncated, s.next_obs, s.episode_return, s.episode_length, s.done)
+        return (
+            s.obs,
+            s.action,
+            s.reward,
+            s.terminated,
+            s.truncated,
+            s.next_obs,
+            s.episode_return,
+            s.episode_length,
+            s.done,
+        )
 
     carry, _, out = unroll(env, policy_actor(policy_fn, params), key, carry, num_steps, emit=emit)
     obs, action, reward, term, trunc, next_obs, ep_ret, ep_len, done = out
@@ -162,7 +183,12 @@ def rollout_steps(
 
 
 def first_episodes(
-    env: Env, actor: Actor, key: jax.Array, num_envs: int, num_steps: int, extra: Callable[[Step], Any] | None = None
+    env: Env,
+    actor: Actor,
+    key: jax.Array,
+    num_envs: int,
+    num_steps: int,
+    extra: Callable[[Step], Any] | None = None,
 ) -> tuple[jax.Array, jax.Array, jax.Array, Any]:
     """Each env's first episode within ``num_steps``: ``(returns, lengths, finished, extra)``
     where an unfinished episode counts its return and length so far, and ``extra(step)``
@@ -174,23 +200,43 @@ def first_episodes(
     def fold(acc, s: Step):
         finished, ret, length, x = acc
         ended = ~finished & s.done
-        x = x if extra is None else jax.tree.map(lambda new, old: jnp.where(ended, new, old), extra(s), x)
-        return finished | ended, jnp.where(ended, s.episode_return, ret), jnp.where(ended, s.episode_length, length), x
+        x = (
+            x
+            if extra is None
+            else jax.tree.map(lambda new, old: jnp.where(ended, new, old), extra(s), x)
+        )
+        return (
+            finished | ended,
+            jnp.where(ended, s.episode_return, ret),
+            jnp.where(ended, s.episode_length, length),
+            x,
+        )
 
     x0 = None
     if extra is not None:
         shapes = jax.eval_shape(lambda: extra(_dummy_step(env, num_envs)))
         x0 = jax.tree.map(lambda sd: jnp.zeros(sd.shape, sd.dtype), shapes)
-    carry, (finished, ret, length, x), _ = unroll(env, actor, k_run, carry, num_steps, fold, (zi.astype(bool), zf, zi, x0))
-    return jnp.where(finished, ret, carry.ep_return), jnp.where(finished, length, carry.ep_length), finished, x
+    carry, (finished, ret, length, x), _ = unroll(
+        env, actor, k_run, carry, num_steps, fold, (zi.astype(bool), zf, zi, x0)
+    )
+    return (
+        jnp.where(finished, ret, carry.ep_return),
+        jnp.where(finished, length, carry.ep_length),
+        finished,
+        x,
+    )
 
 
 def _dummy_step(env: Env, num_envs: int) -> Step:
     """A step of the right shapes (for ``eval_shape`` of per-step extractors)."""
     obs, state = jax.vmap(env.reset)(jax.random.split(jax.random.key(0), num_envs))
     action = jax.vmap(env.action_space.sample)(jax.random.split(jax.random.key(0), num_envs))
-    _, _, reward, term, trunc, info = jax.vmap(env.step)(jax.random.split(jax.random.key(0), num_envs), state, action)
-    return Step(obs, action, reward, term, trunc, obs, term, reward, reward.astype(jnp.int32), info, None)
+    _, _, reward, term, trunc, info = jax.vmap(env.step)(
+        jax.random.split(jax.random.key(0), num_envs), state, action
+    )
+    return Step(
+        obs, action, reward, term, trunc, obs, term, reward, reward.astype(jnp.int32), info, None
+    )
 
 
 def rollout(
@@ -206,7 +252,9 @@ def rollout(
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
-def _rollout_jit(env: Env, policy_fn: PolicyFn, num_envs: int, num_steps: int, params: Any, key: jax.Array):
+def _rollout_jit(
+    env: Env, policy_fn: PolicyFn, num_envs: int, num_steps: int, params: Any, key: jax.Array
+):
     # static: env and policy_fn compare by value (jaxbc.envs.make, BC/expert policy fns),
     # so equal ones reuse this program (jit's own cache, no module-level dict)
     k_reset, k_run = jax.random.split(key)
@@ -235,7 +283,9 @@ def evaluate_fn(
     num_steps = num_steps or env.max_episode_steps
 
     def run(params, key) -> EvalResult:
-        returns, lengths, _, _ = first_episodes(env, policy_actor(policy_fn, params), key, num_episodes, num_steps)
+        returns, lengths, _, _ = first_episodes(
+            env, policy_actor(policy_fn, params), key, num_episodes, num_steps
+        )
         return EvalResult(returns.mean(), returns.std(), returns, lengths)
 
     return run
@@ -260,7 +310,9 @@ def window_return_fn(
         def fold(acc, s: Step):
             return acc[0] + s.episode_return, acc[1] + s.done
 
-        carry, (total, count), _ = unroll(env, policy_actor(policy_fn, params), k_run, carry, num_steps, fold, (zero, zero))
+        carry, (total, count), _ = unroll(
+            env, policy_actor(policy_fn, params), k_run, carry, num_steps, fold, (zero, zero)
+        )
         n = count.sum()
         return jnp.where(n > 0, total.sum() / jnp.maximum(n, 1.0), carry.ep_return.mean())
 
@@ -285,7 +337,9 @@ def evaluate(
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
-def _evaluate_jit(env: Env, policy_fn: PolicyFn, num_episodes: int, params: Any, key: jax.Array) -> EvalResult:
+def _evaluate_jit(
+    env: Env, policy_fn: PolicyFn, num_episodes: int, params: Any, key: jax.Array
+) -> EvalResult:
     return evaluate_fn(env, policy_fn, num_episodes)(params, key)
 
 

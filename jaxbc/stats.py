@@ -36,7 +36,9 @@ def _rliable_metrics() -> Any:
     try:
         from rliable import metrics
     except ImportError as e:
-        raise ImportError(f'jaxbc.stats needs the optional extra "stats": pip install "jaxbc[stats]" ({e})') from e
+        raise ImportError(
+            f'jaxbc.stats needs the optional extra "stats": pip install "jaxbc[stats]" ({e})'
+        ) from e
     return metrics
 
 
@@ -45,7 +47,9 @@ def _as_matrix(name: str, scores: Any) -> np.ndarray:
     if x.ndim == 1:
         x = x[:, None]
     if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 1:
-        raise ValueError(f"scores of {name!r} must be [num_runs, num_tasks], got shape {np.shape(scores)}")
+        raise ValueError(
+            f"scores of {name!r} must be [num_runs, num_tasks], got shape {np.shape(scores)}"
+        )
     if not np.isfinite(x).all():
         raise ValueError(f"scores of {name!r} contain NaN/inf")
     return x
@@ -137,7 +141,9 @@ def aggregate_scores(
     scores = {k: _as_matrix(k, v) for k, v in score_dict.items()}
     tasks = {v.shape[1] for v in scores.values()}
     if len(tasks) != 1:
-        raise ValueError(f"every method needs the same number of tasks, got {({k: v.shape[1] for k, v in scores.items()})}")
+        raise ValueError(
+            f"every method needs the same number of tasks, got { ({k: v.shape[1] for k, v in scores.items()}) }"
+        )
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     if reps < 1:
@@ -156,14 +162,20 @@ def aggregate_scores(
     m = _rliable_metrics()
     for x, y in pairs:
         if x not in scores or y not in scores:
-            raise ValueError(f"comparison ({x!r}, {y!r}) names a method not in score_dict ({list(scores)})")
+            raise ValueError(
+                f"comparison ({x!r}, {y!r}) names a method not in score_dict ({list(scores)})"
+            )
         point = float(m.probability_of_improvement(scores[x], scores[y]))
         out["probability_of_improvement"][f"{x} > {y}"] = {
             "point": point,
             "ci": _interval(_prob_improvement(boots[x], boots[y]), confidence),
         }
-    out.update(reps=reps, confidence=confidence, num_runs={k: int(v.shape[0]) for k, v in scores.items()},
-               num_tasks=tasks.pop())
+    out.update(
+        reps=reps,
+        confidence=confidence,
+        num_runs={k: int(v.shape[0]) for k, v in scores.items()},
+        num_tasks=tasks.pop(),
+    )
     return out
 
 
@@ -234,8 +246,14 @@ def plot_performance_profiles(
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 4))
     plot_utils.plot_performance_profiles(
-        profiles, taus, performance_profile_cis=cis, ax=ax, xlabel=xlabel,
-        ylabel=r"fraction of runs with score $> \tau$", labelsize="medium", ticklabelsize="medium",
+        profiles,
+        taus,
+        performance_profile_cis=cis,
+        ax=ax,
+        xlabel=xlabel,
+        ylabel=r"fraction of runs with score $> \tau$",
+        labelsize="medium",
+        ticklabelsize="medium",
     )
     ax.legend(loc="upper right", fontsize="small")
     if title:

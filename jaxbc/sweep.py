@@ -48,7 +48,9 @@ def make_mesh(devices: int | Mesh | None) -> Mesh | None:
         return devices
     available = jax.devices()
     if not 1 <= devices <= len(available):
-        raise ValueError(f"devices must be between 1 and the {len(available)} visible device(s), got {devices}")
+        raise ValueError(
+            f"devices must be between 1 and the {len(available)} visible device(s), got {devices}"
+        )
     return Mesh(np.asarray(available[:devices]), (RUN_AXIS,))
 
 
@@ -75,4 +77,6 @@ def _compiled(run: Callable[..., Any], mesh: Mesh | None) -> Callable[..., Any]:
     if mesh is None:
         return jax.jit(batched)
     spec = PartitionSpec(mesh.axis_names[0])
-    return jax.jit(jax.shard_map(batched, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False))
+    return jax.jit(
+        jax.shard_map(batched, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False)
+    )

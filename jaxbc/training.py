@@ -89,7 +89,11 @@ def fit(
             k, i = x
             since = (i + 1) % progress_every
             n = jnp.where(since == 0, progress_every, since)
-            jax.lax.cond((since == 0) | (i == steps - 1), lambda: jax.debug.callback(progress, n), lambda: None)
+            jax.lax.cond(
+                (since == 0) | (i == steps - 1),
+                lambda: jax.debug.callback(progress, n),
+                lambda: None,
+            )
             return step(carry, k)
 
         xs = (xs, jnp.arange(steps))

@@ -57,7 +57,9 @@ def _range_text(lo, hi, lo_open: bool, hi_open: bool) -> str:
     return "finite"
 
 
-def check_int(name: str, value: Any, lo: int | None = None, hi: int | None = None, allow_none: bool = False) -> None:
+def check_int(
+    name: str, value: Any, lo: int | None = None, hi: int | None = None, allow_none: bool = False
+) -> None:
     """``value`` must be an integer in ``[lo, hi]`` (``None`` allowed with ``allow_none``)."""
     if value is None and allow_none:
         return
@@ -65,10 +67,14 @@ def check_int(name: str, value: Any, lo: int | None = None, hi: int | None = Non
         return
     v = concrete(value)
     if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-        raise ConfigError(f"{name} must be an integer {_range_text(lo, hi, False, False)}, got {value!r}", name)
+        raise ConfigError(
+            f"{name} must be an integer {_range_text(lo, hi, False, False)}, got {value!r}", name
+        )
     v = int(v)
     if (lo is not None and v < lo) or (hi is not None and v > hi):
-        raise ConfigError(f"{name} must be an integer {_range_text(lo, hi, False, False)}, got {v}", name)
+        raise ConfigError(
+            f"{name} must be an integer {_range_text(lo, hi, False, False)}, got {v}", name
+        )
 
 
 def check_float(
@@ -100,7 +106,9 @@ def check_float(
 def check_choice(name: str, value: Any, choices: Iterable[Any]) -> None:
     choices = tuple(choices)
     if value not in choices:
-        raise ConfigError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}", name)
+        raise ConfigError(
+            f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}", name
+        )
 
 
 def check_sizes(name: str, value: Any, allow_empty: bool = True) -> None:
@@ -110,10 +118,14 @@ def check_sizes(name: str, value: Any, allow_empty: bool = True) -> None:
     except TypeError:
         raise ConfigError(f"{name} must be a tuple of integers >= 1, got {value!r}", name) from None
     if not sizes and not allow_empty:
-        raise ConfigError(f"{name} must name at least one layer width (integers >= 1), got ()", name)
+        raise ConfigError(
+            f"{name} must name at least one layer width (integers >= 1), got ()", name
+        )
     for s in sizes:
         if isinstance(s, bool) or not isinstance(concrete(s), numbers.Integral) or concrete(s) < 1:
-            raise ConfigError(f"{name} must be a tuple of integers >= 1, got {tuple(value)!r}", name)
+            raise ConfigError(
+                f"{name} must be a tuple of integers >= 1, got {tuple(value)!r}", name
+            )
 
 
 def _is_tracer(value: Any) -> bool:
@@ -155,15 +167,38 @@ def check_bc_config(cfg: Any) -> None:
     check_int("BCConfig.steps", cfg.steps, 1)
     check_int("BCConfig.batch_size", cfg.batch_size, 1)
     if cfg.schedule not in ("constant", "cosine", "linear"):
-        raise ConfigError(f"BCConfig.schedule: unknown schedule {cfg.schedule!r}; choose from constant, cosine, linear", "schedule")
+        raise ConfigError(
+            f"BCConfig.schedule: unknown schedule {cfg.schedule!r}; choose from constant, cosine, linear",
+            "schedule",
+        )
     check_int("BCConfig.warmup_steps", cfg.warmup_steps, 0)
     check_int("BCConfig.eval_every", cfg.eval_every, 0)
     check_int("BCConfig.eval_episodes", cfg.eval_episodes, 1)
-    for name, lo, lo_open in (("lr", 0.0, True), ("weight_decay", 0.0, False), ("max_grad_norm", 0.0, True), ("adam_eps", 0.0, True)):
+    for name, lo, lo_open in (
+        ("lr", 0.0, True),
+        ("weight_decay", 0.0, False),
+        ("max_grad_norm", 0.0, True),
+        ("adam_eps", 0.0, True),
+    ):
         value = getattr(cfg, name)
         if _number_or_skip(value):
             check_float(f"BCConfig.{name}", value, lo, lo_open=lo_open)
-    if isinstance(cfg.warmup_steps, int) and isinstance(cfg.steps, int) and cfg.warmup_steps > cfg.steps:
-        raise ConfigError(f"BCConfig.warmup_steps must be <= steps ({cfg.steps}), got {cfg.warmup_steps}", "warmup_steps")
-    if isinstance(cfg.eval_every, int) and cfg.eval_every and isinstance(cfg.steps, int) and cfg.steps % cfg.eval_every:
-        raise ConfigError(f"BCConfig.steps ({cfg.steps}) must be a multiple of eval_every ({cfg.eval_every})", "steps")
+    if (
+        isinstance(cfg.warmup_steps, int)
+        and isinstance(cfg.steps, int)
+        and cfg.warmup_steps > cfg.steps
+    ):
+        raise ConfigError(
+            f"BCConfig.warmup_steps must be <= steps ({cfg.steps}), got {cfg.warmup_steps}",
+            "warmup_steps",
+        )
+    if (
+        isinstance(cfg.eval_every, int)
+        and cfg.eval_every
+        and isinstance(cfg.steps, int)
+        and cfg.steps % cfg.eval_every
+    ):
+        raise ConfigError(
+            f"BCConfig.steps ({cfg.steps}) must be a multiple of eval_every ({cfg.eval_every})",
+            "steps",
+        )

@@ -49,7 +49,9 @@ class Recording(NamedTuple):
     pipeline_states: Any = None
 
 
-def record_rollout(env: Env, policy_fn: Any, params: Any, key: jax.Array, num_steps: int) -> Recording:
+def record_rollout(
+    env: Env, policy_fn: Any, params: Any, key: jax.Array, num_steps: int
+) -> Recording:
     """Run ``policy_fn`` for ``num_steps`` steps on one env and keep what drawing needs."""
     if num_steps < 1:
         raise ValueError(f"num_steps must be >= 1, got {num_steps}")
@@ -69,7 +71,9 @@ def record_rollout(env: Env, policy_fn: Any, params: Any, key: jax.Array, num_st
             obs, state, reward, term, trunc, _ = env.step(k_env, state, action)
             return (obs, state), (obs, view(state), reward, term | trunc)
 
-        _, (obs_seq, views, reward, done) = jax.lax.scan(step, (obs, state), jax.random.split(k_run, num_steps))
+        _, (obs_seq, views, reward, done) = jax.lax.scan(
+            step, (obs, state), jax.random.split(k_run, num_steps)
+        )
         cat = lambda first, rest: jnp.concatenate([first[None], rest])  # noqa: E731
         return cat(obs, obs_seq), jax.tree.map(cat, view(state), views), reward, done
 
@@ -80,14 +84,18 @@ def record_rollout(env: Env, policy_fn: Any, params: Any, key: jax.Array, num_st
 # --- drawing -----------------------------------------------------------------------------
 
 
-def _canvas(width: int, height: int, color: tuple[int, int, int] = (255, 255, 255)) -> tuple[Any, Any]:
+def _canvas(
+    width: int, height: int, color: tuple[int, int, int] = (255, 255, 255)
+) -> tuple[Any, Any]:
     from PIL import Image, ImageDraw
 
     img = Image.new("RGB", (width, height), color)
     return img, ImageDraw.Draw(img)
 
 
-def _classic_frame(env_id: str, obs: np.ndarray, width: int, height: int, options: dict) -> np.ndarray:
+def _classic_frame(
+    env_id: str, obs: np.ndarray, width: int, height: int, options: dict
+) -> np.ndarray:
     img, d = _canvas(width, height)
     w, h = width, height
     if env_id == "CartPole-v1":
@@ -221,14 +229,23 @@ def _brax_frames(env: Env, states: Any, width: int, height: int, renderer: Rende
 
             names = [sys_.mj_model.camera(i).name for i in range(sys_.mj_model.ncam)]
             camera = "track" if "track" in names else None
-            return np.stack(image.render_array(sys_, frames_of, height=height, width=width, camera=camera))
+            return np.stack(
+                image.render_array(sys_, frames_of, height=height, width=width, camera=camera)
+            )
         except Exception as e:  # no OpenGL context here
             _GL_OK["mujoco"] = False
             if renderer == "mujoco":
-                raise RuntimeError(f"MuJoCo rendering needs an OpenGL context (MUJOCO_GL=egl on headless Linux): {e}") from e
-            print(f"jaxbc.video: MuJoCo rendering unavailable ({type(e).__name__}: {e}); drawing a simple side view", file=sys.stderr)
+                raise RuntimeError(
+                    f"MuJoCo rendering needs an OpenGL context (MUJOCO_GL=egl on headless Linux): {e}"
+                ) from e
+            print(
+                f"jaxbc.video: MuJoCo rendering unavailable ({type(e).__name__}: {e}); drawing a simple side view",
+                file=sys.stderr,
+            )
     parents = tuple(int(p) for p in sys_.link_parents)
-    return np.stack([_brax_simple_frame(np.asarray(f.x.pos), parents, width, height) for f in frames_of])
+    return np.stack(
+        [_brax_simple_frame(np.asarray(f.x.pos), parents, width, height) for f in frames_of]
+    )
 
 
 def returns_so_far(rec: Recording) -> np.ndarray:
@@ -246,7 +263,9 @@ def _annotate(frames: np.ndarray, steps: np.ndarray, returns: np.ndarray) -> np.
     out = np.empty_like(frames)
     for i in range(frames.shape[0]):
         img = Image.fromarray(frames[i])
-        ImageDraw.Draw(img).text((4, 2), f"t={int(steps[i])}  return={returns[i]:.1f}", fill=(255, 0, 255))
+        ImageDraw.Draw(img).text(
+            (4, 2), f"t={int(steps[i])}  return={returns[i]:.1f}", fill=(255, 0, 255)
+        )
         out[i] = np.asarray(img)
     return out
 
@@ -315,7 +334,9 @@ def require_video(path: str | Path) -> None:
         if suffix == ".mp4":
             import imageio_ffmpeg  # noqa: F401
     except ImportError as e:
-        raise ImportError(f'writing {suffix} videos needs the optional extra "video": pip install "jaxbc[video]" ({e})') from e
+        raise ImportError(
+            f'writing {suffix} videos needs the optional extra "video": pip install "jaxbc[video]" ({e})'
+        ) from e
 
 
 def write_video(frames: np.ndarray, path: str | Path, fps: int = 30) -> Path:
@@ -330,12 +351,21 @@ def write_video(frames: np.ndarray, path: str | Path, fps: int = 30) -> Path:
         from PIL import Image
 
         imgs = [Image.fromarray(f) for f in frames]
-        imgs[0].save(path, save_all=True, append_images=imgs[1:], duration=max(1, round(1000 / fps)), loop=0, optimize=False)
+        imgs[0].save(
+            path,
+            save_all=True,
+            append_images=imgs[1:],
+            duration=max(1, round(1000 / fps)),
+            loop=0,
+            optimize=False,
+        )
     else:
         h, w = frames.shape[1:3]
         if h % 2 or w % 2:  # H.264 with yuv420p needs even sizes
             frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-        imageio.mimwrite(path, list(frames), format="FFMPEG", fps=fps, macro_block_size=1, quality=7)
+        imageio.mimwrite(
+            path, list(frames), format="FFMPEG", fps=fps, macro_block_size=1, quality=7
+        )
     return path
 
 

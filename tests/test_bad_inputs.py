@@ -38,7 +38,9 @@ def cli(capsys, *argv: str) -> tuple[int, dict, str]:
     return code, json.loads(lines[-1]) if lines else {}, captured.err
 
 
-def _fake(env_id: str, space, obs_dim: int, n: int = 8, source: str = "expert:test", obs_dtype=np.float32) -> Dataset:
+def _fake(
+    env_id: str, space, obs_dim: int, n: int = 8, source: str = "expert:test", obs_dtype=np.float32
+) -> Dataset:
     rng = np.random.default_rng(0)
     obs = rng.normal(size=(n, obs_dim)).astype(obs_dtype)
     if isinstance(space, Discrete):
@@ -46,8 +48,19 @@ def _fake(env_id: str, space, obs_dim: int, n: int = 8, source: str = "expert:te
     else:
         act = np.zeros((n, *space.shape), np.float32)
     return Dataset(
-        obs, act, np.ones(n, np.float32), obs, np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, np.int32),
-        np.full(1, float(n), np.float32), env_id, space, (obs_dim,), (), source,
+        obs,
+        act,
+        np.ones(n, np.float32),
+        obs,
+        np.zeros(n, bool),
+        np.zeros(n, bool),
+        np.zeros(n, np.int32),
+        np.full(1, float(n), np.float32),
+        env_id,
+        space,
+        (obs_dim,),
+        (),
+        source,
     )
 
 
@@ -71,11 +84,19 @@ def files(tmp_path_factory) -> dict[str, Path]:
         "pendulum": save_dataset(_fake("Pendulum-v1", Box((-2.0,), (2.0,)), 3), d / "pendulum.npz"),
         "no_meta": write("no_meta.npz", __meta__=None),
         "meta_not_json": write("meta_not_json.npz", __meta__=np.asarray("{not json")),
-        "meta_unknown_env": write("meta_unknown_env.npz", __meta__=np.asarray(json.dumps({**meta, "env_id": "NoSuchEnv-v9"}))),
-        "meta_bad_space": write("meta_bad_space.npz", __meta__=np.asarray(json.dumps({**meta, "action_space": "discrete"}))),
+        "meta_unknown_env": write(
+            "meta_unknown_env.npz",
+            __meta__=np.asarray(json.dumps({**meta, "env_id": "NoSuchEnv-v9"})),
+        ),
+        "meta_bad_space": write(
+            "meta_bad_space.npz",
+            __meta__=np.asarray(json.dumps({**meta, "action_space": "discrete"})),
+        ),
         "meta_list": write("meta_list.npz", __meta__=np.asarray("[1, 2]")),
         # edited to another env with the same shapes in the file but not in the env
-        "meta_other_env": write("meta_other_env.npz", __meta__=np.asarray(json.dumps({**meta, "env_id": "Acrobot-v1"}))),
+        "meta_other_env": write(
+            "meta_other_env.npz", __meta__=np.asarray(json.dumps({**meta, "env_id": "Acrobot-v1"}))
+        ),
         "not_npz": d / "not_npz.npz",
         "a_file": d / "a_file",
     }
@@ -117,7 +138,10 @@ CASES = [
     ("bc --dataset {good} --diffusion {good}", "--diffusion"),
     ("bc --dataset {good} --method swarm --lambda-dm 0.1", "--lambda-dm"),
     ("bc --dataset {good} --diffusion-steps 10", "--diffusion-steps"),
-    ("bc --dataset {pendulum} --method dbc --diffusion {good} --diffusion-steps 10", "--diffusion-steps"),
+    (
+        "bc --dataset {pendulum} --method dbc --diffusion {good} --diffusion-steps 10",
+        "--diffusion-steps",
+    ),
     ("bc --dataset {good} --method dbc --lambda-dm -1", "--lambda-dm"),
     ("bc --dataset {good} --policy gaussian", "--policy"),
     ("bc --dataset {pendulum} --policy categorical", "--policy"),
@@ -226,7 +250,10 @@ def test_plain_mode_error_is_one_line(capsys, files):
         main(["bc", "--dataset", str(files["good"]), "--batch-size", "0"])
     assert e.value.code == 2
     captured = capsys.readouterr()
-    assert captured.out == "" and captured.err.strip() == "error: BCConfig.batch_size must be an integer >= 1, got 0"
+    assert (
+        captured.out == ""
+        and captured.err.strip() == "error: BCConfig.batch_size must be an integer >= 1, got 0"
+    )
 
 
 # --- the Python API gets the same checks ---------------------------------------------------
@@ -265,7 +292,10 @@ def _api_cases():
         (lambda: HadesConfig(variant="X"), "variant"),
         (lambda: DAggerConfig(steps_per_iteration=0), "DAggerConfig.steps_per_iteration"),
         (lambda: DAggerConfig(beta0=2.0), "DAggerConfig.beta0"),
-        (lambda: DAggerConfig(beta_schedule="exponential", beta_decay=0.0), "DAggerConfig.beta_decay"),
+        (
+            lambda: DAggerConfig(beta_schedule="exponential", beta_decay=0.0),
+            "DAggerConfig.beta_decay",
+        ),
         (lambda: DAggerConfig(iterations=0), "DAggerConfig.iterations"),
         (lambda: DAggerConfig(capacity=0), "DAggerConfig.capacity"),
         (lambda: PPOConfig(lr=NAN), "PPOConfig.lr"),
@@ -294,7 +324,10 @@ def test_api_strategy_and_template_checks():
         make_strategy("SNES", 8, template, sigma=-1.0)
     with pytest.raises(ValueError, match="dataset_size"):
         solution_template(HadesConfig(dataset_size=1))
-    assert solution_template(HadesConfig(dataset_size=1, learn_labels=True))["logits"].shape == (1, 2)
+    assert solution_template(HadesConfig(dataset_size=1, learn_labels=True))["logits"].shape == (
+        1,
+        2,
+    )
 
 
 def test_api_resume_needs_a_directory():
@@ -303,7 +336,9 @@ def test_api_resume_needs_a_directory():
     with pytest.raises(ValueError, match="checkpoint_dir"):
         train_expert(preset("CartPole-v1"), resume=True, progress=False)
     with pytest.raises(ValueError, match="total_timesteps"):
-        preset("CartPole-v1", total_timesteps=10)  # less than one update would silently train 2048 steps
+        preset(
+            "CartPole-v1", total_timesteps=10
+        )  # less than one update would silently train 2048 steps
 
 
 def test_edited_policy_file(capsys, tmp_path):
@@ -322,11 +357,15 @@ def test_traced_hyperparameters_are_not_checked():
     def f(lr):
         return dataclasses.replace(BCConfig(), lr=lr).lr * 2
 
-    np.testing.assert_allclose(jax.vmap(f)(np.array([1e-3, 2e-3], np.float32)), [2e-3, 4e-3], rtol=1e-6)
+    np.testing.assert_allclose(
+        jax.vmap(f)(np.array([1e-3, 2e-3], np.float32)), [2e-3, 4e-3], rtol=1e-6
+    )
 
 
 def test_json_output_has_no_nan():
-    line = dumps({"a": NAN, "b": [1.0, math.inf], "c": np.float32(2.5), "d": np.int64(3), "e": np.arange(2)})
+    line = dumps(
+        {"a": NAN, "b": [1.0, math.inf], "c": np.float32(2.5), "d": np.int64(3), "e": np.arange(2)}
+    )
     assert json.loads(line) == {"a": None, "b": [1.0, None], "c": 2.5, "d": 3, "e": [0, 1]}
 
 
@@ -343,7 +382,19 @@ def test_diverged_parameters_are_refused():
 
 def test_float64_dataset_is_cast_with_a_warning(tmp_path):
     ds = _fake("CartPole-v1", Discrete(2), 4, obs_dtype=np.float64)
-    arrays = {k: np.asarray(getattr(ds, k)) for k in ("obs", "action", "reward", "next_obs", "terminated", "truncated", "episode_id", "episode_returns")}
+    arrays = {
+        k: np.asarray(getattr(ds, k))
+        for k in (
+            "obs",
+            "action",
+            "reward",
+            "next_obs",
+            "terminated",
+            "truncated",
+            "episode_id",
+            "episode_returns",
+        )
+    }
     arrays["obs"] = arrays["obs"].astype(np.float64)
     arrays["action"] = arrays["action"].astype(np.int64)
     good = save_dataset(_fake("CartPole-v1", Discrete(2), 4), tmp_path / "g.npz")
@@ -368,17 +419,38 @@ def test_bc_on_distilled_data_has_no_fake_expert(capsys, tmp_path):
     there is no expert return and no scaled return; the saved policy evaluates via --policy."""
     ds = _fake("MountainCar-v0", Discrete(3), 2, n=6, source="hades:F:SNES:best")
     path = save_dataset(ds, tmp_path / "distilled.npz")
-    code, res, err = cli(capsys, "bc", "--dataset", str(path), "--steps", "20", "--batch-size", "4", "--hidden", "8",
-                         "--eval-episodes", "1", "--out", str(tmp_path / "pol"), "--no-progress")
+    code, res, err = cli(
+        capsys,
+        "bc",
+        "--dataset",
+        str(path),
+        "--steps",
+        "20",
+        "--batch-size",
+        "4",
+        "--hidden",
+        "8",
+        "--eval-episodes",
+        "1",
+        "--out",
+        str(tmp_path / "pol"),
+        "--no-progress",
+    )
     assert code == 0, err[-2000:]
-    assert res["expert_return"] is None and res["scaled_return"] is None and res["expert_return_from"] is None
+    assert (
+        res["expert_return"] is None
+        and res["scaled_return"] is None
+        and res["expert_return_from"] is None
+    )
     assert res["dataset_source"] == "hades:F:SNES:best"
     code, ev, err = cli(capsys, "evaluate", "--policy", str(tmp_path / "pol"), "--episodes", "2")
     assert code == 0, err[-2000:]
     assert ev["env"] == "MountainCar-v0" and ev["episodes"] == 2 and ev["members"] == 1
     # an existing output is not overwritten without --force, and nothing else is touched
     before = (tmp_path / "pol" / "params.msgpack").read_bytes()
-    code, res, _ = cli(capsys, "bc", "--dataset", str(path), "--steps", "20", "--out", str(tmp_path / "pol"))
+    code, res, _ = cli(
+        capsys, "bc", "--dataset", str(path), "--steps", "20", "--out", str(tmp_path / "pol")
+    )
     assert code == 2 and "--force" in res["error"]["message"]
     assert (tmp_path / "pol" / "params.msgpack").read_bytes() == before
 
@@ -386,52 +458,145 @@ def test_bc_on_distilled_data_has_no_fake_expert(capsys, tmp_path):
 def test_dagger_with_an_expert_directory(capsys, tmp_path):
     teacher = tmp_path / "teacher"
     shutil.copytree(ZOO_DIR / "CartPole-v1", teacher)
-    code, res, err = cli(capsys, "dagger", "--env", "CartPole-v1", "--expert", str(teacher), "--iterations", "1",
-                         "--steps-per-iteration", "64", "--num-envs", "8", "--bc-steps", "20", "--hidden", "8",
-                         "--eval-episodes", "1", "--batch-size", "16")
+    code, res, err = cli(
+        capsys,
+        "dagger",
+        "--env",
+        "CartPole-v1",
+        "--expert",
+        str(teacher),
+        "--iterations",
+        "1",
+        "--steps-per-iteration",
+        "64",
+        "--num-envs",
+        "8",
+        "--bc-steps",
+        "20",
+        "--hidden",
+        "8",
+        "--eval-episodes",
+        "1",
+        "--batch-size",
+        "16",
+    )
     assert code == 0, err[-2000:]
-    assert res["expert"] == str(teacher) and len(res["returns"]) == 2 and res["expert_return"] == 500.0
+    assert (
+        res["expert"] == str(teacher) and len(res["returns"]) == 2 and res["expert_return"] == 500.0
+    )
 
 
 # --- resume: refused with other settings, checkpoint untouched ----------------------------------
 
 
 def _snapshot(directory: Path) -> dict[str, str]:
-    return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest() + str(p.stat().st_mtime_ns)
-            for p in sorted(directory.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
+        + str(p.stat().st_mtime_ns)
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
 
 
-HADES_TINY = ["--env", "CartPole-v1", "--generations", "2", "--checkpoint-every", "2", "--inner-steps", "3", "--hidden", "8",
-              "--eval-envs", "2", "--eval-steps", "20"]
+HADES_TINY = [
+    "--env",
+    "CartPole-v1",
+    "--generations",
+    "2",
+    "--checkpoint-every",
+    "2",
+    "--inner-steps",
+    "3",
+    "--hidden",
+    "8",
+    "--eval-envs",
+    "2",
+    "--eval-steps",
+    "20",
+]
 
 
 def test_hades_resume_with_other_settings(capsys, tmp_path):
     ckpt, out = tmp_path / "ckpt", tmp_path / "out"
-    code, first, err = cli(capsys, "hades", *HADES_TINY, "--population", "8", "--checkpoint-dir", str(ckpt), "--out", str(out))
+    code, first, err = cli(
+        capsys,
+        "hades",
+        *HADES_TINY,
+        "--population",
+        "8",
+        "--checkpoint-dir",
+        str(ckpt),
+        "--out",
+        str(out),
+    )
     assert code == 0, err[-2000:]
     assert first["dataset_size"] == 4 and first["config_changes"] == []
     snap = _snapshot(ckpt)
-    for change, needle in ((["--population", "16"], "population_size"), (["--population", "8", "--seed", "1"], "seed"),
-                           (["--population", "8", "--sigma", "0.2"], "sigma")):
-        code, res, _ = cli(capsys, "hades", *HADES_TINY, *change, "--checkpoint-dir", str(ckpt), "--resume",
-                           "--out", str(tmp_path / "out2"))
-        assert code == 2 and needle in res["error"]["message"] and "--allow-config-change" in res["error"]["message"]
+    for change, needle in (
+        (["--population", "16"], "population_size"),
+        (["--population", "8", "--seed", "1"], "seed"),
+        (["--population", "8", "--sigma", "0.2"], "sigma"),
+    ):
+        code, res, _ = cli(
+            capsys,
+            "hades",
+            *HADES_TINY,
+            *change,
+            "--checkpoint-dir",
+            str(ckpt),
+            "--resume",
+            "--out",
+            str(tmp_path / "out2"),
+        )
+        assert (
+            code == 2
+            and needle in res["error"]["message"]
+            and "--allow-config-change" in res["error"]["message"]
+        )
         assert _snapshot(ckpt) == snap and not (tmp_path / "out2").exists()
     # a fresh run (no --resume) would mix its checkpoints with the old ones
-    code, res, _ = cli(capsys, "hades", *HADES_TINY, "--population", "8", "--checkpoint-dir", str(ckpt), "--out", str(tmp_path / "out3"))
+    code, res, _ = cli(
+        capsys,
+        "hades",
+        *HADES_TINY,
+        "--population",
+        "8",
+        "--checkpoint-dir",
+        str(ckpt),
+        "--out",
+        str(tmp_path / "out3"),
+    )
     assert code == 2 and "--resume" in res["error"]["message"] and _snapshot(ckpt) == snap
     # the out directory holds a finished run: not overwritten without --force
     code, res, _ = cli(capsys, "hades", *HADES_TINY, "--population", "8", "--out", str(out))
     assert code == 2 and "--force" in res["error"]["message"]
     # explicitly allowed: continues, and the change is recorded
-    code, res, err = cli(capsys, "hades", *HADES_TINY[:2], "--generations", "4", *HADES_TINY[4:], "--population", "8",
-                         "--seed", "1", "--checkpoint-dir", str(ckpt), "--resume", "--allow-config-change",
-                         "--out", str(tmp_path / "out4"))
+    code, res, err = cli(
+        capsys,
+        "hades",
+        *HADES_TINY[:2],
+        "--generations",
+        "4",
+        *HADES_TINY[4:],
+        "--population",
+        "8",
+        "--seed",
+        "1",
+        "--checkpoint-dir",
+        str(ckpt),
+        "--resume",
+        "--allow-config-change",
+        "--out",
+        str(tmp_path / "out4"),
+    )
     assert code == 0, err[-2000:]
     assert res["resumed_from"] == 2 and res["generations"] == 4
     (change,) = res["config_changes"]
     assert change["at_step"] == 2 and change["changed"]["cli.seed"] == [0, 1]
-    assert json.loads((tmp_path / "out4" / "result.json").read_text())["config_changes"] == res["config_changes"]
+    assert (
+        json.loads((tmp_path / "out4" / "result.json").read_text())["config_changes"]
+        == res["config_changes"]
+    )
     assert json.loads((ckpt / "run.json").read_text())["changes"] == res["config_changes"]
 
 
@@ -454,7 +619,17 @@ def test_hades_preset_sizes_are_not_overridden(capsys, tmp_path, monkeypatch):
 
 def test_train_expert_resume_with_other_settings(capsys, tmp_path):
     ckpt = tmp_path / "ckpt"
-    base = ["train-expert", "--env", "CartPole-v1", "--steps", "4096", "--eval-episodes", "1", "--checkpoint-dir", str(ckpt)]
+    base = [
+        "train-expert",
+        "--env",
+        "CartPole-v1",
+        "--steps",
+        "4096",
+        "--eval-episodes",
+        "1",
+        "--checkpoint-dir",
+        str(ckpt),
+    ]
     code, res, err = cli(capsys, *base, "--out", str(tmp_path / "e0"))
     assert code == 0, err[-2000:]
     snap = _snapshot(ckpt)
@@ -462,20 +637,37 @@ def test_train_expert_resume_with_other_settings(capsys, tmp_path):
         code, res, _ = cli(capsys, *base, *change, "--resume", "--out", str(tmp_path / "e1"))
         assert code == 2 and needle in res["error"]["message"], res
         assert _snapshot(ckpt) == snap and not (tmp_path / "e1").exists()
-    code, res, _ = cli(capsys, *base, "--out", str(tmp_path / "e1"))  # fresh run into a used directory
+    code, res, _ = cli(
+        capsys, *base, "--out", str(tmp_path / "e1")
+    )  # fresh run into a used directory
     assert code == 2 and "--resume" in res["error"]["message"] and _snapshot(ckpt) == snap
     # allowed explicitly: expert.json records the change next to the new command
-    code, res, err = cli(capsys, *base, "--lr", "0.001", "--resume", "--allow-config-change", "--out", str(tmp_path / "e2"))
+    code, res, err = cli(
+        capsys,
+        *base,
+        "--lr",
+        "0.001",
+        "--resume",
+        "--allow-config-change",
+        "--out",
+        str(tmp_path / "e2"),
+    )
     assert code == 0, err[-2000:]
     meta = json.loads((tmp_path / "e2" / "expert.json").read_text())["meta"]
-    assert meta["config_changes"][0]["changed"]["config.lr"] == [0.0025, 0.001] and meta["resumed_from_update"] == 2
+    assert (
+        meta["config_changes"][0]["changed"]["config.lr"] == [0.0025, 0.001]
+        and meta["resumed_from_update"] == 2
+    )
     # a damaged checkpoint: a clear error naming it, not an orbax traceback
     newest = sorted(ckpt.glob("step_*"))[-1]
     for f in newest.rglob("*"):
         if f.is_file() and f.stat().st_size > 0:
             f.write_bytes(b"garbage")
     code, res, err = cli(capsys, *base, "--lr", "0.001", "--resume", "--out", str(tmp_path / "e3"))
-    assert code == 2 and newest.name in res["error"]["message"] and "Traceback" not in err, (res, err[-2000:])
+    assert code == 2 and newest.name in res["error"]["message"] and "Traceback" not in err, (
+        res,
+        err[-2000:],
+    )
     assert not (tmp_path / "e3").exists()
 
 
@@ -483,7 +675,13 @@ def test_stochastic_needs_a_policy_that_samples(capsys, files, tmp_path):
     from jaxbc.bc import BCConfig, PolicyConfig, make_bc_train
 
     data = load_dataset(files["pendulum"])
-    res = make_bc_train(BCConfig(steps=1, batch_size=2, policy=PolicyConfig(hidden_sizes=(4,))))(jax.random.key(0), data)
+    res = make_bc_train(BCConfig(steps=1, batch_size=2, policy=PolicyConfig(hidden_sizes=(4,))))(
+        jax.random.key(0), data
+    )
     res.save(tmp_path / "pol")
     code, out, _ = cli(capsys, "evaluate", "--policy", str(tmp_path / "pol"), "--stochastic")
-    assert code == 2 and "--stochastic" in out["error"]["message"] and "deterministic head" in out["error"]["message"]
+    assert (
+        code == 2
+        and "--stochastic" in out["error"]["message"]
+        and "deterministic head" in out["error"]["message"]
+    )

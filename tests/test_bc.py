@@ -38,7 +38,9 @@ def test_primitive_losses_match_formulas():
     pred, a = jnp.array([[0.0, 1.0]]), jnp.array([[1.0, 3.0]])
     assert float(mse(pred, a)) == pytest.approx(5.0)
     log_std = jnp.log(jnp.array([1.0, 2.0]))
-    expected = -(jax.scipy.stats.norm.logpdf(1.0, 0.0, 1.0) + jax.scipy.stats.norm.logpdf(3.0, 1.0, 2.0))
+    expected = -(
+        jax.scipy.stats.norm.logpdf(1.0, 0.0, 1.0) + jax.scipy.stats.norm.logpdf(3.0, 1.0, 2.0)
+    )
     assert float(gaussian_nll(pred, log_std, a)) == pytest.approx(float(expected), rel=1e-5)
     logits = jnp.log(jnp.array([[0.25, 0.75]]))
     assert float(cross_entropy(logits, jnp.array([1]))) == pytest.approx(-np.log(0.75), rel=1e-5)
@@ -46,7 +48,12 @@ def test_primitive_losses_match_formulas():
 
 @pytest.mark.parametrize(
     "kind, space, obs_shape",
-    [("deterministic", BOX, (3,)), ("gaussian", BOX, (3,)), ("categorical", Discrete(4), (3,)), ("categorical", Discrete(3), (10, 10, 4))],
+    [
+        ("deterministic", BOX, (3,)),
+        ("gaussian", BOX, (3,)),
+        ("categorical", Discrete(4), (3,)),
+        ("categorical", Discrete(3), (10, 10, 4)),
+    ],
 )
 def test_policy_heads_shapes_and_hidden(kind, space, obs_shape):
     policy = make_policy(PolicyConfig(kind=kind, hidden_sizes=(16, 8)), space, obs_shape)
@@ -88,7 +95,14 @@ def test_action_difference():
     assert float(action_difference(pts)) == pytest.approx(5.0, rel=1e-5)
     assert float(action_difference(pts[:1])) == 0.0
     many = np.asarray(jax.random.normal(jax.random.key(1), (5, 7, 3)))
-    naive = np.mean([np.linalg.norm(many[i] - many[j], axis=-1).mean() for i in range(5) for j in range(5) if i != j])
+    naive = np.mean(
+        [
+            np.linalg.norm(many[i] - many[j], axis=-1).mean()
+            for i in range(5)
+            for j in range(5)
+            if i != j
+        ]
+    )
     assert float(action_difference(jnp.asarray(many))) == pytest.approx(naive, rel=1e-5)
 
 
@@ -98,14 +112,20 @@ def test_alignment_penalty_zero_iff_members_agree():
         assert float(hidden_alignment_penalty((h, h), form)) == 0.0
     h2 = h.at[0].set(3.0)
     # member 0 is 2 away from others; mean = 1.5: distances 1.5^2 (once) and 0.5^2 (3x), averaged
-    assert float(hidden_alignment_penalty((h2,), "normalized")) == pytest.approx((1.5**2 + 3 * 0.5**2) / 4)
+    assert float(hidden_alignment_penalty((h2,), "normalized")) == pytest.approx(
+        (1.5**2 + 3 * 0.5**2) / 4
+    )
     # paper: pairs (0, j) differ by 2 in each of 16 features, 3 such pairs, per state
     assert float(hidden_alignment_penalty((h2,), "paper")) == pytest.approx(3 * 16 * 2.0**2)
     r = np.asarray(jax.random.normal(jax.random.key(2), (6, 8, 5)))
     naive = ((r - r.mean(0)) ** 2).mean()
-    assert float(hidden_alignment_penalty((jnp.asarray(r),), "normalized")) == pytest.approx(naive, rel=1e-5)
+    assert float(hidden_alignment_penalty((jnp.asarray(r),), "normalized")) == pytest.approx(
+        naive, rel=1e-5
+    )
     pairs = sum(((r[i] - r[j]) ** 2).sum(-1).mean() for i in range(6) for j in range(i + 1, 6))
-    assert float(hidden_alignment_penalty((jnp.asarray(r),), "paper")) == pytest.approx(pairs, rel=1e-5)
+    assert float(hidden_alignment_penalty((jnp.asarray(r),), "paper")) == pytest.approx(
+        pairs, rel=1e-5
+    )
 
 
 def test_penalty_forms_conversion_factor():
@@ -134,10 +154,16 @@ def test_swarm_tau_zero_equals_ensemble_bc_exactly():
     params = init_ensemble(policy, jax.random.key(0), 4)
     batch = _batch(BOX)
     g_ens = jax.grad(lambda p: bc_loss(policy, p, batch, jax.random.key(0))[0])(params)
-    g_sw0 = jax.grad(lambda p: swarm_bc_loss(policy, p, batch, jax.random.key(0), tau=0.0)[0])(params)
+    g_sw0 = jax.grad(lambda p: swarm_bc_loss(policy, p, batch, jax.random.key(0), tau=0.0)[0])(
+        params
+    )
     jax.tree.map(np.testing.assert_array_equal, g_ens, g_sw0)
-    g_sw = jax.grad(lambda p: swarm_bc_loss(policy, p, batch, jax.random.key(0), tau=1.0)[0])(params)
-    assert not all(jax.tree.leaves(jax.tree.map(lambda a, b: bool(jnp.allclose(a, b)), g_ens, g_sw)))
+    g_sw = jax.grad(lambda p: swarm_bc_loss(policy, p, batch, jax.random.key(0), tau=1.0)[0])(
+        params
+    )
+    assert not all(
+        jax.tree.leaves(jax.tree.map(lambda a, b: bool(jnp.allclose(a, b)), g_ens, g_sw))
+    )
 
 
 def test_ensemble_loss_gradient_is_each_members_own():
@@ -176,7 +202,9 @@ def test_sweep_taus_and_seeds_is_one_program(cartpole_data):
     base = BCConfig(steps=20, members=3, batch_size=32, policy=PolicyConfig(hidden_sizes=(16, 16)))
 
     def run(key, tau, lr):
-        return make_bc_train(dataclasses.replace(base, lr=lr), partial(swarm_bc_loss, tau=tau))(key, ds).metrics
+        return make_bc_train(dataclasses.replace(base, lr=lr), partial(swarm_bc_loss, tau=tau))(
+            key, ds
+        ).metrics
 
     taus = jnp.repeat(jnp.array([0.0, 0.25, 1.0]), 2)
     keys = jax.random.split(jax.random.key(0), 6)
@@ -192,17 +220,27 @@ def test_ensemble_trains_like_independent_runs_with_clipping(cartpole_data):
     """An N-member ensemble equals N one-member runs from the same inits and batch keys,
     with clipping binding (per-member norms and Adam statistics)."""
     _, ds = cartpole_data
-    cfg = BCConfig(steps=30, members=3, batch_size=32, max_grad_norm=1e-3, policy=PolicyConfig(hidden_sizes=(16,)))
+    cfg = BCConfig(
+        steps=30,
+        members=3,
+        batch_size=32,
+        max_grad_norm=1e-3,
+        policy=PolicyConfig(hidden_sizes=(16,)),
+    )
     key = jax.random.key(4)
     ens = jax.jit(make_bc_train(cfg))(key, ds)
     init = init_ensemble(ens.policy, jax.random.split(key, 3)[0], 3)  # the inits train() draws
-    norms = optax.global_norm(jax.grad(lambda p: bc_loss(ens.policy, p, _batch_from(ds), None)[0])(init))
+    norms = optax.global_norm(
+        jax.grad(lambda p: bc_loss(ens.policy, p, _batch_from(ds), None)[0])(init)
+    )
     assert float(norms) > 1e-2  # far above max_grad_norm: clipping binds
     one = jax.jit(make_bc_train(cfg.replace(members=1)))
     for i in range(3):
         run = one(key, ds, None, jax.tree.map(lambda x, i=i: x[i : i + 1], init))
         jax.tree.map(
-            lambda a, b, i=i: np.testing.assert_allclose(a[i], b[0], rtol=2e-4, atol=1e-6), ens.params["net"], run.params["net"]
+            lambda a, b, i=i: np.testing.assert_allclose(a[i], b[0], rtol=2e-4, atol=1e-6),
+            ens.params["net"],
+            run.params["net"],
         )
 
 
@@ -212,7 +250,13 @@ def _batch_from(ds, n=32):
 
 def test_periodic_evaluation_inside_jit(cartpole_data):
     _, ds = cartpole_data
-    cfg = BCConfig(steps=40, eval_every=20, eval_episodes=2, batch_size=32, policy=PolicyConfig(hidden_sizes=(16,)))
+    cfg = BCConfig(
+        steps=40,
+        eval_every=20,
+        eval_episodes=2,
+        batch_size=32,
+        policy=PolicyConfig(hidden_sizes=(16,)),
+    )
     res = jax.jit(make_bc_train(cfg))(jax.random.key(0), ds)
     assert res.eval_returns.shape == (2,) and res.metrics["loss"].shape == (40,)
 
@@ -221,7 +265,11 @@ def test_continuous_normalised_actions_round_trip():
     env = envs.make("Pendulum-v1", max_steps_in_episode=50)
     ex = load_expert("Pendulum-v1")
     ds = collect(ex, env, 2, jax.random.key(0))
-    cfg = BCConfig(steps=300, normalize_actions=True, policy=PolicyConfig(kind="gaussian", hidden_sizes=(32, 32)))
+    cfg = BCConfig(
+        steps=300,
+        normalize_actions=True,
+        policy=PolicyConfig(kind="gaussian", hidden_sizes=(32, 32)),
+    )
     res = jax.jit(make_bc_train(cfg))(jax.random.key(0), ds)
     a = res.policy_fn()(res.params, ds.obs[0], jax.random.key(0))
     assert a.shape == (1,) and np.abs(a).max() <= 2.0
@@ -233,7 +281,12 @@ def test_bad_config():
         make_bc_train(BCConfig(steps=10, eval_every=3))
     with pytest.raises(ValueError, match="unknown schedule"):
         make_bc_train(BCConfig(schedule="step"))
-    for field, value in (("lr", float("nan")), ("batch_size", 0), ("members", -1), ("max_grad_norm", 0.0)):
+    for field, value in (
+        ("lr", float("nan")),
+        ("batch_size", 0),
+        ("members", -1),
+        ("max_grad_norm", 0.0),
+    ):
         with pytest.raises(ValueError, match=field):
             BCConfig(**{field: value})
 
@@ -245,13 +298,30 @@ def test_num_valid_uses_only_the_prefix(cartpole_data):
     cfg = BCConfig(steps=30, batch_size=32, policy=PolicyConfig(hidden_sizes=(16,)))
     train = make_bc_train(cfg)
     a = jax.jit(train)(jax.random.key(0), ds, k)
-    small = ds.replace(**{f: getattr(ds, f)[:k] for f in ("obs", "action", "reward", "next_obs", "terminated", "truncated", "episode_id")})
+    small = ds.replace(
+        **{
+            f: getattr(ds, f)[:k]
+            for f in (
+                "obs",
+                "action",
+                "reward",
+                "next_obs",
+                "terminated",
+                "truncated",
+                "episode_id",
+            )
+        }
+    )
     b = jax.jit(train)(jax.random.key(0), small)
-    jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6), a.params, b.params)
+    jax.tree.map(
+        lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6), a.params, b.params
+    )
     # a garbage tail beyond num_valid changes nothing
     poisoned = ds.replace(obs=np.concatenate([ds.obs[:k], np.full_like(ds.obs[k:], 1e6)]))
     c = jax.jit(train)(jax.random.key(0), poisoned, k)
-    jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6), a.params, c.params)
+    jax.tree.map(
+        lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6), a.params, c.params
+    )
 
 
 def test_orthogonal_init_is_flax_and_never_a_batched_qr():
@@ -265,6 +335,10 @@ def test_orthogonal_init_is_flax_and_never_a_batched_qr():
     ours = jax.vmap(jax.vmap(lambda k: orthogonal(2.0)(k, (5, 4))))(keys)
     ref = jax.vmap(jax.vmap(lambda k: nn.initializers.orthogonal(2.0)(k, (5, 4))))(keys)
     np.testing.assert_array_equal(ours, ref)
-    np.testing.assert_allclose(np.einsum("abij,abik->abjk", ours, ours), np.broadcast_to(4 * np.eye(4), (2, 3, 4, 4)), atol=1e-5)
+    np.testing.assert_allclose(
+        np.einsum("abij,abik->abjk", ours, ours),
+        np.broadcast_to(4 * np.eye(4), (2, 3, 4, 4)),
+        atol=1e-5,
+    )
     jaxpr = jax.make_jaxpr(jax.vmap(lambda k: orthogonal()(k, (4, 4))))(keys[0])
     assert [e.primitive.name for e in jaxpr.jaxpr.eqns] == ["scan"]

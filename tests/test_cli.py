@@ -14,7 +14,12 @@ def run_cli(capsys, *argv) -> dict:
 
 
 def test_entry_point_envs_json():
-    p = subprocess.run([sys.executable, "-m", "jaxbc.cli", "envs", "--json"], capture_output=True, text=True, check=True)
+    p = subprocess.run(
+        [sys.executable, "-m", "jaxbc.cli", "envs", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     families = json.loads(p.stdout.strip().splitlines()[-1])
     assert "CartPole-v1" in families["classic"] and "brax/hopper" in families["brax"]
 
@@ -31,7 +36,9 @@ def test_evaluate_cartpole_expert(capsys):
 
 def test_collect_then_load(capsys, tmp_path):
     out = tmp_path / "demos.npz"
-    res = run_cli(capsys, "collect", "--env", "CartPole-v1", "--episodes", "2", "--out", str(out), "--json")
+    res = run_cli(
+        capsys, "collect", "--env", "CartPole-v1", "--episodes", "2", "--out", str(out), "--json"
+    )
     assert res["transitions"] == 1000 and out.exists()
     from jaxbc.data import load_dataset
 
@@ -56,19 +63,42 @@ def test_user_errors_are_one_line(capsys):
 
 def test_bc_command_methods(capsys, tmp_path):
     data = tmp_path / "demos.npz"
-    run_cli(capsys, "collect", "--env", "CartPole-v1", "--episodes", "2", "--out", str(data), "--json")
+    run_cli(
+        capsys, "collect", "--env", "CartPole-v1", "--episodes", "2", "--out", str(data), "--json"
+    )
     out = {}
     for method in ("bc", "swarm"):
-        members = ["--members", "3"] if method == "swarm" else []  # --members with --method bc is refused
+        members = (
+            ["--members", "3"] if method == "swarm" else []
+        )  # --members with --method bc is refused
         out[method] = run_cli(
-            capsys, "bc", "--dataset", str(data), "--method", method, *members, "--steps", "300",
-            "--hidden", "32", "32", "--eval-episodes", "4", "--out", str(tmp_path / method), "--json",
+            capsys,
+            "bc",
+            "--dataset",
+            str(data),
+            "--method",
+            method,
+            *members,
+            "--steps",
+            "300",
+            "--hidden",
+            "32",
+            "32",
+            "--eval-episodes",
+            "4",
+            "--out",
+            str(tmp_path / method),
+            "--json",
         )
     for res in out.values():
         for k in ("mean_return", "scaled_return", "action_difference", "action_difference_visited"):
             assert k in res
     assert out["bc"]["members"] == 1 and out["bc"]["action_difference"] == 0.0
-    assert out["swarm"]["members"] == 3 and out["swarm"]["tau"] == 0.25 and out["swarm"]["action_difference"] > 0
+    assert (
+        out["swarm"]["members"] == 3
+        and out["swarm"]["tau"] == 0.25
+        and out["swarm"]["action_difference"] > 0
+    )
     from jaxbc.bc import load_policy
 
     assert load_policy(tmp_path / "swarm").config.members == 3
@@ -76,9 +106,30 @@ def test_bc_command_methods(capsys, tmp_path):
 
 def test_dagger_command(capsys):
     res = run_cli(
-        capsys, "dagger", "--env", "CartPole-v1", "--iterations", "2", "--steps-per-iteration", "128", "--num-envs", "8",
-        "--bc-steps", "50", "--hidden", "16", "16", "--eval-episodes", "2", "--method", "ensemble", "--members", "3",
-        "--gate-threshold", "0.01", "--json",
+        capsys,
+        "dagger",
+        "--env",
+        "CartPole-v1",
+        "--iterations",
+        "2",
+        "--steps-per-iteration",
+        "128",
+        "--num-envs",
+        "8",
+        "--bc-steps",
+        "50",
+        "--hidden",
+        "16",
+        "16",
+        "--eval-episodes",
+        "2",
+        "--method",
+        "ensemble",
+        "--members",
+        "3",
+        "--gate-threshold",
+        "0.01",
+        "--json",
     )
     assert len(res["returns"]) == 3 and res["gated"] and res["members"] == 3
     assert res["iterations"][0]["expert_queries"] == 0 and res["total_expert_queries"] <= 2 * 128

@@ -45,7 +45,9 @@ def test_training_reuses_programs(cartpole, members, loss, params):
     changed = {k: v * 2 for k, v in params.items()}
     assert _recompiles(
         lambda: train_bc(cfg, jax.random.key(0), data, loss, **params),
-        lambda: train_bc(cfg.replace(lr=3e-3, max_grad_norm=0.5), jax.random.key(1), data, loss, **changed),
+        lambda: train_bc(
+            cfg.replace(lr=3e-3, max_grad_norm=0.5), jax.random.key(1), data, loss, **changed
+        ),
     ) == (0, 0)
     with count_compiles() as c:  # a structural change does compile
         train_bc(cfg.replace(steps=11), jax.random.key(0), data, loss, **params)
@@ -56,14 +58,31 @@ def test_evaluation_rollout_collect_reuse_programs(cartpole):
     ex, env, data = cartpole
     result = train_bc(CFG, jax.random.key(0), data)
     # a new but equal env and a re-made policy function each call, as a notebook does
-    assert _recompiles(lambda: evaluate_bc(result, jax.random.key(2), episodes=2, dataset=data)) == (0, 0)
     assert _recompiles(
-        lambda: evaluate(envs.make("CartPole-v1", max_steps_in_episode=60), result.policy_fn(), result.params, jax.random.key(3), 2)
+        lambda: evaluate_bc(result, jax.random.key(2), episodes=2, dataset=data)
     ) == (0, 0)
     assert _recompiles(
-        lambda: rollout(envs.make("CartPole-v1", max_steps_in_episode=60), ex.policy_fn(True, env), ex.params, jax.random.key(4), 2, 30)
+        lambda: evaluate(
+            envs.make("CartPole-v1", max_steps_in_episode=60),
+            result.policy_fn(),
+            result.params,
+            jax.random.key(3),
+            2,
+        )
     ) == (0, 0)
-    assert _recompiles(lambda: collect(ex, envs.make("CartPole-v1", max_steps_in_episode=60), 2, jax.random.key(5))) == (0, 0)
+    assert _recompiles(
+        lambda: rollout(
+            envs.make("CartPole-v1", max_steps_in_episode=60),
+            ex.policy_fn(True, env),
+            ex.params,
+            jax.random.key(4),
+            2,
+            30,
+        )
+    ) == (0, 0)
+    assert _recompiles(
+        lambda: collect(ex, envs.make("CartPole-v1", max_steps_in_episode=60), 2, jax.random.key(5))
+    ) == (0, 0)
     # evaluating another result of the same structure (changed lr) reuses it too
     other = train_bc(CFG.replace(lr=3e-3), jax.random.key(1), data)
     with count_compiles() as c:
@@ -78,7 +97,9 @@ def test_dagger_reuses_its_program(cartpole):
     cfg = DAggerConfig(bc=CFG, iterations=2, steps_per_iteration=32, num_envs=4, eval_episodes=2)
     assert _recompiles(
         lambda: run_dagger(cfg, jax.random.key(0), ex, data),
-        lambda: run_dagger(cfg.replace(beta0=0.5, bc=CFG.replace(lr=3e-3)), jax.random.key(1), ex, data),
+        lambda: run_dagger(
+            cfg.replace(beta0=0.5, bc=CFG.replace(lr=3e-3)), jax.random.key(1), ex, data
+        ),
     ) == (0, 0)
 
 

@@ -16,7 +16,20 @@ def _demos(env_id, episodes=1, keep=None):
     env = ex.make_env()
     ds = collect(ex, env, episodes, jax.random.key(0))
     if keep:
-        ds = ds.replace(**{k: getattr(ds, k)[:keep] for k in ("obs", "action", "reward", "next_obs", "terminated", "truncated", "episode_id")})
+        ds = ds.replace(
+            **{
+                k: getattr(ds, k)[:keep]
+                for k in (
+                    "obs",
+                    "action",
+                    "reward",
+                    "next_obs",
+                    "terminated",
+                    "truncated",
+                    "episode_id",
+                )
+            }
+        )
     return ex, env, ds
 
 
@@ -39,7 +52,9 @@ def test_append_compacts_never_overwrites_and_masks_empty():
     valid = jnp.array([True, False, True, False, True])
     out = append(buf, obs, jnp.arange(5), valid)
     assert int(out.num_valid) == 5
-    np.testing.assert_array_equal(out.action[:5], [7, 7, 0, 2, 4])  # old data kept, valid rows compacted
+    np.testing.assert_array_equal(
+        out.action[:5], [7, 7, 0, 2, 4]
+    )  # old data kept, valid rows compacted
     np.testing.assert_array_equal(out.obs[5:], 0.0)  # nothing written past the valid prefix
     # without ring, rows that do not fit are dropped and old data is never overwritten
     full = append(out, jnp.ones((6, 2)), jnp.full((6,), 9), jnp.ones((6,), bool))
@@ -64,7 +79,15 @@ def test_overflow_is_a_clear_error():
 
 def test_beta_one_executes_expert_actions_and_labels_with_expert():
     ex, env, ds = _demos("CartPole-v1", keep=50)
-    cfg = DAggerConfig(bc=SMALL_BC, iterations=2, steps_per_iteration=128, num_envs=8, beta_schedule="constant", beta0=1.0, eval_episodes=2)
+    cfg = DAggerConfig(
+        bc=SMALL_BC,
+        iterations=2,
+        steps_per_iteration=128,
+        num_envs=8,
+        beta_schedule="constant",
+        beta0=1.0,
+        eval_episodes=2,
+    )
     res = jax.jit(make_dagger(cfg))(jax.random.key(0), ex, ds)
     np.testing.assert_array_equal(res.expert_action_fraction[1:], 1.0)
     n = int(res.dataset_size[-1])
@@ -75,8 +98,19 @@ def test_beta_one_executes_expert_actions_and_labels_with_expert():
     # the expert never drops the pole: all collected states are near upright
     assert float(jnp.abs(new_obs[:, 2]).max()) < 0.21
     np.testing.assert_array_equal(res.expert_queries[1:], 128)
-    cfg0 = DAggerConfig(bc=SMALL_BC, iterations=1, steps_per_iteration=128, num_envs=8, beta_schedule="constant", beta0=0.0, eval_episodes=2)
-    assert float(jax.jit(make_dagger(cfg0))(jax.random.key(0), ex, ds).expert_action_fraction[1]) == 0.0
+    cfg0 = DAggerConfig(
+        bc=SMALL_BC,
+        iterations=1,
+        steps_per_iteration=128,
+        num_envs=8,
+        beta_schedule="constant",
+        beta0=0.0,
+        eval_episodes=2,
+    )
+    assert (
+        float(jax.jit(make_dagger(cfg0))(jax.random.key(0), ex, ds).expert_action_fraction[1])
+        == 0.0
+    )
 
 
 @pytest.fixture(scope="module")
@@ -99,9 +133,19 @@ def test_dagger_beats_bc_under_compounding_errors(pendulum):
 def test_gated_dagger_queries_the_expert_less(pendulum):
     ex, _, ds = pendulum
     bc = BCConfig(steps=200, batch_size=128, members=3, policy=PolicyConfig(hidden_sizes=(32, 32)))
-    base = dict(bc=bc, iterations=3, steps_per_iteration=400, num_envs=8, eval_episodes=2, beta_schedule="constant", beta0=0.0)
+    base = dict(
+        bc=bc,
+        iterations=3,
+        steps_per_iteration=400,
+        num_envs=8,
+        eval_episodes=2,
+        beta_schedule="constant",
+        beta0=0.0,
+    )
     plain = jax.jit(make_dagger(DAggerConfig(**base)))(jax.random.key(0), ex, ds)
-    gated = jax.jit(make_dagger(DAggerConfig(**base, gate_threshold=0.05)))(jax.random.key(0), ex, ds)
+    gated = jax.jit(make_dagger(DAggerConfig(**base, gate_threshold=0.05)))(
+        jax.random.key(0), ex, ds
+    )
     assert int(gated.expert_queries.sum()) < int(plain.expert_queries.sum()) == 3 * 400
     assert int(gated.dataset_size[-1]) < int(plain.dataset_size[-1])
 

@@ -46,7 +46,16 @@ def test_round_trip(cartpole, tmp_path):
     _, env, ds = cartpole
     path = save_dataset(ds, tmp_path / "d.npz")
     back = load_dataset(path, env)
-    for k in ("obs", "action", "reward", "next_obs", "terminated", "truncated", "episode_id", "episode_returns"):
+    for k in (
+        "obs",
+        "action",
+        "reward",
+        "next_obs",
+        "terminated",
+        "truncated",
+        "episode_id",
+        "episode_returns",
+    ):
         np.testing.assert_array_equal(getattr(back, k), getattr(ds, k))
     assert back.env_id == "CartPole-v1" and back.action_space == env.action_space
     assert back.first_episodes(2).size == 1000
@@ -73,7 +82,19 @@ def _save_raw(ds, path, **changes):
         "observation_shape": list(ds.observation_shape),
         "action_space": ds.action_space.to_dict(),
     }
-    arrays = {k: np.asarray(getattr(ds, k)) for k in ("obs", "action", "reward", "next_obs", "terminated", "truncated", "episode_id", "episode_returns")}
+    arrays = {
+        k: np.asarray(getattr(ds, k))
+        for k in (
+            "obs",
+            "action",
+            "reward",
+            "next_obs",
+            "terminated",
+            "truncated",
+            "episode_id",
+            "episode_returns",
+        )
+    }
     meta.update(changes.pop("meta", {}))
     arrays.update(changes)
     buf = io.BytesIO()
@@ -88,8 +109,18 @@ def _save_raw(ds, path, **changes):
         (lambda ds: {"obs": ds.obs[:, :3]}, "obs has shape"),
         (lambda ds: {"action": ds.action.astype(np.float32)}, "discrete actions must be integers"),
         (lambda ds: {"action": ds.action + 5}, "actions outside"),
-        (lambda ds: {"reward": np.where(np.arange(ds.size) == 7, np.nan, ds.reward).astype(np.float32)}, "NaN"),
-        (lambda ds: {"obs": np.where(np.arange(ds.size)[:, None] == 3, np.inf, ds.obs).astype(np.float32)}, "NaN/inf"),
+        (
+            lambda ds: {
+                "reward": np.where(np.arange(ds.size) == 7, np.nan, ds.reward).astype(np.float32)
+            },
+            "NaN",
+        ),
+        (
+            lambda ds: {
+                "obs": np.where(np.arange(ds.size)[:, None] == 3, np.inf, ds.obs).astype(np.float32)
+            },
+            "NaN/inf",
+        ),
         (lambda ds: {"terminated": ds.terminated.astype(np.float32)}, "terminated has dtype"),
         (lambda ds: {"meta": {"format_version": 99}}, "format"),
     ],
@@ -137,9 +168,15 @@ def test_resumable_timed_reuses_only_results_made_with_equal_settings(tmp_path):
     part = tmp_path / "parts" / "env.json"
     first, reused = resumable_timed(part, {"steps": (1, 2)}, compute, resume=True)
     assert not reused and first["rows"] == [1] and first["wall_time_s"] >= 0.0 and part.exists()
-    again, reused = resumable_timed(part, {"steps": (1, 2)}, compute, resume=True)  # tuples saved as lists
+    again, reused = resumable_timed(
+        part, {"steps": (1, 2)}, compute, resume=True
+    )  # tuples saved as lists
     assert reused and again == first and len(calls) == 1
-    other, reused = resumable_timed(part, {"steps": (1, 3)}, compute, resume=True)  # other settings: recompute
+    other, reused = resumable_timed(
+        part, {"steps": (1, 3)}, compute, resume=True
+    )  # other settings: recompute
     assert not reused and other["rows"] == [2]
-    fresh, reused = resumable_timed(part, {"steps": (1, 3)}, compute, resume=False)  # no resume: recompute
+    fresh, reused = resumable_timed(
+        part, {"steps": (1, 3)}, compute, resume=False
+    )  # no resume: recompute
     assert not reused and fresh["rows"] == [3]

@@ -46,9 +46,17 @@ def toy_dataset(n: int = 2000, seed: int = 0, discrete: bool = False) -> Dataset
     else:
         act, space = (0.5 * c + 0.2 + 0.1 * rng.normal(size=n))[:, None].astype(np.float32), BOX
     return Dataset(
-        obs=obs, action=act, reward=np.zeros(n, np.float32), next_obs=obs, terminated=np.zeros(n, bool),
-        truncated=np.zeros(n, bool), episode_id=np.zeros(n, np.int32), episode_returns=np.zeros(1, np.float32),
-        env_id="toy", action_space=space, observation_shape=(1,),
+        obs=obs,
+        action=act,
+        reward=np.zeros(n, np.float32),
+        next_obs=obs,
+        terminated=np.zeros(n, bool),
+        truncated=np.zeros(n, bool),
+        episode_id=np.zeros(n, np.int32),
+        episode_returns=np.zeros(1, np.float32),
+        env_id="toy",
+        action_space=space,
+        observation_shape=(1,),
     )
 
 
@@ -63,9 +71,13 @@ def test_schedules_follow_their_formulas():
     sch = make_schedule("sigmoid", T)
     x = np.linspace(-6, 6, T)
     np.testing.assert_allclose(sch.betas, 1 / (1 + np.exp(-x)) * (0.02 - 1e-4) + 1e-4, rtol=1e-6)
-    np.testing.assert_allclose(sch.alpha_bars, np.cumprod(1 - np.asarray(sch.betas, np.float64)), rtol=1e-5)
+    np.testing.assert_allclose(
+        sch.alpha_bars, np.cumprod(1 - np.asarray(sch.betas, np.float64)), rtol=1e-5
+    )
     lin = make_schedule("linear", 50)
-    assert float(lin.betas[0]) == pytest.approx(1e-4) and float(lin.betas[-1]) == pytest.approx(0.02)
+    assert float(lin.betas[0]) == pytest.approx(1e-4) and float(lin.betas[-1]) == pytest.approx(
+        0.02
+    )
     cos = make_schedule("cosine", 100)
     assert float(cos.betas.max()) == pytest.approx(0.999) and float(cos.alpha_bars[-1]) < 1e-3
     assert (np.diff(np.asarray(cos.alpha_bars)) < 0).all()
@@ -100,8 +112,14 @@ def test_samples_match_the_data(toy):
     assert obs.shape == (4000, 1) and act.shape == (4000, 1)
     obs, act = np.asarray(obs[:, 0]), np.asarray(act[:, 0])
     d_obs, d_act = ds.obs[:, 0], ds.action[:, 0]
-    assert abs(obs.mean() - d_obs.mean()) < 0.15 * d_obs.std() and abs(obs.std() / d_obs.std() - 1) < 0.1
-    assert abs(act.mean() - d_act.mean()) < 0.1 * d_act.std() and abs(act.std() / d_act.std() - 1) < 0.1
+    assert (
+        abs(obs.mean() - d_obs.mean()) < 0.15 * d_obs.std()
+        and abs(obs.std() / d_obs.std() - 1) < 0.1
+    )
+    assert (
+        abs(act.mean() - d_act.mean()) < 0.1 * d_act.std()
+        and abs(act.std() / d_act.std() - 1) < 0.1
+    )
     # both clusters, each at the right place, with the state-action coupling
     assert 0.4 < (obs > 0).mean() < 0.6 and abs(np.abs(obs).mean() - np.abs(d_obs).mean()) < 0.15
     assert np.corrcoef(obs, act)[0, 1] > 0.9
@@ -110,9 +128,13 @@ def test_samples_match_the_data(toy):
 def test_training_vmaps_over_seeds():
     ds = toy_dataset(200)
     cfg = DiffusionConfig(T=20, hidden=16, steps=10, batch_size=16)
-    models = jax.jit(jax.vmap(make_diffusion_train(cfg), in_axes=(0, None)))(jax.random.split(jax.random.key(0), 2), ds)
+    models = jax.jit(jax.vmap(make_diffusion_train(cfg), in_axes=(0, None)))(
+        jax.random.split(jax.random.key(0), 2), ds
+    )
     assert models.losses.shape == (2, 10)
-    assert not np.allclose(models.params["params"]["out"]["kernel"][0], models.params["params"]["out"]["kernel"][1])
+    assert not np.allclose(
+        models.params["params"]["out"]["kernel"][0], models.params["params"]["out"]["kernel"][1]
+    )
 
 
 def _policy_batch(kind="deterministic", members=1, n=64, seed=0):
@@ -153,7 +175,16 @@ def test_gradients_skip_the_diffusion_model_and_reach_the_policy(toy):
     g_model = jax.grad(lambda d: dbc_loss(policy, params, batch, key, d, lambda_dm=1.0)[0])(model)
     for leaf in jax.tree.leaves(g_model):
         assert not np.asarray(leaf).any()
-    dm_only = partial(dbc_loss, policy, batch=batch, key=key, diffusion=model, lambda_bc=0.0, lambda_dm=1.0, normalize_dm=False)
+    dm_only = partial(
+        dbc_loss,
+        policy,
+        batch=batch,
+        key=key,
+        diffusion=model,
+        lambda_bc=0.0,
+        lambda_dm=1.0,
+        normalize_dm=False,
+    )
     g_pol = jax.grad(lambda p: dm_only(p)[0])(params)
     assert any(np.asarray(leaf).any() for leaf in jax.tree.leaves(g_pol))
     assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree.leaves(g_pol))
@@ -164,8 +195,12 @@ def test_lambda_dm_zero_is_exactly_bc(toy, kind):
     _, model = toy
     policy, params, batch = _policy_batch(kind, members=3)
     key = jax.random.key(3)
-    (l_bc, _), g_bc = jax.value_and_grad(lambda p: bc_loss(policy, p, batch, key), has_aux=True)(params)
-    (l_dbc, m), g_dbc = jax.value_and_grad(lambda p: dbc_loss(policy, p, batch, key, model, lambda_dm=0.0), has_aux=True)(params)
+    (l_bc, _), g_bc = jax.value_and_grad(lambda p: bc_loss(policy, p, batch, key), has_aux=True)(
+        params
+    )
+    (l_dbc, m), g_dbc = jax.value_and_grad(
+        lambda p: dbc_loss(policy, p, batch, key, model, lambda_dm=0.0), has_aux=True
+    )(params)
     assert float(l_bc) == float(l_dbc) and float(m["dm_loss"]) >= 0
     jax.tree.map(np.testing.assert_array_equal, g_bc, g_dbc)
 
@@ -174,15 +209,33 @@ def test_lambda_dm_zero_is_exactly_bc(toy, kind):
 def test_dbc_ensemble_with_swarm_penalty_trains_inside_jit(toy, normalize_actions):
     ds, model = toy
     cfg = BCConfig(
-        members=3, steps=20, batch_size=32, normalize_actions=normalize_actions,
+        members=3,
+        steps=20,
+        batch_size=32,
+        normalize_actions=normalize_actions,
         policy=PolicyConfig(hidden_sizes=(16, 16)),
     )
-    res = jax.jit(make_bc_train(cfg, partial(dbc_loss, diffusion=model, lambda_dm=1.0, tau=0.5)))(jax.random.key(0), ds)
-    for k in ("loss", "bc_loss", "swarm_penalty", "action_difference", "dm_loss", "agent_diffusion_loss", "expert_diffusion_loss"):
+    res = jax.jit(make_bc_train(cfg, partial(dbc_loss, diffusion=model, lambda_dm=1.0, tau=0.5)))(
+        jax.random.key(0), ds
+    )
+    for k in (
+        "loss",
+        "bc_loss",
+        "swarm_penalty",
+        "action_difference",
+        "dm_loss",
+        "agent_diffusion_loss",
+        "expert_diffusion_loss",
+    ):
         assert res.metrics[k].shape == (20,) and np.isfinite(np.asarray(res.metrics[k])).all(), k
     m = res.metrics
     # summed over the 3 members (metrics report member means); tau in the paper's units
-    np.testing.assert_allclose(m["loss"], 3 * m["bc_loss"] + 0.5 * m["swarm_penalty"] + 3 * m["dm_loss"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        m["loss"],
+        3 * m["bc_loss"] + 0.5 * m["swarm_penalty"] + 3 * m["dm_loss"],
+        rtol=1e-5,
+        atol=1e-5,
+    )
     assert (np.asarray(m["action_difference"]) > 0).all()
 
 
@@ -194,20 +247,34 @@ def test_expert_pair_uses_raw_actions_whatever_the_policy_space(toy):
     z_batch = batch._replace(action=(batch.action - m) / s, act_mean=m, act_std=s)
     _, raw = dbc_loss(policy, params, batch, jax.random.key(0), model)
     _, z = dbc_loss(policy, params, z_batch, jax.random.key(0), model)
-    assert float(z["expert_diffusion_loss"]) == pytest.approx(float(raw["expert_diffusion_loss"]), rel=1e-5)
+    assert float(z["expert_diffusion_loss"]) == pytest.approx(
+        float(raw["expert_diffusion_loss"]), rel=1e-5
+    )
     # the agent's outputs are read in the policy's space too: same net output, different raw action
-    assert float(z["agent_diffusion_loss"]) != pytest.approx(float(raw["agent_diffusion_loss"]), rel=1e-5)
+    assert float(z["agent_diffusion_loss"]) != pytest.approx(
+        float(raw["agent_diffusion_loss"]), rel=1e-5
+    )
 
 
 def test_save_load_round_trip_and_corrupt_files(toy, tmp_path):
     _, model = toy
     save(model, tmp_path / "m")
     back = load(tmp_path / "m")
-    assert back.config == model.config and back.observation_shape == (1,) and back.act_dim == 1 and back.env_id == "toy"
-    jax.tree.map(np.testing.assert_array_equal, (model.params, model.obs_mean, model.act_std, model.losses),
-                 (back.params, back.obs_mean, back.act_std, back.losses))
+    assert (
+        back.config == model.config
+        and back.observation_shape == (1,)
+        and back.act_dim == 1
+        and back.env_id == "toy"
+    )
+    jax.tree.map(
+        np.testing.assert_array_equal,
+        (model.params, model.obs_mean, model.act_std, model.losses),
+        (back.params, back.obs_mean, back.act_std, back.losses),
+    )
     draw = jax.jit(sample, static_argnums=2)
-    np.testing.assert_array_equal(draw(model, jax.random.key(5), 8)[1], draw(back, jax.random.key(5), 8)[1])
+    np.testing.assert_array_equal(
+        draw(model, jax.random.key(5), 8)[1], draw(back, jax.random.key(5), 8)[1]
+    )
     (tmp_path / "m" / "params.msgpack").write_bytes(b"not msgpack at all")
     with pytest.raises(ValueError, match="corrupt"):
         load(tmp_path / "m")
@@ -227,7 +294,9 @@ def test_save_load_round_trip_and_corrupt_files(toy, tmp_path):
 def test_bad_inputs_give_clear_errors(toy):
     _, model = toy
     with pytest.raises(ValueError, match="continuous Box actions"):
-        make_diffusion_train(DiffusionConfig(T=10, hidden=8, steps=2))(jax.random.key(0), toy_dataset(50, discrete=True))
+        make_diffusion_train(DiffusionConfig(T=10, hidden=8, steps=2))(
+            jax.random.key(0), toy_dataset(50, discrete=True)
+        )
     with pytest.raises(ValueError, match="T must be a positive integer"):
         make_diffusion_train(DiffusionConfig(T=0))
     cat = make_policy(PolicyConfig(kind="categorical", hidden_sizes=(8,)), Discrete(2), (1,))
@@ -241,7 +310,13 @@ def test_bad_inputs_give_clear_errors(toy):
     wide = make_policy(PolicyConfig(hidden_sizes=(8,)), BOX, (3,))
     obs3 = jnp.zeros((4, 3))
     with pytest.raises(ValueError, match=r"observations of shape \(1,\)"):
-        dbc_loss(wide, init_ensemble(wide, jax.random.key(0), 1), Batch(obs3, jnp.zeros((4, 1)), obs3, jnp.zeros(1), jnp.ones(1)), jax.random.key(0), model)
+        dbc_loss(
+            wide,
+            init_ensemble(wide, jax.random.key(0), 1),
+            Batch(obs3, jnp.zeros((4, 1)), obs3, jnp.zeros(1), jnp.ones(1)),
+            jax.random.key(0),
+            model,
+        )
 
 
 def run_cli(capsys, *argv) -> dict:
@@ -258,16 +333,63 @@ def pendulum_file(tmp_path_factory):
 
 def test_cli_diffusion_then_dbc(capsys, tmp_path, pendulum_file):
     res = run_cli(
-        capsys, "diffusion", "--dataset", str(pendulum_file), "--out", str(tmp_path / "dm"), "--steps", "50",
-        "--hidden", "32", "--timesteps", "50", "--json",
+        capsys,
+        "diffusion",
+        "--dataset",
+        str(pendulum_file),
+        "--out",
+        str(tmp_path / "dm"),
+        "--steps",
+        "50",
+        "--hidden",
+        "32",
+        "--timesteps",
+        "50",
+        "--json",
     )
-    assert res["env"] == "Pendulum-v1" and res["transitions"] == 60 and np.isfinite(res["final_loss"])
+    assert (
+        res["env"] == "Pendulum-v1" and res["transitions"] == 60 and np.isfinite(res["final_loss"])
+    )
     assert load(tmp_path / "dm").config.hidden == 32
-    common = ("--dataset", str(pendulum_file), "--method", "dbc", "--hidden", "16", "16", "--eval-episodes", "2", "--json")
-    out = run_cli(capsys, "bc", *common, "--steps", "20", "--diffusion", str(tmp_path / "dm"), "--lambda-dm", "0.5")
-    for k in ("mean_return", "scaled_return", "action_difference", "final_loss", "members", "tau", "lambda_dm"):
+    common = (
+        "--dataset",
+        str(pendulum_file),
+        "--method",
+        "dbc",
+        "--hidden",
+        "16",
+        "16",
+        "--eval-episodes",
+        "2",
+        "--json",
+    )
+    out = run_cli(
+        capsys,
+        "bc",
+        *common,
+        "--steps",
+        "20",
+        "--diffusion",
+        str(tmp_path / "dm"),
+        "--lambda-dm",
+        "0.5",
+    )
+    for k in (
+        "mean_return",
+        "scaled_return",
+        "action_difference",
+        "final_loss",
+        "members",
+        "tau",
+        "lambda_dm",
+    ):
         assert k in out, k
-    assert out["method"] == "dbc" and out["members"] == 1 and out["tau"] == 0.0 and out["lambda_dm"] == 0.5
+    assert (
+        out["method"] == "dbc"
+        and out["members"] == 1
+        and out["tau"] == 0.0
+        and out["lambda_dm"] == 0.5
+    )
     assert np.isfinite(out["final_dm_loss"])
     # without --diffusion a default-config model is trained first
     out2 = run_cli(capsys, "bc", *common, "--steps", "5", "--diffusion-steps", "3")
@@ -276,12 +398,18 @@ def test_cli_diffusion_then_dbc(capsys, tmp_path, pendulum_file):
 
 def test_cli_dbc_rejects_discrete_datasets(capsys, tmp_path):
     env = envs.make("CartPole-v1", max_steps_in_episode=10)
-    data = save_dataset(collect_policy(env, random_policy(env.action_space), None, 2, jax.random.key(0)), tmp_path / "cp.npz")
+    data = save_dataset(
+        collect_policy(env, random_policy(env.action_space), None, 2, jax.random.key(0)),
+        tmp_path / "cp.npz",
+    )
     with pytest.raises(SystemExit) as e:
         main(["bc", "--dataset", str(data), "--method", "dbc", "--steps", "2", "--json"])
     assert e.value.code == 2
     err = capsys.readouterr().err
-    assert "error: the diffusion model (DBC) needs continuous Box actions" in err and "Traceback" not in err
+    assert (
+        "error: the diffusion model (DBC) needs continuous Box actions" in err
+        and "Traceback" not in err
+    )
     with pytest.raises(SystemExit):
         main(["diffusion", "--dataset", str(data), "--out", str(tmp_path / "dm"), "--steps", "2"])
     assert "continuous Box actions" in capsys.readouterr().err

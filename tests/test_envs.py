@@ -100,5 +100,7 @@ def test_unknown_option_and_backend():
 
 def test_list_envs_families():
     fams = envs.list_envs()
-    assert {"CartPole-v1", "Acrobot-v1", "Pendulum-v1", "MountainCarContinuous-v0"} <= set(fams["classic"])
+    assert {"CartPole-v1", "Acrobot-v1", "Pendulum-v1", "MountainCarContinuous-v0"} <= set(
+        fams["classic"]
+    )
     assert len(fams["minatar"]) == 5 and "brax/walker2d" in fams["brax"]

@@ -22,7 +22,15 @@ def test_zoo_expert_loads_and_matches_its_env(env_id):
     assert spec["env"]["env_id"] == env.id
     assert tuple(spec["env"]["observation_shape"]) == env.observation_shape
     assert space_from_dict(spec["env"]["action_space"]) == env.action_space
-    for k in ("mean_return", "std_return", "random_return", "env_steps", "wall_time_s", "machine", "seed"):
+    for k in (
+        "mean_return",
+        "std_return",
+        "random_return",
+        "env_steps",
+        "wall_time_s",
+        "machine",
+        "seed",
+    ):
         assert k in expert.meta, k
     action = expert.act(np.zeros(env.observation_shape, np.float32), jax.random.key(0))
     assert action.shape == env.action_space.shape
@@ -30,7 +38,10 @@ def test_zoo_expert_loads_and_matches_its_env(env_id):
 
 @pytest.mark.parametrize(
     "env_id",
-    [pytest.param(e, marks=pytest.mark.slow) if e.startswith("brax/") else e for e in zoo_env_ids()],
+    [
+        pytest.param(e, marks=pytest.mark.slow) if e.startswith("brax/") else e
+        for e in zoo_env_ids()
+    ],
 )
 def test_zoo_expert_reproduces_recorded_return(env_id):
     expert = load_expert(env_id)

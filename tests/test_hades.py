@@ -32,8 +32,12 @@ from jaxbc.rollout import window_return_fn
 ROOT = Path(__file__).resolve().parent.parent
 TINY_POLICY = PolicyConfig(hidden_sizes=(8, 8), activation="relu", torso="mlp", tanh_bounded=False)
 TINY = HadesConfig(
-    env_id="CartPole-v1", env_options=(("max_steps_in_episode", 50),), dataset_size=4,
-    inner_steps=10, num_envs=2, policy=TINY_POLICY,
+    env_id="CartPole-v1",
+    env_options=(("max_steps_in_episode", 50),),
+    dataset_size=4,
+    inner_steps=10,
+    num_envs=2,
+    policy=TINY_POLICY,
 )
 
 
@@ -43,8 +47,12 @@ def _tiny(config: HadesConfig = TINY, name: str = "SNES", population: int = 8, *
 
 
 def _leaves(tree):
-    return [np.asarray(jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x)
-            for x in jax.tree.leaves(tree)]
+    return [
+        np.asarray(
+            jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x
+        )
+        for x in jax.tree.leaves(tree)
+    ]
 
 
 @pytest.mark.parametrize("episodes", ["first", "all"])
@@ -69,7 +77,9 @@ def test_generation_summaries_and_member_fitness_is_independent_train_and_evalua
         params = h.train(data, init)
         if episodes == "all":  # every episode ending in the window (envs auto-reset)
             return window_return_fn(h.env, h.policy_fn(), TINY.num_envs, h.eval_steps)(params, key)
-        return episode_returns(h.env, h.policy_fn(), params, key, TINY.num_envs, h.eval_steps).mean()
+        return episode_returns(
+            h.env, h.policy_fn(), params, key, TINY.num_envs, h.eval_steps
+        ).mean()
 
     ret = train_then_evaluate(member, init, k_eval)
     np.testing.assert_allclose(float(ret), float(info.returns[i]), rtol=1e-5)
@@ -87,7 +97,11 @@ def test_inner_loop_equals_bc_trainer_on_the_distilled_dataset():
     direct = jax.jit(h.train)(state.best_data, state.fixed_init)
     init_net = jax.tree.map(lambda x: x[None], state.fixed_init)
     via_bc = jax.jit(make_bc_train(h.bc_config()))(jax.random.key(1), ds, None, init_net)
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b[0], rtol=1e-5, atol=1e-6), direct, via_bc.params["net"])
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b[0], rtol=1e-5, atol=1e-6),
+        direct,
+        via_bc.params["net"],
+    )
 
 
 def test_member_blocks_give_the_same_fitness():
@@ -131,7 +145,9 @@ def test_hades_f_fixed_init_and_hades_r_fresh_inits():
 
 @pytest.mark.parametrize("name", ["SNES", "Open_ES", "SimpleGA"])
 def test_evosax_algorithms_by_name(name):
-    h = _tiny(name=name, **({"lr": 0.05, "fitness_shaping": "z_score"} if name == "Open_ES" else {}))
+    h = _tiny(
+        name=name, **({"lr": 0.05, "fitness_shaping": "z_score"} if name == "Open_ES" else {})
+    )
     state, summary = h.run(jax.random.key(0), 2)
     assert summary.mean.shape == (2,) and np.isfinite(np.asarray(summary.mean)).all()
     assert int(state.generation) == 2
@@ -166,7 +182,11 @@ def test_custom_strategy_and_fitness_shaping():
     from jaxbc.hades import fitness_shaping_fn
 
     f = jnp.array([3.0, 1.0, 2.0, 10.0])
-    np.testing.assert_allclose(fitness_shaping_fn("centered_ranks")(None, f, None, None), [1 / 6, -0.5, -1 / 6, 0.5], rtol=1e-6)
+    np.testing.assert_allclose(
+        fitness_shaping_fn("centered_ranks")(None, f, None, None),
+        [1 / 6, -0.5, -1 / 6, 0.5],
+        rtol=1e-6,
+    )
     z = fitness_shaping_fn("z_score")(None, f, None, None)
     np.testing.assert_allclose([float(z.mean()), float(z.std())], [0.0, 1.0], atol=1e-5)
     np.testing.assert_array_equal(fitness_shaping_fn("raw")(None, f, None, None), f)
@@ -174,8 +194,14 @@ def test_custom_strategy_and_fitness_shaping():
 
 def test_distillation_improves_cartpole():
     cfg = HadesConfig(
-        env_id="CartPole-v1", env_options=(("max_steps_in_episode", 100),), dataset_size=4, inner_steps=20,
-        num_envs=2, policy=PolicyConfig(hidden_sizes=(16, 16), activation="relu", torso="mlp", tanh_bounded=False),
+        env_id="CartPole-v1",
+        env_options=(("max_steps_in_episode", 100),),
+        dataset_size=4,
+        inner_steps=20,
+        num_envs=2,
+        policy=PolicyConfig(
+            hidden_sizes=(16, 16), activation="relu", torso="mlp", tanh_bounded=False
+        ),
     )
     h = make_hades(cfg, make_strategy("SNES", 16, solution_template(cfg), sigma=0.05))
     _, summary = h.run(jax.random.key(0), 30)
@@ -205,11 +231,22 @@ def test_sharded_population_equals_single_device():
         print(json.dumps(out))
         """
     )
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
-    p = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    env = dict(
+        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     out = json.loads(p.stdout.strip().splitlines()[-1])
-    assert out["mesh4"] == {"population": 4} and out["mesh1"] is None  # split over 4 devices vs. plain vmap
+    assert (
+        out["mesh4"] == {"population": 4} and out["mesh1"] is None
+    )  # split over 4 devices vs. plain vmap
     for a, b in zip(out["4"], out["1"], strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
@@ -219,22 +256,47 @@ def test_checkpoint_kill_and_resume_equals_uninterrupted(tmp_path):
         return make_strategy("SNES", 8, solution_template(TINY), sigma=0.5)
 
     key = jax.random.key(3)
-    full = run_hades(TINY, strategy(), key, 4, checkpoint_dir=tmp_path / "a", checkpoint_every=2, progress=False)
-    first = run_hades(TINY, strategy(), key, 2, checkpoint_dir=tmp_path / "b", checkpoint_every=2, progress=False)
+    full = run_hades(
+        TINY, strategy(), key, 4, checkpoint_dir=tmp_path / "a", checkpoint_every=2, progress=False
+    )
+    first = run_hades(
+        TINY, strategy(), key, 2, checkpoint_dir=tmp_path / "b", checkpoint_every=2, progress=False
+    )
     assert first.resumed_from == 0 and int(first.state.generation) == 2
-    resumed = run_hades(TINY, strategy(), key, 4, checkpoint_dir=tmp_path / "b", checkpoint_every=2, resume=True, progress=False)
+    resumed = run_hades(
+        TINY,
+        strategy(),
+        key,
+        4,
+        checkpoint_dir=tmp_path / "b",
+        checkpoint_every=2,
+        resume=True,
+        progress=False,
+    )
     assert resumed.resumed_from == 2 and int(resumed.state.generation) == 4
     for a, b in zip(_leaves(full.state), _leaves(resumed.state), strict=True):
         np.testing.assert_array_equal(a, b)
     for k in ("generation", "best", "mean", "std"):
         np.testing.assert_array_equal(full.history[k], resumed.history[k])
     with pytest.raises(ValueError, match="another config"):
-        run_hades(dataclasses.replace(TINY, inner_steps=11), strategy(), key, 6, checkpoint_dir=tmp_path / "b", resume=True, progress=False)
+        run_hades(
+            dataclasses.replace(TINY, inner_steps=11),
+            strategy(),
+            key,
+            6,
+            checkpoint_dir=tmp_path / "b",
+            resume=True,
+            progress=False,
+        )
     with pytest.raises(ValueError, match="needs a checkpoint_dir"):
         run_hades(TINY, strategy(), key, 2, resume=True)
     # outputs of the run: dataset file in the expert-demo format, curves, pictures
     ds = distilled_dataset(full.hades, full.state, "best")
-    assert ds.size == 4 and ds.num_episodes == 1 and float(ds.episode_returns[0]) == float(full.state.best_fitness)
+    assert (
+        ds.size == 4
+        and ds.num_episodes == 1
+        and float(ds.episode_returns[0]) == float(full.state.best_fitness)
+    )
     np.testing.assert_array_equal(ds.action, [0, 1, 0, 1])
     path = save_dataset(ds, tmp_path / "distilled.npz")
     back = load_dataset(path, envs.make("CartPole-v1", max_steps_in_episode=50))
@@ -245,16 +307,23 @@ def test_checkpoint_kill_and_resume_equals_uninterrupted(tmp_path):
     assert np.isfinite(mean_ds.episode_returns).all()
     save_curves(full.history, tmp_path / "c.csv", tmp_path / "c.png")
     assert (tmp_path / "c.csv").read_text().splitlines()[0] == "generation,best,mean,std"
-    assert len((tmp_path / "c.csv").read_text().splitlines()) == 5 and (tmp_path / "c.png").stat().st_size > 0
+    assert (
+        len((tmp_path / "c.csv").read_text().splitlines()) == 5
+        and (tmp_path / "c.png").stat().st_size > 0
+    )
     plot_dataset(ds, tmp_path / "d.png")
     assert (tmp_path / "d.png").stat().st_size > 0
     # `jaxbc bc` trains on it like on expert demonstrations
-    res = jax.jit(make_bc_train(BCConfig(steps=5, batch_size=4, policy=PolicyConfig(hidden_sizes=(8,)))))(jax.random.key(0), back)
+    res = jax.jit(
+        make_bc_train(BCConfig(steps=5, batch_size=4, policy=PolicyConfig(hidden_sizes=(8,))))
+    )(jax.random.key(0), back)
     assert np.isfinite(np.asarray(res.metrics["bc_loss"])).all()
 
 
 def test_continuous_actions_and_minatar_pictures(tmp_path):
-    cfg = dataclasses.replace(TINY, env_id="Pendulum-v1", env_options=(("max_steps_in_episode", 20),))
+    cfg = dataclasses.replace(
+        TINY, env_id="Pendulum-v1", env_options=(("max_steps_in_episode", 20),)
+    )
     h = _tiny(cfg)
     assert set(h.template) == {"obs", "action"} and h.template["action"].shape == (4, 1)
     assert h.policy.kind == "gaussian"
@@ -275,8 +344,19 @@ def test_continuous_actions_and_minatar_pictures(tmp_path):
     obs[0, 2, 3, 1] = 1.0
     img = state_image(obs[0])
     assert img.shape == (10, 10, 3) and img[2, 3].sum() > 0 and img[0, 0].sum() == 0
-    fake = Dataset(obs, np.array([0, 1, 2], np.int32), np.zeros(3, np.float32), obs, np.zeros(3, bool), np.zeros(3, bool),
-                   np.zeros(3, np.int32), np.zeros(1, np.float32), "Breakout-MinAtar", envs.Discrete(3), (10, 10, 4))
+    fake = Dataset(
+        obs,
+        np.array([0, 1, 2], np.int32),
+        np.zeros(3, np.float32),
+        obs,
+        np.zeros(3, bool),
+        np.zeros(3, bool),
+        np.zeros(3, np.int32),
+        np.zeros(1, np.float32),
+        "Breakout-MinAtar",
+        envs.Discrete(3),
+        (10, 10, 4),
+    )
     plot_dataset(fake, tmp_path / "minatar.png")
     assert (tmp_path / "minatar.png").stat().st_size > 0
 
@@ -284,22 +364,53 @@ def test_continuous_actions_and_minatar_pictures(tmp_path):
 def test_cli_prints_json(tmp_path, capsys):
     from jaxbc.hades.cli import hades
 
-    hades("CartPole-v1", population=8, generations=2, checkpoint_every=2, inner_steps=5, hidden=(8,), eval_envs=2,
-          eval_steps=50, out=tmp_path, checkpoint_dir=tmp_path / "ckpt", json=True)
+    hades(
+        "CartPole-v1",
+        population=8,
+        generations=2,
+        checkpoint_every=2,
+        inner_steps=5,
+        hidden=(8,),
+        eval_envs=2,
+        eval_steps=50,
+        out=tmp_path,
+        checkpoint_dir=tmp_path / "ckpt",
+        json=True,
+    )
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert res["generations"] == 2 and np.isfinite(res["final_best"]) and np.isfinite(res["final_mean"])
+    assert (
+        res["generations"] == 2
+        and np.isfinite(res["final_best"])
+        and np.isfinite(res["final_mean"])
+    )
     assert Path(res["dataset"]).exists() and load_dataset(res["dataset"]).size == 4
     assert (tmp_path / "curves.png").exists() and (tmp_path / "distilled.png").exists()
 
 
 def test_benchmark_smoke(tmp_path):
     p = subprocess.run(
-        [sys.executable, "benchmarks/hades.py", "--scale", "smoke", "--envs", "CartPole-v1", "--transfer", "--out-dir", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            "benchmarks/hades.py",
+            "--scale",
+            "smoke",
+            "--envs",
+            "CartPole-v1",
+            "--transfer",
+            "--out-dir",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert p.returncode == 0, p.stderr[-3000:]
     data = json.loads((tmp_path / "hades.json").read_text())
-    assert {(r["env"], r["variant"]) for r in data["runs"]} >= {("CartPole-v1", "F"), ("CartPole-v1", "R")}
+    assert {(r["env"], r["variant"]) for r in data["runs"]} >= {
+        ("CartPole-v1", "F"),
+        ("CartPole-v1", "R"),
+    }
     assert (tmp_path / "hades.md").exists() and (tmp_path / "hades.csv").exists()
     assert list(tmp_path.glob("hades_curves_*.png")) and list(tmp_path.glob("hades_data_*.png"))
     assert list((tmp_path / "hades_datasets").glob("*.npz"))
@@ -310,8 +421,21 @@ def test_benchmark_smoke(tmp_path):
 
 def test_benchmark_memory_plan(tmp_path):
     p = subprocess.run(
-        [sys.executable, "benchmarks/hades.py", "--scale", "smoke", "--envs", "CartPole-v1", "--memory", "--out-dir", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            "benchmarks/hades.py",
+            "--scale",
+            "smoke",
+            "--envs",
+            "CartPole-v1",
+            "--memory",
+            "--out-dir",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert p.returncode == 0, p.stderr[-3000:]
     job = json.loads((tmp_path / "hades_memory_smoke.json").read_text())["jobs"][0]
@@ -324,13 +448,22 @@ def test_distilled_dataset_stores_its_recipe_and_the_fitness_of_what_it_stores(t
     inner loop's, and `jaxbc bc` trains with it by default."""
     from jaxbc.cli import main
 
-    cfg = HadesConfig(env_id="Pendulum-v1", env_options=(("max_steps_in_episode", 20),), dataset_size=4,
-                      inner_steps=5, num_envs=2, policy=TINY_POLICY)
+    cfg = HadesConfig(
+        env_id="Pendulum-v1",
+        env_options=(("max_steps_in_episode", 20),),
+        dataset_size=4,
+        inner_steps=5,
+        num_envs=2,
+        policy=TINY_POLICY,
+    )
     h = _tiny(cfg, sigma=5.0)  # a wide search: actions far outside [-2, 2]
     state, _ = jax.jit(h.generation)(jax.jit(h.init)(jax.random.key(0)))
     assert np.abs(np.asarray(state.best_data["action"])).max() > 2
     ds = distilled_dataset(h, state, "best", key=jax.random.key(7))
-    clipped = {"obs": state.best_data["obs"], "action": jnp.clip(state.best_data["action"], -2.0, 2.0)}
+    clipped = {
+        "obs": state.best_data["obs"],
+        "action": jnp.clip(state.best_data["action"], -2.0, 2.0),
+    }
     expected = float(h.evaluate_data(state, clipped, jax.random.key(7)))
     assert float(ds.episode_returns[0]) == pytest.approx(expected, rel=1e-5)
     path = save_dataset(ds, tmp_path / "distilled.npz")

@@ -17,7 +17,16 @@ from jaxbc.data import Dataset, DatasetError, collect_policy, load_dataset, save
 from jaxbc.data.minari_io import GYMNASIUM_IDS, from_minari, open_minari, to_minari  # noqa: E402
 from jaxbc.rollout import random_policy  # noqa: E402
 
-KEYS = ("obs", "action", "reward", "terminated", "truncated", "next_obs", "episode_id", "episode_returns")
+KEYS = (
+    "obs",
+    "action",
+    "reward",
+    "terminated",
+    "truncated",
+    "next_obs",
+    "episode_id",
+    "episode_returns",
+)
 
 
 def assert_same(a: Dataset, b: Dataset) -> None:
@@ -25,14 +34,20 @@ def assert_same(a: Dataset, b: Dataset) -> None:
         x, y = np.asarray(getattr(a, k)), np.asarray(getattr(b, k))
         assert x.dtype == y.dtype and x.shape == y.shape, k
         np.testing.assert_array_equal(x, y, err_msg=k)
-    assert (a.env_id, a.action_space, a.observation_shape) == (b.env_id, b.action_space, b.observation_shape)
+    assert (a.env_id, a.action_space, a.observation_shape) == (
+        b.env_id,
+        b.action_space,
+        b.observation_shape,
+    )
 
 
 @pytest.fixture(scope="module")
 def cartpole_random():
     """Random CartPole play: episodes of different lengths that end in terminations."""
     env = envs.make("CartPole-v1")
-    return env, collect_policy(env, random_policy(env.action_space), None, 4, jax.random.key(3), source="random")
+    return env, collect_policy(
+        env, random_policy(env.action_space), None, 4, jax.random.key(3), source="random"
+    )
 
 
 def test_export_import_round_trip_is_exact(cartpole_random, tmp_path):
@@ -72,16 +87,25 @@ def test_round_trip_continuous_minatar_and_inexact_chain(tmp_path):
 
     rng = np.random.default_rng(0)
     n, obs_shape = 9, (10, 10, 4)
-    seq = [rng.integers(0, 2, (4, *obs_shape)).astype(np.float32), rng.integers(0, 2, (7, *obs_shape)).astype(np.float32)]
+    seq = [
+        rng.integers(0, 2, (4, *obs_shape)).astype(np.float32),
+        rng.integers(0, 2, (7, *obs_shape)).astype(np.float32),
+    ]
     obs = np.concatenate([s[:-1] for s in seq])
     nxt = np.concatenate([s[1:] for s in seq])
     nxt[1, 0, 0, 0] = np.nextafter(nxt[1, 0, 0, 0], 2)  # differs from obs[2] in the last bit
     ds = Dataset(
-        obs=obs, action=rng.integers(0, 3, n).astype(np.int32), reward=rng.normal(size=n).astype(np.float32),
-        next_obs=nxt, terminated=np.array([0, 0, 1, 0, 0, 0, 0, 0, 0], bool),
-        truncated=np.array([0, 0, 0, 0, 0, 0, 0, 0, 1], bool), episode_id=np.array([0] * 3 + [1] * 6, np.int32),
-        episode_returns=np.array([0.5, -1.25], np.float32), env_id="Breakout-MinAtar",
-        action_space=envs.Discrete(3), observation_shape=obs_shape,
+        obs=obs,
+        action=rng.integers(0, 3, n).astype(np.int32),
+        reward=rng.normal(size=n).astype(np.float32),
+        next_obs=nxt,
+        terminated=np.array([0, 0, 1, 0, 0, 0, 0, 0, 0], bool),
+        truncated=np.array([0, 0, 0, 0, 0, 0, 0, 0, 1], bool),
+        episode_id=np.array([0] * 3 + [1] * 6, np.int32),
+        episode_returns=np.array([0.5, -1.25], np.float32),
+        env_id="Breakout-MinAtar",
+        action_space=envs.Discrete(3),
+        observation_shape=obs_shape,
     )
     mds = to_minari(ds, "minatar/breakout-v1", tmp_path)
     assert mds.env_spec is None  # no Gymnasium counterpart
@@ -105,17 +129,26 @@ def _gymnasium_cartpole_buffers(num_episodes: int, seed: int):
             if term or trunc:
                 break
         buffers.append(
-            EpisodeBuffer(observations=np.array(o), actions=np.array(a), rewards=np.array(r),
-                          terminations=np.array(te), truncations=np.array(tr))
+            EpisodeBuffer(
+                observations=np.array(o),
+                actions=np.array(a),
+                rewards=np.array(r),
+                terminations=np.array(te),
+                truncations=np.array(tr),
+            )
         )
     return buffers
 
 
-@pytest.mark.filterwarnings("ignore::UserWarning")  # Minari warns about each metadata field left out
+@pytest.mark.filterwarnings(
+    "ignore::UserWarning"
+)  # Minari warns about each metadata field left out
 def test_import_dataset_made_with_minari_api(tmp_path, monkeypatch):
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
     buffers = _gymnasium_cartpole_buffers(5, seed=0)
-    minari.create_dataset_from_buffers("gym/cartpole/random-v0", buffers, env="CartPole-v1", algorithm_name="random")
+    minari.create_dataset_from_buffers(
+        "gym/cartpole/random-v0", buffers, env="CartPole-v1", algorithm_name="random"
+    )
     ds = from_minari("gym/cartpole/random-v0", "CartPole-v1")
     assert ds.num_episodes == 5 and ds.source == "minari:gym/cartpole/random-v0"
     obs = np.concatenate([b.observations[:-1] for b in buffers])
@@ -123,7 +156,9 @@ def test_import_dataset_made_with_minari_api(tmp_path, monkeypatch):
     np.testing.assert_array_equal(ds.obs, obs)
     np.testing.assert_array_equal(ds.next_obs, nxt)
     np.testing.assert_array_equal(ds.action, np.concatenate([b.actions for b in buffers]))
-    np.testing.assert_array_equal(ds.reward, np.concatenate([b.rewards for b in buffers]).astype(np.float32))
+    np.testing.assert_array_equal(
+        ds.reward, np.concatenate([b.rewards for b in buffers]).astype(np.float32)
+    )
     np.testing.assert_array_equal(ds.terminated, np.concatenate([b.terminations for b in buffers]))
     np.testing.assert_array_equal(ds.truncated, np.concatenate([b.truncations for b in buffers]))
     np.testing.assert_array_equal(np.bincount(ds.episode_id), [len(b.rewards) for b in buffers])
@@ -139,14 +174,18 @@ def test_import_dataset_made_with_minari_api(tmp_path, monkeypatch):
     from gymnasium import spaces
 
     minari.create_dataset_from_buffers(
-        "nospec-v0", buffers, observation_space=spaces.Box(-np.inf, np.inf, (4,), np.float32),
+        "nospec-v0",
+        buffers,
+        observation_space=spaces.Box(-np.inf, np.inf, (4,), np.float32),
         action_space=spaces.Discrete(2),
     )
     assert from_minari("nospec-v0", "CartPole-v1").size == sum(len(b.rewards) for b in buffers)
     with pytest.raises(DatasetError, match="observation space"):
         from_minari("nospec-v0", "Acrobot-v1")
     minari.create_dataset_from_buffers(
-        "nospec3-v0", buffers, observation_space=spaces.Box(-np.inf, np.inf, (4,), np.float32),
+        "nospec3-v0",
+        buffers,
+        observation_space=spaces.Box(-np.inf, np.inf, (4,), np.float32),
         action_space=spaces.Discrete(3),
     )
     with pytest.raises(DatasetError, match="action space Discrete.3. does not fit CartPole-v1"):
@@ -167,7 +206,9 @@ def test_export_refuses_unchained_and_import_checks_jaxbc_env(cartpole_random, t
     with pytest.raises(ValueError, match="already exists"):
         to_minari(ds, "ok-v0", tmp_path)
     assert from_minari("ok-v0", env, root=tmp_path).size == ds.size  # still there
-    with pytest.raises(DatasetError, match="exported from jaxbc env 'CartPole-v1', not 'Acrobot-v1'"):
+    with pytest.raises(
+        DatasetError, match="exported from jaxbc env 'CartPole-v1', not 'Acrobot-v1'"
+    ):
         from_minari("ok-v0", "Acrobot-v1", root=tmp_path)
 
 
@@ -182,12 +223,33 @@ def test_cli_round_trip(cartpole_random, tmp_path, capsys, monkeypatch):
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert res["gymnasium_env"] == "CartPole-v1" and res["transitions"] == ds.size
     out = tmp_path / "back.npz"
-    main(["import-minari", "jaxbc/cartpole/cli-v0", "--env", "CartPole-v1", "--out", str(out), "--root", root, "--json"])
+    main(
+        [
+            "import-minari",
+            "jaxbc/cartpole/cli-v0",
+            "--env",
+            "CartPole-v1",
+            "--out",
+            str(out),
+            "--root",
+            root,
+            "--json",
+        ]
+    )
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert res["episodes"] == 4
     assert_same(load_dataset(out, "CartPole-v1"), ds)
     with pytest.raises(SystemExit) as e:
-        main(["import-minari", "minari/jaxbc/cartpole/cli-v0", "--env", "Acrobot-v1", "--out", str(out)])
+        main(
+            [
+                "import-minari",
+                "minari/jaxbc/cartpole/cli-v0",
+                "--env",
+                "Acrobot-v1",
+                "--out",
+                str(out),
+            ]
+        )
     assert e.value.code == 2 and "not 'Acrobot-v1'" in capsys.readouterr().err
 
 
@@ -200,7 +262,7 @@ def test_missing_minari_names_the_extra(monkeypatch, capsys):
         minari_io.require_minari()
     with pytest.raises(SystemExit):
         main(["import-minari", "x-v0", "--env", "CartPole-v1", "--out", "x.npz"])
-    assert 'jaxbc[minari]' in capsys.readouterr().err
+    assert "jaxbc[minari]" in capsys.readouterr().err
 
 
 def test_mapping_matches_gymnasium_spaces():

@@ -45,7 +45,9 @@ def test_registered(env):
     assert envs.family_of(TWO_GOALS) == "toy" and env.family == "toy"
     assert env.observation_shape == (2,) and env.action_space == envs.Box((-1.0, -1.0), (1.0, 1.0))
     assert env.max_episode_steps == 100 and not env.discrete
-    with pytest.raises(ValueError, match="unknown environment 'TwoGoals3D-v0'.*CartPole-v1.*TwoGoals2D-v0"):
+    with pytest.raises(
+        ValueError, match="unknown environment 'TwoGoals3D-v0'.*CartPole-v1.*TwoGoals2D-v0"
+    ):
         envs.make("TwoGoals3D-v0")
     with pytest.raises(ValueError, match="unknown option"):
         envs.make(TWO_GOALS, speedd=1.0)
@@ -79,7 +81,9 @@ def test_truncation_and_auto_reset():
         obs, state, r, term, trunc, info = env.step(k, state, jnp.zeros(2))
         return (obs, state), (obs, r, term, trunc, info["final_observation"], state.t)
 
-    _, (obs_t, r, term, trunc, final, t) = jax.jit(lambda k: jax.lax.scan(body, (obs, state), jax.random.split(k, 7)))(jax.random.key(1))
+    _, (obs_t, r, term, trunc, final, t) = jax.jit(
+        lambda k: jax.lax.scan(body, (obs, state), jax.random.split(k, 7))
+    )(jax.random.key(1))
     assert trunc.tolist() == [False] * 4 + [True, False, False] and not term.any()
     assert t.tolist() == [1, 2, 3, 4, 0, 1, 2]
     assert np.allclose(final[4], obs)  # zero actions: the last observation is the start
@@ -99,13 +103,17 @@ def test_goal_and_obstacle_terminate(step):
 
 def test_expert_bimodal_and_near_optimal(env):
     expert = scripted_expert(TWO_GOALS)
-    out = jax.jit(lambda k: episode_outcomes(env, expert.policy_fn(True, env), expert.params, k, 64))(jax.random.key(0))
+    out = jax.jit(
+        lambda k: episode_outcomes(env, expert.policy_fn(True, env), expert.params, k, 64)
+    )(jax.random.key(0))
     assert bool(out.reached.all()) and not bool(out.crashed.any())
     upper = float((out.goal == 1).mean())
     assert 0.3 < upper < 0.7  # both goals, roughly equally often
     # upper bound on the return: the straight line from the nearest start, ignoring the obstacle
     p = TwoGoalsParams()
-    min_steps = math.ceil((math.hypot(p.goal_x - p.start_x - p.start_x_noise, p.goal_y) - p.goal_radius) / p.speed)
+    min_steps = math.ceil(
+        (math.hypot(p.goal_x - p.start_x - p.start_x_noise, p.goal_y) - p.goal_radius) / p.speed
+    )
     best = p.goal_reward - p.step_cost * (min_steps - 1)
     assert float(out.returns.mean()) >= 0.85 * best
     meta = expert.meta
@@ -158,7 +166,10 @@ def _study_module():
 
 def test_study_names_missing_expert(tmp_path):
     study = _study_module()
-    with pytest.raises(SystemExit, match=r"(?s)no zoo expert for brax/halfcheetah.*benchmarks/experts.py --envs brax/halfcheetah --zoo"):
+    with pytest.raises(
+        SystemExit,
+        match=r"(?s)no zoo expert for brax/halfcheetah.*benchmarks/experts.py --envs brax/halfcheetah --zoo",
+    ):
         study.check_experts(("brax/halfcheetah", TWO_GOALS), zoo_dir=tmp_path)
     study.check_experts((TWO_GOALS,), zoo_dir=tmp_path)  # the toy task needs no zoo expert
 
@@ -166,11 +177,15 @@ def test_study_names_missing_expert(tmp_path):
 def test_study_smoke(tmp_path):
     subprocess.run(
         [sys.executable, "benchmarks/dbc.py", "--scale", "smoke", "--out-dir", str(tmp_path)],
-        cwd=ROOT, check=True, capture_output=True,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
     )
     data = json.loads((tmp_path / "dbc.json").read_text())
     assert {r["method"] for r in data["summary"]} >= {"bc", "dbc", "ensemble", "swarm"}
-    assert data["meta"]["seeds"] >= 3 and data["meta"]["command"].startswith("python benchmarks/dbc.py")
+    assert data["meta"]["seeds"] >= 3 and data["meta"]["command"].startswith(
+        "python benchmarks/dbc.py"
+    )
     runs = data["runs"]
     assert all(r["env"] == TWO_GOALS and 0.0 <= r["goal_reach"] <= 1.0 for r in runs)
     assert all(r["dm_loss"] is not None for r in runs if r["method"] == "dbc")

@@ -15,7 +15,9 @@ def python_blocks() -> list[str]:
 
 def test_readme_has_python_blocks():
     blocks = python_blocks()
-    assert len(blocks) >= 5 and all(compile(b, f"README block {i}", "exec") for i, b in enumerate(blocks))
+    assert len(blocks) >= 5 and all(
+        compile(b, f"README block {i}", "exec") for i, b in enumerate(blocks)
+    )
 
 
 @pytest.mark.slow

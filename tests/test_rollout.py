@@ -18,7 +18,14 @@ def counter_env(episode_len: int = 3) -> Env:
         term = t >= episode_len
         final = jnp.array([t], jnp.float32)
         nt = jnp.where(term, 0, t)
-        return jnp.array([nt], jnp.float32), nt, action[0], term, jnp.zeros((), bool), {"final_observation": final}
+        return (
+            jnp.array([nt], jnp.float32),
+            nt,
+            action[0],
+            term,
+            jnp.zeros((), bool),
+            {"final_observation": final},
+        )
 
     return Env("Counter", "test", (1,), Box((0.0,), (10.0,)), episode_len, reset, step)
 
@@ -31,7 +38,9 @@ def test_rollout_masks_and_returns_match_hand_computation():
     env = counter_env(3)
     res = rollout(env, constant_policy, 2.0, jax.random.key(0), num_envs=2, num_steps=10)
     tr = res.trajectory
-    assert tr.obs.shape == (10, 2, 1) and tr.action.shape == (10, 2, 1) and tr.reward.shape == (10, 2)
+    assert (
+        tr.obs.shape == (10, 2, 1) and tr.action.shape == (10, 2, 1) and tr.reward.shape == (10, 2)
+    )
     # episodes end at t = 2, 5, 8; each has return 3 * 2 = 6
     ends = np.zeros((10, 2), bool)
     ends[[2, 5, 8]] = True

@@ -42,10 +42,15 @@ def test_probability_of_improvement_by_hand():
     assert poi["X > Y"]["point"] == pytest.approx((0.5 + 0.875) / 2)
     lo, hi = poi["X > Y"]["ci"]
     assert 0 <= lo <= poi["X > Y"]["point"] <= hi <= 1
-    both = aggregate_scores({"X": x, "Y": y}, comparisons=[("Y", "X"), ("X", "Y")], reps=10)["probability_of_improvement"]
+    both = aggregate_scores({"X": x, "Y": y}, comparisons=[("Y", "X"), ("X", "Y")], reps=10)[
+        "probability_of_improvement"
+    ]
     assert both["Y > X"]["point"] == pytest.approx(1 - both["X > Y"]["point"])
     # identical methods: the point estimate is 0.5 exactly
-    assert aggregate_scores({"X": x, "Z": x}, reps=10)["probability_of_improvement"]["X > Z"]["point"] == 0.5
+    assert (
+        aggregate_scores({"X": x, "Z": x}, reps=10)["probability_of_improvement"]["X > Z"]["point"]
+        == 0.5
+    )
 
 
 def test_intervals_are_stratified_percentile_bootstrap():
@@ -59,7 +64,11 @@ def test_intervals_are_stratified_percentile_bootstrap():
     data = np.array([[0.0, 10.0], [1.0, 11.0], [2.0, 12.0]])
     boot = stratified_bootstrap(data, 50, rng)
     assert boot.shape == (50, 3, 2)
-    assert set(np.unique(boot[..., 0])) <= {0.0, 1.0, 2.0} and set(np.unique(boot[..., 1])) <= {10.0, 11.0, 12.0}
+    assert set(np.unique(boot[..., 0])) <= {0.0, 1.0, 2.0} and set(np.unique(boot[..., 1])) <= {
+        10.0,
+        11.0,
+        12.0,
+    }
     # reproducible with a seed; intervals contain the point and narrow with more runs
     rng = np.random.default_rng(1)
     few, many = rng.normal(0.5, 0.2, (4, 3)), rng.normal(0.5, 0.2, (64, 3))
@@ -82,7 +91,9 @@ def test_matches_rliable_library_when_it_imports():
     rng = np.random.default_rng(0)
     s = rng.uniform(0, 1, (10, 5))
     ours = aggregate_scores({"m": s}, metrics=["iqm"], reps=5000)["metrics"]["m"]["iqm"]
-    point, ci = library.get_interval_estimates({"m": s}, lambda x: np.array([metrics.aggregate_iqm(x)]), reps=5000)
+    point, ci = library.get_interval_estimates(
+        {"m": s}, lambda x: np.array([metrics.aggregate_iqm(x)]), reps=5000
+    )
     assert ours["point"] == pytest.approx(point["m"][0])
     assert ours["ci"] == pytest.approx(ci["m"][:, 0], abs=0.02)
 
@@ -104,7 +115,11 @@ def test_performance_profile_by_hand_and_plot(tmp_path):
     np.testing.assert_allclose(prof["A"], [1.0, 0.5, 0.0, 0.0])
     np.testing.assert_allclose(prof["B"], [1.0, 1.0, 1.0, 0.0])
     np.testing.assert_allclose(cis["B"], [prof["B"], prof["B"]])  # no spread, no band
-    assert cis["A"].shape == (2, 4) and (cis["A"][0] <= prof["A"]).all() and (prof["A"] <= cis["A"][1]).all()
+    assert (
+        cis["A"].shape == (2, 4)
+        and (cis["A"][0] <= prof["A"]).all()
+        and (prof["A"] <= cis["A"][1]).all()
+    )
     path = tmp_path / "profiles.png"
     ax = plot_performance_profiles(s, path, reps=50, title="toy")
     assert path.stat().st_size > 1000 and ax.get_title() == "toy"

@@ -47,14 +47,20 @@ def test_sweep_slices_equal_single_runs_and_evaluate_and_save(sweep_setup, tmp_p
         one = results[i, j, k]
         assert one.batch_shape == () and float(one.config.lr) == pytest.approx(float(axes[2][k]))
         single = single_run(axes[0][i], axes[1][j], axes[2][k])
-        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), one.params, single.params)
+        jax.tree.map(
+            lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+            one.params,
+            single.params,
+        )
         ev = evaluate_bc(one, jax.random.key(1), episodes=2, dataset=data, env=env)
         assert np.isfinite(ev["mean_return"]) and ev["members"] == 2
         one.save(tmp_path / f"p{i}{j}{k}")
         back = load_policy(tmp_path / f"p{i}{j}{k}")
         assert back.config.lr == pytest.approx(float(axes[2][k]))
         a = back.policy_fn()(back.params, data.obs[3], jax.random.key(0))
-        np.testing.assert_allclose(a, one.policy_fn()(one.params, data.obs[3], jax.random.key(0)), rtol=1e-6)
+        np.testing.assert_allclose(
+            a, one.policy_fn()(one.params, data.obs[3], jax.random.key(0)), rtol=1e-6
+        )
     with pytest.raises(IndexError, match="single run"):
         results[0, 0, 0][0]
 
@@ -86,7 +92,14 @@ print(json.dumps({"diff": diff, "shape": list(four.batch_shape), "sharded": len(
 
 def test_sweep_sharded_over_four_devices_equals_one_device():
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    p = subprocess.run([sys.executable, "-c", SHARDED], cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
+    p = subprocess.run(
+        [sys.executable, "-c", SHARDED],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     out = json.loads(p.stdout.strip().splitlines()[-1])
     assert out["shape"] == [6] and out["sharded"] == 4

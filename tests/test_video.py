@@ -19,7 +19,9 @@ from jaxbc.video import render_rollout, rollout_frames, write_video  # noqa: E40
 
 def test_mp4_of_cartpole_has_one_frame_per_state(tmp_path):
     env = envs.make("CartPole-v1")
-    path = render_rollout(env, random_policy(env.action_space), None, jax.random.key(0), tmp_path / "cp.mp4", 12)
+    path = render_rollout(
+        env, random_policy(env.action_space), None, jax.random.key(0), tmp_path / "cp.mp4", 12
+    )
     reader = imageio.get_reader(path, format="FFMPEG")
     assert reader.count_frames() == 13
     assert tuple(reader.get_meta_data()["size"]) == (320, 240)
@@ -38,7 +40,16 @@ def test_gif_of_minatar_grid(tmp_path):
 @pytest.mark.parametrize("env_id", ["Acrobot-v1", "MountainCar-v0", "Pendulum-v1", "TwoGoals2D-v0"])
 def test_drawn_envs_give_frames_that_change(env_id):
     env = envs.make(env_id)
-    frames = rollout_frames(env, random_policy(env.action_space), None, jax.random.key(2), 3, width=160, height=120, annotate=False)
+    frames = rollout_frames(
+        env,
+        random_policy(env.action_space),
+        None,
+        jax.random.key(2),
+        3,
+        width=160,
+        height=120,
+        annotate=False,
+    )
     assert frames.shape == (4, 120, 160, 3)
     assert (frames[0] != 255).any()  # something is drawn on the white canvas
     assert any((frames[i] != frames[i + 1]).any() for i in range(3))
@@ -59,7 +70,20 @@ def test_cli_evaluate_video(tmp_path, capsys):
     from jaxbc.cli import main
 
     out = tmp_path / "cp.gif"
-    main(["evaluate", "--expert", "CartPole-v1", "--episodes", "2", "--video", str(out), "--video-steps", "6", "--json"])
+    main(
+        [
+            "evaluate",
+            "--expert",
+            "CartPole-v1",
+            "--episodes",
+            "2",
+            "--video",
+            str(out),
+            "--video-steps",
+            "6",
+            "--json",
+        ]
+    )
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert res["video_frames"] == 7 and len(imageio.mimread(out)) == 7
 

@@ -28,9 +28,13 @@ from jaxbc.diffusion import DiffusionModel, noise_prediction_error
 
 def _check(policy: Policy, batch: Batch, diffusion: DiffusionModel) -> None:
     if policy.kind == "categorical":
-        raise ValueError("DBC needs a deterministic or gaussian policy over continuous actions, not a categorical one")
+        raise ValueError(
+            "DBC needs a deterministic or gaussian policy over continuous actions, not a categorical one"
+        )
     if batch.raw_obs is None or batch.act_mean is None or batch.act_std is None:
-        raise ValueError("DBC needs batch.raw_obs, batch.act_mean and batch.act_std (make_bc_train provides them)")
+        raise ValueError(
+            "DBC needs batch.raw_obs, batch.act_mean and batch.act_std (make_bc_train provides them)"
+        )
     obs_shape = tuple(batch.raw_obs.shape[1:])
     if obs_shape != tuple(diffusion.observation_shape):
         raise ValueError(
@@ -39,7 +43,9 @@ def _check(policy: Policy, batch: Batch, diffusion: DiffusionModel) -> None:
         )
     act_dim = batch.action.shape[-1] if batch.action.ndim == 2 else None
     if act_dim != diffusion.act_dim:
-        raise ValueError(f"the diffusion model has {diffusion.act_dim} action dims, the batch actions have shape {batch.action.shape[1:]}")
+        raise ValueError(
+            f"the diffusion model has {diffusion.act_dim} action dims, the batch actions have shape {batch.action.shape[1:]}"
+        )
 
 
 def dbc_loss(
@@ -70,22 +76,32 @@ def dbc_loss(
 
     # the diffusion model lives in its own normalised space: go via raw states and actions
     s = diffusion.normalize_obs(batch.raw_obs)
-    expert = jnp.concatenate([s, diffusion.normalize_action(batch.action * batch.act_std + batch.act_mean)], -1)
-    agent = jax.vmap(lambda out: jnp.concatenate([s, diffusion.normalize_action(out * batch.act_std + batch.act_mean)], -1))(outputs.out)
+    expert = jnp.concatenate(
+        [s, diffusion.normalize_action(batch.action * batch.act_std + batch.act_mean)], -1
+    )
+    agent = jax.vmap(
+        lambda out: jnp.concatenate(
+            [s, diffusion.normalize_action(out * batch.act_std + batch.act_mean)], -1
+        )
+    )(outputs.out)
     b = expert.shape[0]
     k_t, k_eps = jax.random.split(key)
     t = jax.random.randint(k_t, (b,), 0, diffusion.config.T)
     eps = jax.random.normal(k_eps, expert.shape, expert.dtype)
 
     def error(x):
-        return noise_prediction_error(diffusion.net, diffusion.params, diffusion.schedule, x, t, eps).mean()
+        return noise_prediction_error(
+            diffusion.net, diffusion.params, diffusion.schedule, x, t, eps
+        ).mean()
 
     expert_loss = error(expert)
     agent_loss = jax.vmap(error)(agent)  # [members]
     dm = jnp.maximum(agent_loss - expert_loss, 0.0) if normalize_dm else agent_loss
 
     m = per_member.shape[0]
-    loss = lambda_bc * per_member.sum() + penalty_weight(tau, penalty, m) * pen + lambda_dm * dm.sum()
+    loss = (
+        lambda_bc * per_member.sum() + penalty_weight(tau, penalty, m) * pen + lambda_dm * dm.sum()
+    )
     pts = outputs.out
     metrics = {
         "loss": loss,

@@ -33,7 +33,9 @@ def _action_difference_jit(policy: Policy):
     return jax.jit(run)
 
 
-def reference_returns(env_id: str, dataset: Dataset | None = None, key: jax.Array | None = None, env=None) -> tuple[float, float]:
+def reference_returns(
+    env_id: str, dataset: Dataset | None = None, key: jax.Array | None = None, env=None
+) -> tuple[float, float]:
     """(expert return, random return) for scaled returns.
 
     Taken from the zoo expert's metadata (100-episode means) when the zoo has ``env_id``;
@@ -46,7 +48,9 @@ def reference_returns(env_id: str, dataset: Dataset | None = None, key: jax.Arra
         meta = json.loads(meta_path.read_text())["meta"]
         return float(meta["mean_return"]), float(meta["random_return"])
     if dataset is None or env is None:
-        raise ValueError(f"no zoo expert for {env_id}: pass the dataset and env to compute references")
+        raise ValueError(
+            f"no zoo expert for {env_id}: pass the dataset and env to compute references"
+        )
     if not str(dataset.source).startswith("expert:"):
         raise ValueError(
             f"no expert return for {env_id}: the zoo has no expert for it and the dataset's source "
@@ -86,13 +90,17 @@ def evaluate_bc(
         "episodes": episodes,
         "expert_return": expert_ret,
         "random_return": random_ret,
-        "scaled_return": None if expert_ret is None else float(scaled_return(ev.mean_return, random_ret, expert_ret)),
+        "scaled_return": None
+        if expert_ret is None
+        else float(scaled_return(ev.mean_return, random_ret, expert_ret)),
         "expert_return_from": reference,
         "members": result.config.members,
     }
     if dataset is not None:
         out["dataset_source"] = dataset.source or "unknown"
-    visited = rollout(env, policy_fn, result.params, k_roll, min(episodes, 16), env.max_episode_steps).trajectory.obs
+    visited = rollout(
+        env, policy_fn, result.params, k_roll, min(episodes, 16), env.max_episode_steps
+    ).trajectory.obs
     visited = visited.reshape(-1, *env.observation_shape)
     out["action_difference_visited"] = float(member_action_difference(result, visited))
     if dataset is not None:

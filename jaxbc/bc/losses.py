@@ -87,7 +87,9 @@ def hidden_alignment_penalty(hidden: tuple[jax.Array, ...], form: str = "paper")
     raise ValueError(f"unknown penalty form {form!r}; choose from {PENALTY_FORMS}")
 
 
-def swarm_penalty_or_metric(hidden: tuple[jax.Array, ...], tau: float | jax.Array, form: str = "paper") -> jax.Array:
+def swarm_penalty_or_metric(
+    hidden: tuple[jax.Array, ...], tau: float | jax.Array, form: str = "paper"
+) -> jax.Array:
     """The penalty, without its (wasted) backward pass when ``tau`` is a concrete 0."""
     if isinstance(tau, (int, float)) and tau == 0:
         hidden = jax.lax.stop_gradient(hidden)

@@ -87,7 +87,9 @@ class PolicyNet(nn.Module):
             hidden.append(x)
         out_init = orthogonal(0.01)
         if self.kind == "categorical":
-            return PolicyOutput(nn.Dense(self.action_space.n, kernel_init=out_init)(x), None, tuple(hidden))
+            return PolicyOutput(
+                nn.Dense(self.action_space.n, kernel_init=out_init)(x), None, tuple(hidden)
+            )
         dim = self.action_space.shape[0]
         out = nn.Dense(dim, kernel_init=out_init)(x)
         if self.tanh_bounded:
@@ -118,10 +120,14 @@ class Policy:
         if self.kind == "categorical":
             return distrax.Categorical(logits=output.out)
         if self.kind == "gaussian":
-            return distrax.MultivariateNormalDiag(output.out, jnp.exp(jnp.broadcast_to(output.log_std, output.out.shape)))
+            return distrax.MultivariateNormalDiag(
+                output.out, jnp.exp(jnp.broadcast_to(output.log_std, output.out.shape))
+            )
         raise ValueError("a deterministic policy has no action distribution")
 
-    def action(self, output: PolicyOutput, key: jax.Array | None = None, deterministic: bool = True) -> jax.Array:
+    def action(
+        self, output: PolicyOutput, key: jax.Array | None = None, deterministic: bool = True
+    ) -> jax.Array:
         """Mode/mean if deterministic, else a sample (continuous samples are clipped to bounds)."""
         if self.kind == "categorical":
             if deterministic:
@@ -132,7 +138,9 @@ class Policy:
         return self.action_space.clip(self.distribution(output).sample(seed=key))
 
 
-def make_policy(config: PolicyConfig, action_space: ActionSpace, observation_shape: tuple[int, ...]) -> Policy:
+def make_policy(
+    config: PolicyConfig, action_space: ActionSpace, observation_shape: tuple[int, ...]
+) -> Policy:
     kind = config.kind
     if kind == "auto":
         kind = "categorical" if isinstance(action_space, Discrete) else "deterministic"
@@ -181,7 +189,9 @@ def ensemble_apply(policy: Policy, params: Any, obs: jax.Array) -> PolicyOutput:
     return jax.vmap(policy.apply, in_axes=(0, None))(params, obs)
 
 
-def ensemble_action(policy: Policy, outputs: PolicyOutput, key: jax.Array | None = None, deterministic: bool = True) -> jax.Array:
+def ensemble_action(
+    policy: Policy, outputs: PolicyOutput, key: jax.Array | None = None, deterministic: bool = True
+) -> jax.Array:
     """One action from member outputs (leading member axis).
 
     Continuous: the mean of the members' actions (their means if deterministic, else each
@@ -218,7 +228,11 @@ def action_difference(points: jax.Array) -> jax.Array:
     if m < 2:
         return jnp.zeros(())
     p = jnp.unstack(points)
-    dists = [jnp.sqrt(((p[i] - p[j]) ** 2).sum(-1) + 1e-12).mean() for i in range(m) for j in range(i + 1, m)]
+    dists = [
+        jnp.sqrt(((p[i] - p[j]) ** 2).sum(-1) + 1e-12).mean()
+        for i in range(m)
+        for j in range(i + 1, m)
+    ]
     return jnp.mean(jnp.stack(dists))
 
 

@@ -62,13 +62,19 @@ class BCConfig:
     steps: int = struct.field(default=5_000, pytree_node=False)
     batch_size: int = struct.field(default=256, pytree_node=False)
     lr: float | jax.Array = 1e-3
-    schedule: str = struct.field(default="constant", pytree_node=False)  # constant | cosine | linear (decay to 0)
+    schedule: str = struct.field(
+        default="constant", pytree_node=False
+    )  # constant | cosine | linear (decay to 0)
     warmup_steps: int = struct.field(default=0, pytree_node=False)
     weight_decay: float | jax.Array = 0.0
     max_grad_norm: float | jax.Array | None = 1.0  # per member; None: no clipping
     normalize_obs: bool = struct.field(default=True, pytree_node=False)
-    normalize_actions: bool = struct.field(default=False, pytree_node=False)  # continuous only: regress z-scored actions
-    eval_every: int = struct.field(default=0, pytree_node=False)  # >0: evaluate every this many steps (inside jit)
+    normalize_actions: bool = struct.field(
+        default=False, pytree_node=False
+    )  # continuous only: regress z-scored actions
+    eval_every: int = struct.field(
+        default=0, pytree_node=False
+    )  # >0: evaluate every this many steps (inside jit)
     eval_episodes: int = struct.field(default=10, pytree_node=False)
     adam_eps: float | jax.Array = 1e-8
     # every step uses the whole dataset (batch_size unused): HaDES's inner loop, for small
@@ -83,12 +89,18 @@ class BCConfig:
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {self.schedule!r}; choose from {SCHEDULES}")
         if self.eval_every and self.steps % self.eval_every:
-            raise ValueError(f"steps ({self.steps}) must be a multiple of eval_every ({self.eval_every})")
+            raise ValueError(
+                f"steps ({self.steps}) must be a multiple of eval_every ({self.eval_every})"
+            )
         return self
 
     def structure(self) -> tuple:
         """The static fields: equal structures share compiled programs."""
-        return tuple((f.name, getattr(self, f.name)) for f in dataclasses.fields(self) if not f.metadata.get("pytree_node", True))
+        return tuple(
+            (f.name, getattr(self, f.name))
+            for f in dataclasses.fields(self)
+            if not f.metadata.get("pytree_node", True)
+        )
 
     def to_dict(self) -> dict:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -195,9 +207,17 @@ def load_policy(directory: str | Path) -> BCResult:
     try:
         params = serialization.from_bytes(template, (directory / "params.msgpack").read_bytes())
     except Exception as e:
-        raise ValueError(f"{directory / 'params.msgpack'} is corrupt or does not match policy.json: {e}") from e
+        raise ValueError(
+            f"{directory / 'params.msgpack'} is corrupt or does not match policy.json: {e}"
+        ) from e
     return BCResult(
-        params, {}, jnp.zeros((0,)), config, spec["env_id"], space, obs_shape,
+        params,
+        {},
+        jnp.zeros((0,)),
+        config,
+        spec["env_id"],
+        space,
+        obs_shape,
         tuple(tuple(kv) for kv in spec.get("env_options", [])),
     )
 
@@ -273,13 +293,20 @@ def make_optimizer(config: BCConfig) -> optax.GradientTransformation:
         "cosine": lambda: optax.cosine_decay_schedule(config.lr, decay_steps),
         "linear": lambda: optax.linear_schedule(config.lr, 0.0, decay_steps),
     }[config.schedule]()
-    lr = optax.join_schedules([optax.linear_schedule(0.0, config.lr, warmup), decay], [warmup]) if warmup else decay
+    lr = (
+        optax.join_schedules([optax.linear_schedule(0.0, config.lr, warmup), decay], [warmup])
+        if warmup
+        else decay
+    )
     tx = adam_optimizer(lr, config.max_grad_norm, config.weight_decay, config.adam_eps)
     return per_member(tx)
 
 
 def make_bc_train(
-    config: BCConfig, loss_fn: LossFn = bc_loss, progress: Callable[[int], Any] | None = None, progress_every: int = 100
+    config: BCConfig,
+    loss_fn: LossFn = bc_loss,
+    progress: Callable[[int], Any] | None = None,
+    progress_every: int = 100,
 ):
     """Build ``train(key, dataset) -> BCResult``; ``loss_fn(policy, params, batch, key)``.
 
@@ -293,7 +320,10 @@ def make_bc_train(
     config.validate()
 
     def train(
-        key: jax.Array, dataset: Dataset, num_valid: jax.Array | int | None = None, init_net: Any = None
+        key: jax.Array,
+        dataset: Dataset,
+        num_valid: jax.Array | int | None = None,
+        init_net: Any = None,
     ) -> BCResult:
         """Train on ``dataset``; with ``num_valid`` only its first ``num_valid`` transitions
         are used (a traced value: one program serves every dataset size up to capacity).
@@ -316,7 +346,11 @@ def make_bc_train(
         if config.normalize_actions and isinstance(space, Box):
             params.update(act_mean=stats.action_mean, act_std=stats.action_std)
         x = (obs - params["obs_mean"]) / params["obs_std"]
-        y = actions if isinstance(space, Discrete) else (actions - params["act_mean"]) / params["act_std"]
+        y = (
+            actions
+            if isinstance(space, Discrete)
+            else (actions - params["act_mean"]) / params["act_std"]
+        )
 
         def sample(k):
             idx = jax.random.randint(k, (config.batch_size,), 0, count)
@@ -324,7 +358,9 @@ def make_bc_train(
 
         if config.full_batch:
             if num_valid is not None:
-                raise ValueError("full_batch trains on the whole dataset: call train without num_valid")
+                raise ValueError(
+                    "full_batch trains on the whole dataset: call train without num_valid"
+                )
             sample = Batch(x, y, obs, params["act_mean"], params["act_std"])  # type: ignore[assignment]
 
         def loss(net, batch, k):
@@ -338,20 +374,38 @@ def make_bc_train(
             def chunk(carry, k):
                 k_steps, k_ev = jax.random.split(k)
                 net, opt_state, metrics = fit(
-                    loss, tx, carry[0], sample, k_steps, config.eval_every, carry[1], progress, config.eval_every
+                    loss,
+                    tx,
+                    carry[0],
+                    sample,
+                    k_steps,
+                    config.eval_every,
+                    carry[1],
+                    progress,
+                    config.eval_every,
                 )
                 ret = ev(dict(params, net=net), k_ev).mean_return
                 return (net, opt_state), (metrics, ret)
 
             n_chunks = config.steps // config.eval_every
             carry = (net, tx.init(net))
-            (net, _), (metrics, eval_returns) = jax.lax.scan(chunk, carry, jax.random.split(k_train, n_chunks))
+            (net, _), (metrics, eval_returns) = jax.lax.scan(
+                chunk, carry, jax.random.split(k_train, n_chunks)
+            )
             metrics = jax.tree.map(lambda m: m.reshape(-1), metrics)
         else:
-            net, _, metrics = fit(loss, tx, net, sample, k_train, config.steps, None, progress, progress_every)
+            net, _, metrics = fit(
+                loss, tx, net, sample, k_train, config.steps, None, progress, progress_every
+            )
             eval_returns = jnp.zeros((0,))
         return BCResult(
-            dict(params, net=net), metrics, eval_returns, config, dataset.env_id, space, obs_shape,
+            dict(params, net=net),
+            metrics,
+            eval_returns,
+            config,
+            dataset.env_id,
+            space,
+            obs_shape,
             tuple(dataset.env_options),
         )
 
@@ -375,11 +429,15 @@ def train_bc(
     ``train_bc(cfg, key, data, swarm_bc_loss, tau=0.25)`` equals
     ``jax.jit(make_bc_train(cfg, partial(swarm_bc_loss, tau=0.25)))(key, data)``.
     """
-    static = tuple(sorted((k, v) for k, v in loss_params.items() if isinstance(v, (str, bool)) or v is None))
+    static = tuple(
+        sorted((k, v) for k, v in loss_params.items() if isinstance(v, (str, bool)) or v is None)
+    )
     data = {k: v for k, v in loss_params.items() if not (isinstance(v, (str, bool)) or v is None)}
     return _train_bc_jit(loss, static, config, key, dataset, num_valid, data)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def _train_bc_jit(loss, static, config, key, dataset, num_valid, data):
-    return make_bc_train(config, functools.partial(loss, **dict(static), **data))(key, dataset, num_valid)
+    return make_bc_train(config, functools.partial(loss, **dict(static), **data))(
+        key, dataset, num_valid
+    )

@@ -12,4 +12,14 @@ from jaxbc.dagger.core import (
     run_dagger,
 )
 
-__all__ = ["BETA_SCHEDULES", "Buffer", "DAggerConfig", "DAggerResult", "append", "beta_at", "buffer_from", "make_dagger", "run_dagger"]
+__all__ = [
+    "BETA_SCHEDULES",
+    "Buffer",
+    "DAggerConfig",
+    "DAggerResult",
+    "append",
+    "beta_at",
+    "buffer_from",
+    "make_dagger",
+    "run_dagger",
+]

@@ -35,8 +35,6 @@ from jaxbc.rollout import PolicyFn, RolloutCarry, Step, evaluate_fn, init_carry,
 BETA_SCHEDULES = ("constant", "linear", "exponential")
 
 
-
-
 @struct.dataclass
 class DAggerConfig:
     """DAgger's loop. Sizes, counts and the schedule's kind are static; ``beta0``,
@@ -45,15 +43,27 @@ class DAggerConfig:
 
     bc: BCConfig = struct.field(default_factory=BCConfig)
     iterations: int = struct.field(default=10, pytree_node=False)
-    steps_per_iteration: int = struct.field(default=2_000, pytree_node=False)  # env steps per iteration (num_envs x length)
+    steps_per_iteration: int = struct.field(
+        default=2_000, pytree_node=False
+    )  # env steps per iteration (num_envs x length)
     num_envs: int = struct.field(default=8, pytree_node=False)
-    beta_schedule: Any = struct.field(default="linear", pytree_node=False)  # constant | linear (1 -> 0) | exponential | fn(k)
+    beta_schedule: Any = struct.field(
+        default="linear", pytree_node=False
+    )  # constant | linear (1 -> 0) | exponential | fn(k)
     beta0: float | jax.Array = 1.0  # beta of iteration 1
     beta_decay: float | jax.Array = 0.5  # exponential: beta_k = beta0 * decay^(k-1)
-    warm_start: bool = struct.field(default=False, pytree_node=False)  # retrain from the previous learner, not from scratch
-    capacity: int | None = struct.field(default=None, pytree_node=False)  # buffer size; default: no overflow possible
-    overflow: str = struct.field(default="error", pytree_node=False)  # error: refuse a capacity that can overflow; ring
-    gate_threshold: float | jax.Array | None = None  # ensemble-gated DAgger: query where action diff > this
+    warm_start: bool = struct.field(
+        default=False, pytree_node=False
+    )  # retrain from the previous learner, not from scratch
+    capacity: int | None = struct.field(
+        default=None, pytree_node=False
+    )  # buffer size; default: no overflow possible
+    overflow: str = struct.field(
+        default="error", pytree_node=False
+    )  # error: refuse a capacity that can overflow; ring
+    gate_threshold: float | jax.Array | None = (
+        None  # ensemble-gated DAgger: query where action diff > this
+    )
     eval_episodes: int = struct.field(default=10, pytree_node=False)
 
     @property
@@ -69,7 +79,9 @@ class DAggerConfig:
         self.bc.validate()
         check_int("DAggerConfig.iterations", self.iterations, 1)
         check_int("DAggerConfig.num_envs", self.num_envs, 1)
-        check_int("DAggerConfig.steps_per_iteration", self.steps_per_iteration, max(1, self.num_envs))
+        check_int(
+            "DAggerConfig.steps_per_iteration", self.steps_per_iteration, max(1, self.num_envs)
+        )
         check_int("DAggerConfig.eval_episodes", self.eval_episodes, 1)
         check_int("DAggerConfig.capacity", self.capacity, 1, allow_none=True)
         if not callable(self.beta_schedule):
@@ -83,11 +95,15 @@ class DAggerConfig:
                 f"steps_per_iteration ({self.steps_per_iteration}) must be a multiple of num_envs ({self.num_envs})"
             )
         if self.beta_schedule not in BETA_SCHEDULES and not callable(self.beta_schedule):
-            raise ValueError(f"unknown beta schedule {self.beta_schedule!r}; choose from {BETA_SCHEDULES} or pass a function")
+            raise ValueError(
+                f"unknown beta schedule {self.beta_schedule!r}; choose from {BETA_SCHEDULES} or pass a function"
+            )
         if self.overflow not in ("error", "ring"):
             raise ValueError(f"overflow must be 'error' or 'ring', got {self.overflow!r}")
         if self.gate_threshold is not None and self.bc.members < 2:
-            raise ValueError("the ensemble-gated variant needs an ensemble learner (bc.members >= 2)")
+            raise ValueError(
+                "the ensemble-gated variant needs an ensemble learner (bc.members >= 2)"
+            )
         return self
 
 
@@ -124,13 +140,25 @@ class Buffer(NamedTuple):
 def buffer_from(dataset: Dataset, capacity: int) -> Buffer:
     n = dataset.size
     if n > capacity:
-        raise ValueError(f"the initial dataset ({n} transitions) does not fit the buffer capacity {capacity}")
-    obs = jnp.zeros((capacity, *dataset.observation_shape), jnp.float32).at[:n].set(jnp.asarray(dataset.obs))
-    act = jnp.zeros((capacity, *dataset.action_space.shape), jnp.asarray(dataset.action).dtype).at[:n].set(jnp.asarray(dataset.action))
+        raise ValueError(
+            f"the initial dataset ({n} transitions) does not fit the buffer capacity {capacity}"
+        )
+    obs = (
+        jnp.zeros((capacity, *dataset.observation_shape), jnp.float32)
+        .at[:n]
+        .set(jnp.asarray(dataset.obs))
+    )
+    act = (
+        jnp.zeros((capacity, *dataset.action_space.shape), jnp.asarray(dataset.action).dtype)
+        .at[:n]
+        .set(jnp.asarray(dataset.action))
+    )
     return Buffer(obs, act, jnp.asarray(n, jnp.int32))
 
 
-def append(buffer: Buffer, obs: jax.Array, action: jax.Array, valid: jax.Array, ring: bool = False) -> Buffer:
+def append(
+    buffer: Buffer, obs: jax.Array, action: jax.Array, valid: jax.Array, ring: bool = False
+) -> Buffer:
     """Append the ``valid`` rows of (obs, action) after the existing entries.
 
     Valid rows are compacted (their order kept), so valid data stays a prefix. Without
@@ -154,8 +182,13 @@ def buffer_dataset(buffer: Buffer, template: Dataset) -> Dataset:
     c = buffer.capacity
     zeros = jnp.zeros((c,), jnp.float32)
     return template.replace(
-        obs=buffer.obs, action=buffer.action, next_obs=buffer.obs, reward=zeros,
-        terminated=zeros.astype(bool), truncated=zeros.astype(bool), episode_id=zeros.astype(jnp.int32),
+        obs=buffer.obs,
+        action=buffer.action,
+        next_obs=buffer.obs,
+        reward=zeros,
+        terminated=zeros.astype(bool),
+        truncated=zeros.astype(bool),
+        episode_id=zeros.astype(jnp.int32),
         episode_returns=jnp.zeros((1,), jnp.float32),
     )
 
@@ -182,7 +215,10 @@ def make_dagger(config: DAggerConfig, loss_fn: Callable = bc_loss, env: Env | No
         initial.check_env(e)
         space, obs_shape = e.action_space, tuple(e.observation_shape)
         capacity = config.capacity or initial.size + config.iterations * config.steps_per_iteration
-        if config.overflow == "error" and capacity < initial.size + config.iterations * config.steps_per_iteration:
+        if (
+            config.overflow == "error"
+            and capacity < initial.size + config.iterations * config.steps_per_iteration
+        ):
             raise ValueError(
                 f"buffer capacity {capacity} can overflow: the initial {initial.size} transitions plus "
                 f"{config.iterations} x {config.steps_per_iteration} new ones need "
@@ -211,17 +247,27 @@ def make_dagger(config: DAggerConfig, loss_fn: Callable = bc_loss, env: Env | No
                     expert_a = e.action_space.clip(expert_a)  # labels as datasets store them
                 use_expert = jax.random.uniform(k_mix, (n_env,)) < beta
                 if gated:
-                    label = jax.vmap(disagreement, in_axes=(None, 0))(learner_params, obs) > config.gate_threshold
+                    label = (
+                        jax.vmap(disagreement, in_axes=(None, 0))(learner_params, obs)
+                        > config.gate_threshold
+                    )
                 else:
                     label = jnp.ones((n_env,), bool)
                 sel = use_expert.reshape(-1, *([1] * (expert_a.ndim - 1)))
-                return jnp.where(sel, expert_a, learner_a), (expert_a, label, (label | use_expert).sum(), use_expert.mean())
+                return jnp.where(sel, expert_a, learner_a), (
+                    expert_a,
+                    label,
+                    (label | use_expert).sum(),
+                    use_expert.mean(),
+                )
 
             def emit(s: Step):
                 expert_a, label, queries, frac = s.aux
                 return s.obs, expert_a, label, queries, frac
 
-            carry, _, (obs, labels, valid, queries, frac) = unroll(e, actor, key, carry, config.rollout_length, emit=emit)
+            carry, _, (obs, labels, valid, queries, frac) = unroll(
+                e, actor, key, carry, config.rollout_length, emit=emit
+            )
             flat = lambda x: x.reshape(-1, *x.shape[2:])  # noqa: E731
             return carry, flat(obs), flat(labels), flat(valid), queries.sum(), frac.mean()
 
@@ -229,7 +275,9 @@ def make_dagger(config: DAggerConfig, loss_fn: Callable = bc_loss, env: Env | No
             buffer, learner, carry, it = state
             k_roll, k_train, k_eval = jax.random.split(k_iter, 3)
             beta = beta_at(config, it)
-            carry, obs, labels, valid, queries, frac = collect(learner.params, expert.params, beta, carry, k_roll)
+            carry, obs, labels, valid, queries, frac = collect(
+                learner.params, expert.params, beta, carry, k_roll
+            )
             buffer = append(buffer, obs, labels, valid, ring=config.overflow == "ring")
             init_net = learner.params["net"] if config.warm_start else None
             learner = train(k_train, buffer_dataset(buffer, initial), buffer.num_valid, init_net)
@@ -250,9 +298,14 @@ def make_dagger(config: DAggerConfig, loss_fn: Callable = bc_loss, env: Env | No
         )
         carry = init_carry(e, k_env, n_env)
         (buffer, learner, _, _), outs = jax.lax.scan(
-            iteration, (buffer, learner, carry, jnp.asarray(1, jnp.int32)), jax.random.split(k_iters, config.iterations)
+            iteration,
+            (buffer, learner, carry, jnp.asarray(1, jnp.int32)),
+            jax.random.split(k_iters, config.iterations),
         )
-        cat = [jnp.concatenate([jnp.asarray(a)[None].astype(b.dtype), b]) for a, b in zip(first, outs, strict=True)]
+        cat = [
+            jnp.concatenate([jnp.asarray(a)[None].astype(b.dtype), b])
+            for a, b in zip(first, outs, strict=True)
+        ]
         return DAggerResult(learner, *cat, buffer)
 
     return run
@@ -272,17 +325,26 @@ __all__ = [
 
 
 def run_dagger(
-    config: DAggerConfig, key: jax.Array, expert, initial: Dataset, loss: Callable = bc_loss, **loss_params: Any
+    config: DAggerConfig,
+    key: jax.Array,
+    expert,
+    initial: Dataset,
+    loss: Callable = bc_loss,
+    **loss_params: Any,
 ) -> DAggerResult:
     """The whole DAgger loop, compiled once per structure (the notebook entry point): equal
     config structure, expert architecture, dataset shapes and loss function reuse one
     program; ``beta0``, ``beta_decay``, ``gate_threshold``, the BC hyperparameters and
     numeric ``loss_params`` (``tau``) are data."""
-    static = tuple(sorted((k, v) for k, v in loss_params.items() if isinstance(v, (str, bool)) or v is None))
+    static = tuple(
+        sorted((k, v) for k, v in loss_params.items() if isinstance(v, (str, bool)) or v is None)
+    )
     data = {k: v for k, v in loss_params.items() if not (isinstance(v, (str, bool)) or v is None)}
     return _dagger_jit(loss, static, config, key, expert, initial, data)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def _dagger_jit(loss, static, config, key, expert, initial, data):
-    return make_dagger(config, functools.partial(loss, **dict(static), **data))(key, expert, initial)
+    return make_dagger(config, functools.partial(loss, **dict(static), **data))(
+        key, expert, initial
+    )

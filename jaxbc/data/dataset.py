@@ -91,7 +91,10 @@ class Dataset:
         """Raise :class:`DatasetError` if this dataset does not belong to ``env``."""
         if env.id != self.env_id:
             raise DatasetError(f"dataset was collected on {self.env_id!r}, not on {env.id!r}")
-        if tuple(env.observation_shape) != tuple(self.observation_shape) or env.action_space != self.action_space:
+        if (
+            tuple(env.observation_shape) != tuple(self.observation_shape)
+            or env.action_space != self.action_space
+        ):
             raise DatasetError(
                 f"dataset spaces (obs {self.observation_shape}, actions {self.action_space}) do not "
                 f"match env {env.id} (obs {env.observation_shape}, actions {env.action_space})"
@@ -107,7 +110,9 @@ class NormStats(NamedTuple):
     action_std: jax.Array
 
 
-def normalization_stats(dataset: Dataset, num_valid: jax.Array | int | None = None, min_std: float = 1e-6) -> NormStats:
+def normalization_stats(
+    dataset: Dataset, num_valid: jax.Array | int | None = None, min_std: float = 1e-6
+) -> NormStats:
     """Mean and std from a dataset; constant features get std 1 so normalising is safe.
 
     ``num_valid``: only the first ``num_valid`` transitions count (fixed-capacity buffers,
@@ -201,12 +206,16 @@ def _first_episodes_jit(env: Env, policy_fn: PolicyFn, num_envs: int, params, ke
     return res.trajectory, first, (res.episode_return * (done & first)).sum(0)
 
 
-def collect(expert, env: Env, num_episodes: int, key: jax.Array, deterministic: bool = True) -> Dataset:
+def collect(
+    expert, env: Env, num_episodes: int, key: jax.Array, deterministic: bool = True
+) -> Dataset:
     """Demonstrations of an :class:`~jaxbc.experts.Expert` on ``env``."""
     if expert.env_id != env.id:
         raise DatasetError(f"expert was trained on {expert.env_id!r}, cannot collect on {env.id!r}")
     source = f"expert:{expert.env_id}:{'deterministic' if deterministic else 'sampled'}"
-    return collect_policy(env, expert.policy_fn(deterministic, env), expert.params, num_episodes, key, source=source)
+    return collect_policy(
+        env, expert.policy_fn(deterministic, env), expert.params, num_episodes, key, source=source
+    )
 
 
 # --- file format -----------------------------------------------------------------------------
@@ -219,7 +228,9 @@ def _cast(arrays: dict, space: ActionSpace) -> dict:
     for k in ("terminated", "truncated"):
         out[k] = np.asarray(out[k], bool)
     out["episode_id"] = np.asarray(out["episode_id"], np.int32)
-    out["action"] = np.asarray(out["action"], np.int32 if isinstance(space, Discrete) else np.float32)
+    out["action"] = np.asarray(
+        out["action"], np.int32 if isinstance(space, Discrete) else np.float32
+    )
     return out
 
 
@@ -268,7 +279,9 @@ def load_dataset(path: str | Path, env: Env | str | None = None) -> Dataset:
         with np.load(path, allow_pickle=False) as f:
             files = dict(f.items())
     except (zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
-        raise DatasetError(f"{path}: not a readable .npz dataset (truncated or corrupt file?): {e}") from e
+        raise DatasetError(
+            f"{path}: not a readable .npz dataset (truncated or corrupt file?): {e}"
+        ) from e
     if "__meta__" not in files:
         raise DatasetError(f"{path}: no __meta__ entry; not a {FORMAT} file")
     try:
@@ -292,9 +305,13 @@ def load_dataset(path: str | Path, env: Env | str | None = None) -> Dataset:
         env_options = tuple(tuple(kv) for kv in meta.get("env_options", []))
         hash(env_options)
         if any(len(kv) != 2 or not isinstance(kv[0], str) for kv in env_options):
-            raise ValueError(f"env_options must be [name, value] pairs, got {meta.get('env_options')!r}")
+            raise ValueError(
+                f"env_options must be [name, value] pairs, got {meta.get('env_options')!r}"
+            )
     except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise DatasetError(f"{path}: incomplete or damaged __meta__: {type(e).__name__}: {e}") from e
+        raise DatasetError(
+            f"{path}: incomplete or damaged __meta__: {type(e).__name__}: {e}"
+        ) from e
     from jaxbc.envs import family_of
 
     try:
@@ -316,7 +333,9 @@ def load_dataset(path: str | Path, env: Env | str | None = None) -> Dataset:
     if env is not None:
         if isinstance(env, str):
             if env != ds.env_id:
-                raise DatasetError(f"{path}: dataset was collected on {ds.env_id!r}, not on {env!r}")
+                raise DatasetError(
+                    f"{path}: dataset was collected on {ds.env_id!r}, not on {env!r}"
+                )
         else:
             ds.check_env(env)
     return ds
@@ -328,12 +347,22 @@ def _cast_on_load(files: dict, space: ActionSpace, path: Path) -> dict:
     survive the cast (e.g. float64 beyond float32's range) are caught by :func:`validate`."""
     import warnings
 
-    want = {"obs": np.float32, "next_obs": np.float32, "reward": np.float32, "episode_returns": np.float32,
-            "episode_id": np.int32, "action": np.int32 if isinstance(space, Discrete) else np.float32}
+    want = {
+        "obs": np.float32,
+        "next_obs": np.float32,
+        "reward": np.float32,
+        "episode_returns": np.float32,
+        "episode_id": np.int32,
+        "action": np.int32 if isinstance(space, Discrete) else np.float32,
+    }
     out, cast = dict(files), []
     for name, dtype in want.items():
         x = np.asarray(out[name])
-        same_kind = np.issubdtype(x.dtype, np.floating) if dtype == np.float32 else np.issubdtype(x.dtype, np.integer)
+        same_kind = (
+            np.issubdtype(x.dtype, np.floating)
+            if dtype == np.float32
+            else np.issubdtype(x.dtype, np.integer)
+        )
         if same_kind and x.dtype != dtype:
             if dtype == np.int32 and x.size and (x.min() < -(2**31) or x.max() >= 2**31):
                 continue  # would wrap around: left for validate() to reject by range
@@ -360,7 +389,9 @@ def validate(ds: Dataset, where: str = "dataset") -> Dataset:
     """Check shapes, dtypes, finiteness and action ranges; raise :class:`DatasetError`."""
     n = np.shape(ds.reward)[0] if np.ndim(ds.reward) else -1
     if n < 1:
-        raise DatasetError(f"{where}: reward must have shape [N] with N >= 1, got {np.shape(ds.reward)}")
+        raise DatasetError(
+            f"{where}: reward must have shape [N] with N >= 1, got {np.shape(ds.reward)}"
+        )
     act_shape = ds.action_space.shape
     expected = {
         "obs": (n, *ds.observation_shape),

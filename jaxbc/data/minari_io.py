@@ -85,7 +85,9 @@ def _datasets_root(root: str | Path | None) -> Iterator[None]:
         yield
         return
     old = os.environ.get("MINARI_DATASETS_PATH")
-    os.environ["MINARI_DATASETS_PATH"] = str(Path(root).expanduser().resolve())  # Minari needs it absolute
+    os.environ["MINARI_DATASETS_PATH"] = str(
+        Path(root).expanduser().resolve()
+    )  # Minari needs it absolute
     try:
         yield
     finally:
@@ -118,7 +120,9 @@ def _spaces(dataset: Dataset) -> tuple[Any, Any]:
     if isinstance(space, Discrete):
         act_space: Any = spaces.Discrete(space.n)
     else:
-        act_space = spaces.Box(np.asarray(space.low, np.float32), np.asarray(space.high, np.float32), dtype=np.float32)
+        act_space = spaces.Box(
+            np.asarray(space.low, np.float32), np.asarray(space.high, np.float32), dtype=np.float32
+        )
     return obs_space, act_space
 
 
@@ -165,7 +169,9 @@ def to_minari(
     for i, sl in enumerate(slices):
         o, no = obs[sl], next_obs[sl]
         if not np.allclose(no[:-1], o[1:], rtol=1e-5, atol=1e-6):
-            bad = ~np.isclose(no[:-1], o[1:], rtol=1e-5, atol=1e-6).reshape(len(o) - 1, -1).all(axis=1)
+            bad = ~np.isclose(no[:-1], o[1:], rtol=1e-5, atol=1e-6).reshape(len(o) - 1, -1).all(
+                axis=1
+            )
             t = int(np.argmax(bad))
             raise DatasetError(
                 f"episode {i}: next_obs[{t}] != obs[{t + 1}]; Minari stores one observation sequence "
@@ -208,7 +214,8 @@ def to_minari(
             action_space=act_space,
             algorithm_name=dataset.source or None,
             author=author,
-            description=description or f"jaxbc dataset of {dataset.env_id} ({dataset.source or 'unknown source'})",
+            description=description
+            or f"jaxbc dataset of {dataset.env_id} ({dataset.source or 'unknown source'})",
             data_format=data_format,
             jpeg_encoding=False,
         )
@@ -254,10 +261,16 @@ def _check_env(mds: Any, env: Env) -> dict:
     name = f"Minari dataset {mds.id!r}"
     if ours.get("env_id"):
         if ours["env_id"] != env.id:
-            raise DatasetError(f"{name} was exported from jaxbc env {ours['env_id']!r}, not {env.id!r}")
+            raise DatasetError(
+                f"{name} was exported from jaxbc env {ours['env_id']!r}, not {env.id!r}"
+            )
     elif mds.env_spec is not None:
         gym_id = mds.env_spec.id
-        accepted = (GYMNASIUM_IDS[env.id], *_ALSO_ACCEPTED.get(env.id, ())) if env.id in GYMNASIUM_IDS else ()
+        accepted = (
+            (GYMNASIUM_IDS[env.id], *_ALSO_ACCEPTED.get(env.id, ()))
+            if env.id in GYMNASIUM_IDS
+            else ()
+        )
         if not accepted:
             raise DatasetError(
                 f"{name} was recorded on Gymnasium env {gym_id!r}; {env.id!r} has no Gymnasium "
@@ -272,11 +285,19 @@ def _check_env(mds: Any, env: Env) -> dict:
     from gymnasium import spaces
 
     obs_space, act_space = mds.observation_space, mds.action_space
-    if not isinstance(obs_space, spaces.Box) or tuple(obs_space.shape) != tuple(env.observation_shape):
-        raise DatasetError(f"{name}: observation space {obs_space} does not fit {env.id} (obs shape {env.observation_shape})")
+    if not isinstance(obs_space, spaces.Box) or tuple(obs_space.shape) != tuple(
+        env.observation_shape
+    ):
+        raise DatasetError(
+            f"{name}: observation space {obs_space} does not fit {env.id} (obs shape {env.observation_shape})"
+        )
     space = env.action_space
     if isinstance(space, Discrete):
-        ok = isinstance(act_space, spaces.Discrete) and int(act_space.n) == space.n and int(act_space.start) == 0
+        ok = (
+            isinstance(act_space, spaces.Discrete)
+            and int(act_space.n) == space.n
+            and int(act_space.start) == 0
+        )
     else:
         ok = (
             isinstance(act_space, spaces.Box)
@@ -285,7 +306,9 @@ def _check_env(mds: Any, env: Env) -> dict:
             and np.allclose(act_space.high, space.high)
         )
     if not ok:
-        raise DatasetError(f"{name}: action space {act_space} does not fit {env.id} (actions {space})")
+        raise DatasetError(
+            f"{name}: action space {act_space} does not fit {env.id} (actions {space})"
+        )
     return ours
 
 
@@ -309,7 +332,10 @@ def from_minari(source: Any, env: Env | str, root: str | Path | None = None) -> 
         env = envs.make(env)
     mds = source if hasattr(source, "iterate_episodes") else open_minari(source, root)
     ours = _check_env(mds, env)
-    parts: dict[str, list] = {k: [] for k in ("obs", "next_obs", "action", "reward", "terminated", "truncated", "episode_id")}
+    parts: dict[str, list] = {
+        k: []
+        for k in ("obs", "next_obs", "action", "reward", "terminated", "truncated", "episode_id")
+    }
     returns: list[Any] = []
     for ep in mds.iterate_episodes():
         n = len(ep.rewards)
@@ -317,7 +343,9 @@ def from_minari(source: Any, env: Env | str, root: str | Path | None = None) -> 
             continue
         o = np.asarray(ep.observations)
         parts["obs"].append(o[:-1])
-        exact_next = (ep.infos or {}).get("next_observation") if ours.get("next_obs_in_infos") else None
+        exact_next = (
+            (ep.infos or {}).get("next_observation") if ours.get("next_obs_in_infos") else None
+        )
         parts["next_obs"].append(o[1:] if exact_next is None else np.asarray(exact_next)[1:])
         parts["action"].append(np.asarray(ep.actions).reshape(n, *env.action_space.shape))
         parts["reward"].append(np.asarray(ep.rewards, np.float32))

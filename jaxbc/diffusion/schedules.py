@@ -32,7 +32,9 @@ class Schedule(NamedTuple):
         return int(self.betas.shape[0])
 
 
-def sigmoid_betas(T: int, beta_start: float = 1e-4, beta_end: float = 0.02, span: float = 6.0) -> np.ndarray:
+def sigmoid_betas(
+    T: int, beta_start: float = 1e-4, beta_end: float = 0.02, span: float = 6.0
+) -> np.ndarray:
     """DBC's default: ``sigmoid(linspace(-span, span, T)) * (beta_end - beta_start) + beta_start``."""
     x = np.linspace(-span, span, T)
     return 1.0 / (1.0 + np.exp(-x)) * (beta_end - beta_start) + beta_start

@@ -142,7 +142,10 @@ def _expand(v: jax.Array, x: jax.Array) -> jax.Array:
 def q_sample(schedule: Schedule, x0: jax.Array, t: jax.Array, eps: jax.Array) -> jax.Array:
     """Closed-form forward noising ``x_t = sqrt(ab_t) x_0 + sqrt(1 - ab_t) eps`` (t: [B] ints)."""
     chex.assert_equal_shape([x0, eps])
-    return _expand(schedule.sqrt_alpha_bars[t], x0) * x0 + _expand(schedule.sqrt_one_minus_alpha_bars[t], x0) * eps
+    return (
+        _expand(schedule.sqrt_alpha_bars[t], x0) * x0
+        + _expand(schedule.sqrt_one_minus_alpha_bars[t], x0) * eps
+    )
 
 
 def noise_prediction_error(
@@ -155,7 +158,9 @@ def noise_prediction_error(
     return ((pred - eps) ** 2).mean(-1)
 
 
-def noise_prediction_loss(net: NoiseNet, params: Any, schedule: Schedule, x0: jax.Array, key: jax.Array) -> jax.Array:
+def noise_prediction_loss(
+    net: NoiseNet, params: Any, schedule: Schedule, x0: jax.Array, key: jax.Array
+) -> jax.Array:
     """The DDPM training loss: uniform step per sample, fresh Gaussian noise, batch mean."""
     k_t, k_eps = jax.random.split(key)
     t = jax.random.randint(k_t, (x0.shape[0],), 0, schedule.num_steps)
@@ -172,11 +177,21 @@ def check_continuous(dataset: Dataset) -> None:
         )
 
 
-def _empty_model(config: DiffusionConfig, obs_shape: tuple[int, ...], act_dim: int, env_id: str) -> DiffusionModel:
+def _empty_model(
+    config: DiffusionConfig, obs_shape: tuple[int, ...], act_dim: int, env_id: str
+) -> DiffusionModel:
     obs_dim = math.prod(obs_shape)
     return DiffusionModel(
-        None, jnp.zeros(obs_dim), jnp.ones(obs_dim), jnp.zeros(act_dim), jnp.ones(act_dim),
-        jnp.zeros((config.steps,)), config, tuple(obs_shape), act_dim, env_id,
+        None,
+        jnp.zeros(obs_dim),
+        jnp.ones(obs_dim),
+        jnp.zeros(act_dim),
+        jnp.ones(act_dim),
+        jnp.zeros((config.steps,)),
+        config,
+        tuple(obs_shape),
+        act_dim,
+        env_id,
     )
 
 
@@ -189,7 +204,9 @@ def make_diffusion_train(config: DiffusionConfig = DiffusionConfig()):
     config.validate()
     tx = adam_optimizer(config.lr, config.max_grad_norm)
 
-    def train(key: jax.Array, dataset: Dataset, num_valid: jax.Array | int | None = None) -> DiffusionModel:
+    def train(
+        key: jax.Array, dataset: Dataset, num_valid: jax.Array | int | None = None
+    ) -> DiffusionModel:
         """Fit on ``dataset`` (only its first ``num_valid`` transitions if given; may be traced)."""
         check_continuous(dataset)
         obs_shape, act_dim = tuple(dataset.observation_shape), dataset.action_space.shape[0]
@@ -200,8 +217,10 @@ def make_diffusion_train(config: DiffusionConfig = DiffusionConfig()):
         chex.assert_shape(actions, (n, act_dim))
         stats = normalization_stats(dataset, num_valid)
         model = _empty_model(config, obs_shape, act_dim, dataset.env_id).replace(
-            obs_mean=stats.obs_mean.reshape(-1), obs_std=stats.obs_std.reshape(-1),
-            act_mean=stats.action_mean, act_std=stats.action_std,
+            obs_mean=stats.obs_mean.reshape(-1),
+            obs_std=stats.obs_std.reshape(-1),
+            act_mean=stats.action_mean,
+            act_std=stats.action_std,
         )
         x = model.normalize(obs, actions)
         count = n if num_valid is None else num_valid
@@ -235,7 +254,9 @@ def sample(model: DiffusionModel, key: jax.Array, n: int) -> tuple[jax.Array, ja
     def step(x, inp):
         t, k = inp
         eps = net.apply(model.params, x, jnp.full((n,), t, jnp.int32))
-        mean = (x - (sch.betas[t] / sch.sqrt_one_minus_alpha_bars[t]) * eps) / jnp.sqrt(sch.alphas[t])
+        mean = (x - (sch.betas[t] / sch.sqrt_one_minus_alpha_bars[t]) * eps) / jnp.sqrt(
+            sch.alphas[t]
+        )
         sigma = jnp.where(t > 0, jnp.sqrt(sch.betas[t]), 0.0)
         return mean + sigma * jax.random.normal(k, x.shape), None
 
@@ -246,8 +267,12 @@ def sample(model: DiffusionModel, key: jax.Array, n: int) -> tuple[jax.Array, ja
 
 def _state(model: DiffusionModel) -> dict:
     return {
-        "params": model.params, "obs_mean": model.obs_mean, "obs_std": model.obs_std,
-        "act_mean": model.act_mean, "act_std": model.act_std, "losses": model.losses,
+        "params": model.params,
+        "obs_mean": model.obs_mean,
+        "obs_std": model.obs_std,
+        "act_mean": model.act_mean,
+        "act_std": model.act_std,
+        "losses": model.losses,
     }
 
 
@@ -274,20 +299,32 @@ def load(directory: str | Path) -> DiffusionModel:
     directory = Path(directory)
     spec_path, params_path = directory / "diffusion.json", directory / "params.msgpack"
     if not spec_path.exists() or not params_path.exists():
-        raise FileNotFoundError(f"no saved diffusion model at {str(directory)!r} (diffusion.json or params.msgpack missing)")
+        raise FileNotFoundError(
+            f"no saved diffusion model at {str(directory)!r} (diffusion.json or params.msgpack missing)"
+        )
     try:
         spec = json.loads(spec_path.read_text())
         if spec.get("format") != FORMAT or spec.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"format {spec.get('format')!r} v{spec.get('format_version')} is not {FORMAT!r} v{FORMAT_VERSION}")
+            raise ValueError(
+                f"format {spec.get('format')!r} v{spec.get('format_version')} is not {FORMAT!r} v{FORMAT_VERSION}"
+            )
         config = DiffusionConfig.from_dict(spec["config"]).validate()
-        template = _empty_model(config, tuple(int(d) for d in spec["observation_shape"]), int(spec["act_dim"]), str(spec["env_id"]))
+        template = _empty_model(
+            config,
+            tuple(int(d) for d in spec["observation_shape"]),
+            int(spec["act_dim"]),
+            str(spec["env_id"]),
+        )
     except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as e:
         raise ValueError(f"{spec_path} is not a valid diffusion model description: {e}") from e
-    expected = _state(template.replace(params=jax.eval_shape(lambda: _init_params(template, jax.random.key(0)))))
+    expected = _state(
+        template.replace(params=jax.eval_shape(lambda: _init_params(template, jax.random.key(0))))
+    )
     try:
         state = serialization.from_bytes(expected, params_path.read_bytes())
         same = jax.tree.structure(state) == jax.tree.structure(expected) and all(
-            tuple(a.shape) == tuple(b.shape) for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(expected), strict=True)
+            tuple(a.shape) == tuple(b.shape)
+            for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(expected), strict=True)
         )
     except Exception as e:
         raise ValueError(f"{params_path} is corrupt or does not match diffusion.json: {e}") from e

@@ -67,7 +67,11 @@ class Box:
         return jnp.clip(action, jnp.asarray(self.low), jnp.asarray(self.high))
 
     def to_dict(self) -> dict:
-        return {"type": "box", "low": list(map(float, self.low)), "high": list(map(float, self.high))}
+        return {
+            "type": "box",
+            "low": list(map(float, self.low)),
+            "high": list(map(float, self.high)),
+        }
 
 
 ActionSpace = Discrete | Box

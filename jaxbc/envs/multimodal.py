@@ -56,12 +56,16 @@ class TwoGoalsParams:
 
     def validate(self) -> TwoGoalsParams:
         if not isinstance(self.max_episode_steps, int) or self.max_episode_steps < 1:
-            raise ValueError(f"{TWO_GOALS}: max_episode_steps must be a positive integer, got {self.max_episode_steps!r}")
+            raise ValueError(
+                f"{TWO_GOALS}: max_episode_steps must be a positive integer, got {self.max_episode_steps!r}"
+            )
         for name in ("speed", "goal_radius", "obstacle_radius", "arena", "goal_y"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{TWO_GOALS}: {name} must be > 0, got {getattr(self, name)}")
         if self.goal_y - self.goal_radius <= 0:
-            raise ValueError(f"{TWO_GOALS}: the goals overlap the centre line (goal_y {self.goal_y} <= goal_radius {self.goal_radius})")
+            raise ValueError(
+                f"{TWO_GOALS}: the goals overlap the centre line (goal_y {self.goal_y} <= goal_radius {self.goal_radius})"
+            )
         if min(self.start_noise, self.start_x_noise, self.step_cost) < 0:
             raise ValueError(f"{TWO_GOALS}: start_noise, start_x_noise and step_cost must be >= 0")
         return self
@@ -88,7 +92,9 @@ def make_two_goals(env_id: str = TWO_GOALS, **options: Any) -> Env:
     fields = {f.name for f in dataclasses.fields(TwoGoalsParams)}
     unknown = set(options) - fields
     if unknown:
-        raise ValueError(f"{env_id}: unknown option(s) {sorted(unknown)}; valid options are {sorted(fields)}")
+        raise ValueError(
+            f"{env_id}: unknown option(s) {sorted(unknown)}; valid options are {sorted(fields)}"
+        )
     p = TwoGoalsParams(**options).validate()
     space = Box((-1.0, -1.0), (1.0, 1.0))
 
@@ -107,7 +113,9 @@ def make_two_goals(env_id: str = TWO_GOALS, **options: Any) -> Env:
         crashed = jnp.linalg.norm(pos) < p.obstacle_radius
         terminated = at_goal | crashed
         truncated = (t >= p.max_episode_steps) & ~terminated
-        reward = jnp.where(at_goal, p.goal_reward, jnp.where(crashed, p.crash_reward, -p.step_cost)).astype(jnp.float32)
+        reward = jnp.where(
+            at_goal, p.goal_reward, jnp.where(crashed, p.crash_reward, -p.step_cost)
+        ).astype(jnp.float32)
         goal = jnp.where(reached[0], 1, jnp.where(reached[1], -1, 0)).astype(jnp.int32)
         obs, new_state = auto_reset(reset, pos, TwoGoalsState(pos, t), key, terminated | truncated)
         info = {"final_observation": pos, "goal": goal, "crashed": crashed}
@@ -145,7 +153,9 @@ class Outcomes(NamedTuple):
         return self.goal != 0
 
 
-def episode_outcomes(env: Env, policy_fn, params: Any, key: jax.Array, num_episodes: int) -> Outcomes:
+def episode_outcomes(
+    env: Env, policy_fn, params: Any, key: jax.Array, num_episodes: int
+) -> Outcomes:
     """Run ``num_episodes`` episodes (one per env, the first episode counts) and record which
     goal each reached. Pure and fixed-shape: jit it, vmap it over policy params."""
     from jaxbc.rollout import first_episodes, policy_actor  # rollout imports the env types
@@ -154,6 +164,11 @@ def episode_outcomes(env: Env, policy_fn, params: Any, key: jax.Array, num_episo
         return s.info["goal"], s.info["crashed"]
 
     returns, lengths, _, (goal, crashed) = first_episodes(
-        env, policy_actor(policy_fn, params), key, num_episodes, env.max_episode_steps, extra=outcome
+        env,
+        policy_actor(policy_fn, params),
+        key,
+        num_episodes,
+        env.max_episode_steps,
+        extra=outcome,
     )
     return Outcomes(returns, lengths, goal, crashed)

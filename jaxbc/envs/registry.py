@@ -122,7 +122,14 @@ def _make_gymnax(env_id: str, family: str, **options: Any) -> Env:
         terminated = jnp.asarray(terminated, bool)
         truncated = jnp.asarray(truncated, bool) & ~terminated
         info = {"final_observation": info["final_observation"].astype(jnp.float32)}
-        return obs.astype(jnp.float32), state, reward.astype(jnp.float32), terminated, truncated, info
+        return (
+            obs.astype(jnp.float32),
+            state,
+            reward.astype(jnp.float32),
+            terminated,
+            truncated,
+            info,
+        )
 
     return Env(
         id=env_id,
@@ -186,5 +193,7 @@ def _make_brax(
         max_episode_steps=int(episode_length),
         reset_fn=reset,
         step_fn=step,
-        options=tuple(sorted({"backend": backend, "episode_length": episode_length, **kwargs}.items())),
+        options=tuple(
+            sorted({"backend": backend, "episode_length": episode_length, **kwargs}.items())
+        ),
     )

@@ -64,7 +64,9 @@ class Expert:
     def save(self, directory: str | Path) -> Path:
         directory = Path(directory)
         env = self.make_env()
-        atomic_write_bytes(directory / "params.msgpack", serialization.to_bytes(_to_state(self.params)))
+        atomic_write_bytes(
+            directory / "params.msgpack", serialization.to_bytes(_to_state(self.params))
+        )
         atomic_write_json(
             directory / "expert.json",
             {
@@ -88,7 +90,10 @@ jax.tree_util.register_pytree_node(
 
 def _to_state(params: dict) -> dict:
     stats = params["obs_stats"]
-    return {"net": params["net"], "obs_stats": {"mean": stats.mean, "var": stats.var, "count": stats.count}}
+    return {
+        "net": params["net"],
+        "obs_stats": {"mean": stats.mean, "var": stats.var, "count": stats.count},
+    }
 
 
 @dataclass(frozen=True)
@@ -139,7 +144,9 @@ def load_expert(source: str | Path) -> Expert:
         spec = json.loads((directory / "expert.json").read_text())
         config = PPOConfig.from_dict(spec["config"])
     except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise ValueError(f"{directory / 'expert.json'} is not a valid expert description: {e}") from e
+        raise ValueError(
+            f"{directory / 'expert.json'} is not a valid expert description: {e}"
+        ) from e
     env = config.make_env()
     stored_env = spec.get("env", {})
     if stored_env and (
@@ -153,14 +160,25 @@ def load_expert(source: str | Path) -> Expert:
     net = make_network(config, env)
     template = {
         "net": net.init(jax.random.key(0), jnp.zeros((1, *env.observation_shape))),
-        "obs_stats": {"mean": jnp.zeros(env.observation_shape), "var": jnp.zeros(env.observation_shape), "count": jnp.zeros(())},
+        "obs_stats": {
+            "mean": jnp.zeros(env.observation_shape),
+            "var": jnp.zeros(env.observation_shape),
+            "count": jnp.zeros(()),
+        },
     }
     try:
         state = serialization.from_bytes(template, (directory / "params.msgpack").read_bytes())
     except Exception as e:  # msgpack raises a variety of errors on corrupt files
-        raise ValueError(f"{directory / 'params.msgpack'} is corrupt or does not match its config: {e}") from e
+        raise ValueError(
+            f"{directory / 'params.msgpack'} is corrupt or does not match its config: {e}"
+        ) from e
     s = state["obs_stats"]
-    params = {"net": state["net"], "obs_stats": RunningStats(jnp.asarray(s["mean"]), jnp.asarray(s["var"]), jnp.asarray(s["count"]))}
+    params = {
+        "net": state["net"],
+        "obs_stats": RunningStats(
+            jnp.asarray(s["mean"]), jnp.asarray(s["var"]), jnp.asarray(s["count"])
+        ),
+    }
     return Expert(config, params, spec.get("meta", {}))
 
 

@@ -67,7 +67,13 @@ class PPOConfig:
     def __post_init__(self):
         from jaxbc.validation import check_choice, check_float, check_int, check_sizes
 
-        for name in ("num_envs", "num_steps", "update_epochs", "num_minibatches", "total_timesteps"):
+        for name in (
+            "num_envs",
+            "num_steps",
+            "update_epochs",
+            "num_minibatches",
+            "total_timesteps",
+        ):
             check_int(f"PPOConfig.{name}", getattr(self, name), 1)
         for name in ("gamma", "gae_lambda"):
             check_float(f"PPOConfig.{name}", getattr(self, name), 0.0, 1.0)
@@ -88,7 +94,13 @@ class PPOConfig:
                 f"num_envs * num_steps ({self.steps_per_update}) must be divisible by "
                 f"num_minibatches ({self.num_minibatches})"
             )
-        for name in ("num_envs", "num_steps", "update_epochs", "num_minibatches", "total_timesteps"):
+        for name in (
+            "num_envs",
+            "num_steps",
+            "update_epochs",
+            "num_minibatches",
+            "total_timesteps",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"PPOConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.total_timesteps < self.steps_per_update:
@@ -174,11 +186,7 @@ def make_ppo(config: PPOConfig, env: Env | None = None) -> PPO:
     batch = config.steps_per_update
     mb = batch // config.num_minibatches
     total_grad_steps = config.num_updates * config.update_epochs * config.num_minibatches
-    lr = (
-        optax.linear_schedule(config.lr, 0.0, total_grad_steps)
-        if config.anneal_lr
-        else config.lr
-    )
+    lr = optax.linear_schedule(config.lr, 0.0, total_grad_steps) if config.anneal_lr else config.lr
     tx = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(lr, eps=1e-5))
 
     def normalize(stats: RunningStats, obs):
@@ -216,7 +224,9 @@ def make_ppo(config: PPOConfig, env: Env | None = None) -> PPO:
         carry = RolloutCarry(s.obs, s.env_state, s.ep_return, jnp.zeros((n_env,), jnp.int32))
         carry, _, st = unroll(env, actor, key, carry, n_steps, emit=lambda x: x._replace(info=None))
         obs_n, log_prob, value = st.aux
-        next_value = net.apply(params, normalize(s.obs_stats, st.next_obs), method=ActorCritic.value)
+        next_value = net.apply(
+            params, normalize(s.obs_stats, st.next_obs), method=ActorCritic.value
+        )
 
         def discounted(prev, x):  # running discounted return, for reward scaling
             reward, done = x
@@ -229,7 +239,12 @@ def make_ppo(config: PPOConfig, env: Env | None = None) -> PPO:
             r = r / jnp.sqrt(s.ret_stats.var + 1e-8)
         traj = Transition(obs_n, st.action, log_prob, value, next_value, r, st.terminated, st.done)
         raw_obs = jnp.concatenate([st.obs[1:], carry.obs[None]])  # observations after each step
-        s = s._replace(obs=carry.obs, env_state=carry.env_state, disc_return=disc_last, ep_return=carry.ep_return)
+        s = s._replace(
+            obs=carry.obs,
+            env_state=carry.env_state,
+            disc_return=disc_last,
+            ep_return=carry.ep_return,
+        )
         return s, (traj, (st.episode_return, st.done, disc), raw_obs)
 
     def gae(traj: Transition):
@@ -255,7 +270,12 @@ def make_ppo(config: PPOConfig, env: Env | None = None) -> PPO:
         entropy = pi.entropy().mean()
         total = pg_loss + config.vf_coef * v_loss - config.ent_coef * entropy
         approx_kl = ((ratio - 1) - jnp.log(ratio)).mean()
-        return total, {"pg_loss": pg_loss, "v_loss": v_loss, "entropy": entropy, "approx_kl": approx_kl}
+        return total, {
+            "pg_loss": pg_loss,
+            "v_loss": v_loss,
+            "entropy": entropy,
+            "approx_kl": approx_kl,
+        }
 
     def update(s: PPOState):
         key, k_roll, k_epochs = jax.random.split(s.key, 3)
@@ -273,10 +293,14 @@ def make_ppo(config: PPOConfig, env: Env | None = None) -> PPO:
 
             return jax.lax.scan(minibatch, ts, data)
 
-        ts, losses = jax.lax.scan(epoch, s.train_state, jax.random.split(k_epochs, config.update_epochs))
+        ts, losses = jax.lax.scan(
+            epoch, s.train_state, jax.random.split(k_epochs, config.update_epochs)
+        )
         obs_stats = s.obs_stats.update(raw_obs) if config.normalize_obs else s.obs_stats
         ret_stats = s.ret_stats.update(disc) if config.normalize_reward else s.ret_stats
-        s = s._replace(train_state=ts, obs_stats=obs_stats, ret_stats=ret_stats, update=s.update + 1)
+        s = s._replace(
+            train_state=ts, obs_stats=obs_stats, ret_stats=ret_stats, update=s.update + 1
+        )
         n_done = ep_done.sum()
         metrics = {
             "episode_return": jnp.where(n_done > 0, ep_ret.sum() / jnp.maximum(n_done, 1), jnp.nan),
@@ -294,6 +318,8 @@ def make_train(config: PPOConfig):
     ppo = make_ppo(config)
 
     def train(key: jax.Array):
-        return jax.lax.scan(lambda s, _: ppo.update(s), ppo.init(key), None, length=config.num_updates)
+        return jax.lax.scan(
+            lambda s, _: ppo.update(s), ppo.init(key), None, length=config.num_updates
+        )
 
     return train

@@ -70,7 +70,10 @@ PRESETS: dict[str, dict] = {
         init_log_std=0.5,
     ),
     **{env_id: dict(_MINATAR) for env_id in envs.list_envs()["minatar"]},
-    **{env_id: dict(_BRAX, **_BRAX_OVERRIDES.get(env_id, {})) for env_id in envs.list_envs()["brax"]},
+    **{
+        env_id: dict(_BRAX, **_BRAX_OVERRIDES.get(env_id, {}))
+        for env_id in envs.list_envs()["brax"]
+    },
 }
 
 

@@ -65,7 +65,9 @@ def _two_goals_policy(p: TwoGoalsParams, deterministic: bool) -> PolicyFn:
 def _measured_meta(env_id: str, env_options: tuple, episodes: int) -> dict:
     expert = ScriptedExpert(env_id, env_options)
     env = expert.make_env()
-    out = jax.jit(lambda k: episode_outcomes(env, expert.policy_fn(True, env), None, k, episodes))(jax.random.key(0))
+    out = jax.jit(lambda k: episode_outcomes(env, expert.policy_fn(True, env), None, k, episodes))(
+        jax.random.key(0)
+    )
     rnd = random_return(env, jax.random.key(1), episodes)
     return {
         "source": "scripted",

@@ -55,11 +55,18 @@ def train_expert(
     check_int("eval_episodes", eval_episodes, 1)
     check_int("num_chunks", num_chunks, 1)
     if resume and not checkpoint_dir:
-        raise ValueError("resume=True (--resume) needs a checkpoint_dir (--checkpoint-dir) to resume from")
-    settings = {"config": config.to_dict(), "seed": seed}  # what decides the result (not the chunking)
+        raise ValueError(
+            "resume=True (--resume) needs a checkpoint_dir (--checkpoint-dir) to resume from"
+        )
+    settings = {
+        "config": config.to_dict(),
+        "seed": seed,
+    }  # what decides the result (not the chunking)
     changes: list[dict] = []
     if checkpoint_dir:
-        changes = check_run_settings(checkpoint_dir, settings, resume, allow_config_change, "PPO run")
+        changes = check_run_settings(
+            checkpoint_dir, settings, resume, allow_config_change, "PPO run"
+        )
     ppo = make_ppo(config)
     total = config.num_updates
     chunk = max(1, math.ceil(total / num_chunks))
@@ -83,7 +90,14 @@ def train_expert(
         Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)
         write_run_settings(checkpoint_dir, settings, changes)
 
-    bar = tqdm(total=total, initial=done, desc=f"PPO {config.env_id}", unit="upd", file=sys.stderr, disable=not progress)
+    bar = tqdm(
+        total=total,
+        initial=done,
+        desc=f"PPO {config.env_id}",
+        unit="upd",
+        file=sys.stderr,
+        disable=not progress,
+    )
     last_return = float("nan")
     while done < total:
         n = min(chunk, total - done)
@@ -100,7 +114,9 @@ def train_expert(
     bar.close()
     train_time = time.time() - t0
 
-    if not all(bool(np.isfinite(np.asarray(x)).all()) for x in jax.tree.leaves(state.train_state.params)):
+    if not all(
+        bool(np.isfinite(np.asarray(x)).all()) for x in jax.tree.leaves(state.train_state.params)
+    ):
         raise FloatingPointError(
             f"PPO on {config.env_id} diverged: the parameters are NaN/inf after {done} updates "
             f"(lr {config.lr}); nothing was saved"

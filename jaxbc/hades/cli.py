@@ -79,7 +79,10 @@ def hades(
             raw, centered_ranks or z_score.
     """
     if inits is not None and variant != "R":
-        reject("--inits", f"applies to --variant R only (HaDES-F trains from one fixed init), not {variant}")
+        reject(
+            "--inits",
+            f"applies to --variant R only (HaDES-F trains from one fixed init), not {variant}",
+        )
     if resume and checkpoint_dir is None:
         reject("--resume", "needs --checkpoint-dir (the directory to resume from)")
     if allow_config_change and not resume:
@@ -114,7 +117,9 @@ def hades(
         overrides["fitness_episodes"] = fitness_episodes
     config = hades_preset(env, **overrides)
     if hidden is not None:
-        config = dataclasses.replace(config, policy=dataclasses.replace(config.policy, hidden_sizes=tuple(hidden)))
+        config = dataclasses.replace(
+            config, policy=dataclasses.replace(config.policy, hidden_sizes=tuple(hidden))
+        )
     options = paper_strategy_options(strategy, population)
     if sigma is not None:
         options["sigma"] = sigma
@@ -126,30 +131,63 @@ def hades(
     check_directory(checkpoint_dir, "--checkpoint-dir")
     dataset_size = config.dataset_size
     t0 = time.time()
-    print(f"HaDES-{variant} on {env}: D={dataset_size}, {strategy} population {population}, {generations} generations", file=sys.stderr)
+    print(
+        f"HaDES-{variant} on {env}: D={dataset_size}, {strategy} population {population}, {generations} generations",
+        file=sys.stderr,
+    )
     result = run_hades(
-        config, es, jax.random.key(seed), generations, checkpoint_dir=checkpoint_dir,
-        checkpoint_every=checkpoint_every, resume=resume, progress=True, allow_config_change=allow_config_change,
-        settings={"cli": {"strategy": strategy, "sigma": sigma, "fitness_shaping": fitness_shaping, "seed": seed}},
+        config,
+        es,
+        jax.random.key(seed),
+        generations,
+        checkpoint_dir=checkpoint_dir,
+        checkpoint_every=checkpoint_every,
+        resume=resume,
+        progress=True,
+        allow_config_change=allow_config_change,
+        settings={
+            "cli": {
+                "strategy": strategy,
+                "sigma": sigma,
+                "fitness_shaping": fitness_shaping,
+                "seed": seed,
+            }
+        },
     )
     wall = time.time() - t0
     ds = distilled_dataset(result.hades, result.state, "best")
     path = out / "distilled.npz"
     h = result.history
     res = {
-        "env": env, "variant": variant, "strategy": strategy, "population": population,
-        "dataset_size": dataset_size, "fitness_shaping": fitness_shaping, "generations": int(h["generation"][-1]) if len(h["generation"]) else 0,
+        "env": env,
+        "variant": variant,
+        "strategy": strategy,
+        "population": population,
+        "dataset_size": dataset_size,
+        "fitness_shaping": fitness_shaping,
+        "generations": int(h["generation"][-1]) if len(h["generation"]) else 0,
         "final_best": float(h["best"][-1]) if len(h["best"]) else None,
         "final_mean": float(h["mean"][-1]) if len(h["mean"]) else None,
         "best_fitness": float(result.state.best_fitness),
-        "resumed_from": result.resumed_from, "seed": seed, "wall_time_s": round(wall, 2),
-        "dataset": str(path), "curves": str(out / "curves.csv"), "out": str(out),
-        "config": config.to_dict(), "config_changes": list(result.config_changes),
+        "resumed_from": result.resumed_from,
+        "seed": seed,
+        "wall_time_s": round(wall, 2),
+        "dataset": str(path),
+        "curves": str(out / "curves.csv"),
+        "out": str(out),
+        "config": config.to_dict(),
+        "config_changes": list(result.config_changes),
     }
     with atomic_directory(out) as tmp:
         save_dataset(ds, tmp / "distilled.npz")
-        save_curves(result.history, tmp / "curves.csv", tmp / "curves.png", title=f"HaDES-{variant} {env}")
+        save_curves(
+            result.history, tmp / "curves.csv", tmp / "curves.png", title=f"HaDES-{variant} {env}"
+        )
         plot_dataset(ds, tmp / "distilled.png")
         atomic_write_json(tmp / "result.json", res)
-    emit(res, json, f"HaDES-{variant} {env}: final population mean {res['final_mean']:.2f}, best {res['final_best']:.2f} "
-          f"(best ever {res['best_fitness']:.2f}); distilled dataset {path}")
+    emit(
+        res,
+        json,
+        f"HaDES-{variant} {env}: final population mean {res['final_mean']:.2f}, best {res['final_best']:.2f} "
+        f"(best ever {res['best_fitness']:.2f}); distilled dataset {path}",
+    )

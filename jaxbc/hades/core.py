@@ -115,7 +115,9 @@ class HadesConfig:
         check_int("HadesConfig.num_devices", self.num_devices, 1, allow_none=True)
         check_float("HadesConfig.inner_lr", self.inner_lr, 0.0, lo_open=True)
         check_float("HadesConfig.adam_eps", self.adam_eps, 0.0, lo_open=True)
-        check_float("HadesConfig.max_grad_norm", self.max_grad_norm, 0.0, lo_open=True, allow_none=True)
+        check_float(
+            "HadesConfig.max_grad_norm", self.max_grad_norm, 0.0, lo_open=True, allow_none=True
+        )
         check_float("HadesConfig.label_init_logit", self.label_init_logit)
         if self.variant not in VARIANTS:
             raise ValueError(f"unknown HaDES variant {self.variant!r}; choose from {VARIANTS}")
@@ -129,7 +131,9 @@ class HadesConfig:
         if self.num_devices is not None and self.num_devices < 1:
             raise ValueError(f"num_devices must be >= 1 or None, got {self.num_devices}")
         if self.fitness_episodes not in FITNESS_EPISODES:
-            raise ValueError(f"unknown fitness_episodes {self.fitness_episodes!r}; choose from {FITNESS_EPISODES}")
+            raise ValueError(
+                f"unknown fitness_episodes {self.fitness_episodes!r}; choose from {FITNESS_EPISODES}"
+            )
         if self.policy.kind not in ("auto", "gaussian", "categorical", "deterministic"):
             raise ValueError(f"unknown policy kind {self.policy.kind!r}")
         return self
@@ -147,18 +151,37 @@ def hades_preset(env_id: str, **overrides: Any) -> HadesConfig:
     family = envs.family_of(env_id)
     if family == "brax":
         base = dict(
-            policy=PolicyConfig(kind="gaussian", hidden_sizes=(512, 512), activation="tanh", torso="mlp", tanh_bounded=False),
-            inner_steps=200 if env_id == "brax/hopper" else 400, inner_lr=5e-3, adam_eps=1e-5, max_grad_norm=0.5,
-            num_envs=4, eval_steps=1024, dataset_size=64, fitness_episodes="all",
+            policy=PolicyConfig(
+                kind="gaussian",
+                hidden_sizes=(512, 512),
+                activation="tanh",
+                torso="mlp",
+                tanh_bounded=False,
+            ),
+            inner_steps=200 if env_id == "brax/hopper" else 400,
+            inner_lr=5e-3,
+            adam_eps=1e-5,
+            max_grad_norm=0.5,
+            num_envs=4,
+            eval_steps=1024,
+            dataset_size=64,
+            fitness_episodes="all",
         )
     elif family == "minatar":
         base = dict(
             policy=PolicyConfig(hidden_sizes=(512, 512), activation="relu", torso="mlp"),
-            inner_steps=64, inner_lr=0.03, adam_eps=1e-8, max_grad_norm=None, num_envs=8, dataset_size=16,
+            inner_steps=64,
+            inner_lr=0.03,
+            adam_eps=1e-8,
+            max_grad_norm=None,
+            num_envs=8,
+            dataset_size=16,
             fitness_episodes="all",
         )
     else:
-        base = dict(policy=_default_policy(), inner_steps=64, inner_lr=0.03, num_envs=4, dataset_size=4)
+        base = dict(
+            policy=_default_policy(), inner_steps=64, inner_lr=0.03, num_envs=4, dataset_size=4
+        )
     return HadesConfig(env_id=env_id, **{**base, **overrides}).validate()
 
 
@@ -181,11 +204,14 @@ def solution_template(config: HadesConfig, env: Env | None = None) -> dict[str, 
         raise ConfigError(
             f"HadesConfig.dataset_size must be >= {env.action_space.n} (the number of actions of {env.id}) "
             f"with fixed balanced labels, got {d}: some actions would never be taught; use a larger "
-            "dataset_size or learn_labels=True", "dataset_size",
+            "dataset_size or learn_labels=True",
+            "dataset_size",
         )
     elif config.learn_labels:
         n = env.action_space.n
-        data["logits"] = config.label_init_logit * jax.nn.one_hot(balanced_labels(d, n), n, dtype=jnp.float32)
+        data["logits"] = config.label_init_logit * jax.nn.one_hot(
+            balanced_labels(d, n), n, dtype=jnp.float32
+        )
     return data
 
 
@@ -239,7 +265,11 @@ def make_policy_for(config: HadesConfig, env: Env) -> Policy:
     kind = config.policy.kind
     if kind == "auto":
         kind = "categorical" if isinstance(env.action_space, Discrete) else "gaussian"
-    return make_policy(dataclasses.replace(config.policy, kind=kind), env.action_space, tuple(env.observation_shape))
+    return make_policy(
+        dataclasses.replace(config.policy, kind=kind),
+        env.action_space,
+        tuple(env.observation_shape),
+    )
 
 
 def make_mesh(num_devices: int | None) -> Mesh | None:
@@ -247,7 +277,9 @@ def make_mesh(num_devices: int | None) -> Mesh | None:
     devices = jax.devices()
     n = len(devices) if num_devices is None else num_devices
     if n > len(devices):
-        raise ValueError(f"num_devices={n} but only {len(devices)} device(s) are visible: {devices}")
+        raise ValueError(
+            f"num_devices={n} but only {len(devices)} device(s) are visible: {devices}"
+        )
     if n == 1:
         return None
     return Mesh(np.asarray(devices[:n]), (POP_AXIS,))
@@ -306,9 +338,15 @@ class Hades:
         and the default of ``jaxbc bc`` on them)."""
         cfg = self.config
         return BCConfig(
-            policy=dataclasses.replace(cfg.policy, kind=self.policy.kind), members=1, steps=cfg.inner_steps,
-            full_batch=True, lr=cfg.inner_lr, max_grad_norm=cfg.max_grad_norm, adam_eps=cfg.adam_eps,
-            normalize_obs=False, normalize_actions=False,
+            policy=dataclasses.replace(cfg.policy, kind=self.policy.kind),
+            members=1,
+            steps=cfg.inner_steps,
+            full_batch=True,
+            lr=cfg.inner_lr,
+            max_grad_norm=cfg.max_grad_norm,
+            adam_eps=cfg.adam_eps,
+            normalize_obs=False,
+            normalize_actions=False,
         )
 
     def policy_fn(self) -> PolicyFn:
@@ -324,13 +362,19 @@ class Hades:
         or every episode ending in the window (``fitness_episodes="all"``)."""
         cfg = self.config
         if cfg.fitness_episodes == "all":
-            return window_return_fn(self.env, self.policy_fn(), cfg.num_envs, self.eval_steps)(params, key)
-        return episode_returns(self.env, self.policy_fn(), params, key, cfg.num_envs, self.eval_steps).mean()
+            return window_return_fn(self.env, self.policy_fn(), cfg.num_envs, self.eval_steps)(
+                params, key
+            )
+        return episode_returns(
+            self.env, self.policy_fn(), params, key, cfg.num_envs, self.eval_steps
+        ).mean()
 
     def fitness(self, data: dict, inits: Any, key: jax.Array) -> jax.Array:
         """Return of policies trained on ``data`` from each of the ``k`` stacked ``inits``, averaged."""
         k = jax.tree.leaves(inits)[0].shape[0]
-        return jax.vmap(lambda init, kk: self.returns(self.train(data, init), kk))(inits, jax.random.split(key, k)).mean()
+        return jax.vmap(lambda init, kk: self.returns(self.train(data, init), kk))(
+            inits, jax.random.split(key, k)
+        ).mean()
 
     @property
     def member_block(self) -> int:
@@ -382,7 +426,12 @@ class Hades:
         es_state = self.strategy.init(k_es, self.template, params)
         fixed = self.policy.init(k_policy) if self.config.variant == "F" else None
         state = HadesState(
-            es_state, k_run, fixed, self.template, jnp.asarray(-jnp.inf, jnp.float32), jnp.zeros((), jnp.int32)
+            es_state,
+            k_run,
+            fixed,
+            self.template,
+            jnp.asarray(-jnp.inf, jnp.float32),
+            jnp.zeros((), jnp.int32),
         )
         # strong types everywhere, as after a generation: one compiled scan serves every chunk
         return jax.tree.map(lambda x: jnp.asarray(x, x.dtype) if _is_array(x) else x, state)
@@ -394,23 +443,29 @@ class Hades:
         population, es_state = self.strategy.ask(k_ask, state.es_state, params)
         leaves = jax.tree.leaves(population)
         chex.assert_tree_shape_prefix(population, (leaves[0].shape[0],))
-        chex.assert_trees_all_equal_structs(
-            jax.tree.map(lambda x: x[0], population), self.template
-        )
+        chex.assert_trees_all_equal_structs(jax.tree.map(lambda x: x[0], population), self.template)
         inits = self.generation_inits(state, k_init)
         returns = _sanitize(self.evaluate_population(population, inits, k_eval).astype(jnp.float32))
         es_state, _ = self.strategy.tell(k_tell, population, -returns, es_state, params)
         i = jnp.argmax(returns)
         better = returns[i] > state.best_fitness
-        best_data = jax.tree.map(lambda p, b: jnp.where(better, p[i], b), population, state.best_data)
+        best_data = jax.tree.map(
+            lambda p, b: jnp.where(better, p[i], b), population, state.best_data
+        )
         new = HadesState(
-            es_state, key, state.fixed_init, best_data,
-            jnp.maximum(returns[i], state.best_fitness), state.generation + 1,
+            es_state,
+            key,
+            state.fixed_init,
+            best_data,
+            jnp.maximum(returns[i], state.best_fitness),
+            state.generation + 1,
         )
         summary = Summary(returns.max(), returns.mean(), returns.std())
         return new, GenerationInfo(summary, returns, population, inits, k_eval)
 
-    def scan_generations(self, state: HadesState, num_generations: int) -> tuple[HadesState, Summary]:
+    def scan_generations(
+        self, state: HadesState, num_generations: int
+    ) -> tuple[HadesState, Summary]:
         """``num_generations`` generations as one ``lax.scan`` (pure; jit it)."""
 
         def body(s, _):
@@ -423,7 +478,9 @@ class Hades:
     def _scan_jit(self):
         return jax.jit(self.scan_generations, static_argnums=1)
 
-    def step_generations(self, state: HadesState, num_generations: int) -> tuple[HadesState, Summary]:
+    def step_generations(
+        self, state: HadesState, num_generations: int
+    ) -> tuple[HadesState, Summary]:
         """Jitted :meth:`scan_generations` (one compile per distinct ``num_generations``)."""
         if num_generations < 1:
             raise ValueError(f"num_generations must be >= 1, got {num_generations}")
@@ -437,7 +494,9 @@ class Hades:
         """The strategy's current mean dataset (needs ``strategy.get_mean``)."""
         get_mean = getattr(self.strategy, "get_mean", None)
         if get_mean is None:
-            raise ValueError(f"{type(self.strategy).__name__} has no get_mean(state); use the best dataset instead")
+            raise ValueError(
+                f"{type(self.strategy).__name__} has no get_mean(state); use the best dataset instead"
+            )
         return get_mean(state.es_state)
 
     @functools.cached_property
@@ -468,5 +527,9 @@ def make_hades(config: HadesConfig, strategy: Any, env: Env | None = None) -> Ha
         raise ValueError("learn_labels applies to discrete actions only")
     policy = make_policy_for(config, env)
     if (policy.kind == "categorical") != isinstance(env.action_space, Discrete):
-        raise ValueError(f"policy kind {policy.kind} does not fit the action space {env.action_space}")
-    return Hades(config, strategy, env, policy, solution_template(config, env), make_mesh(config.num_devices))
+        raise ValueError(
+            f"policy kind {policy.kind} does not fit the action space {env.action_space}"
+        )
+    return Hades(
+        config, strategy, env, policy, solution_template(config, env), make_mesh(config.num_devices)
+    )

@@ -23,8 +23,16 @@ from jaxbc.io import atomic_write_bytes
 # distinct colours for MinAtar channels (tab10 order)
 CHANNEL_COLORS = np.array(
     [
-        [0.12, 0.47, 0.71], [1.00, 0.50, 0.05], [0.17, 0.63, 0.17], [0.84, 0.15, 0.16], [0.58, 0.40, 0.74],
-        [0.55, 0.34, 0.29], [0.89, 0.47, 0.76], [0.50, 0.50, 0.50], [0.74, 0.74, 0.13], [0.09, 0.75, 0.81],
+        [0.12, 0.47, 0.71],
+        [1.00, 0.50, 0.05],
+        [0.17, 0.63, 0.17],
+        [0.84, 0.15, 0.16],
+        [0.58, 0.40, 0.74],
+        [0.55, 0.34, 0.29],
+        [0.89, 0.47, 0.76],
+        [0.50, 0.50, 0.50],
+        [0.74, 0.74, 0.13],
+        [0.09, 0.75, 0.81],
     ],
     np.float32,
 )
@@ -69,12 +77,16 @@ def distilled_dataset(
         action = action.astype(np.int32)
         if "logits" in data:  # soft labels are stored as their argmax: one-hot targets
             saved["logits"] = 1e4 * np.eye(env.action_space.n, dtype=np.float32)[action]
-    changed = "logits" in data or ("action" in data and not np.array_equal(saved["action"], np.asarray(data["action"])))
+    changed = "logits" in data or (
+        "action" in data and not np.array_equal(saved["action"], np.asarray(data["action"]))
+    )
     if fitness is None or changed:
         if which == "best" and not changed and fitness is None:
             fitness = float(state.best_fitness)
         else:  # the stored fitness must belong to the stored data
-            fitness = float(hades.evaluate_data(state, saved, key if key is not None else jax.random.key(0)))
+            fitness = float(
+                hades.evaluate_data(state, saved, key if key is not None else jax.random.key(0))
+            )
     d = obs.shape[0]
     ds = Dataset(
         obs=obs,
@@ -95,12 +107,19 @@ def distilled_dataset(
     return validate(ds, where="distilled dataset")
 
 
-def save_curves(history: dict[str, np.ndarray], csv_path: str | Path, png_path: str | Path | None = None, title: str = "") -> None:
+def save_curves(
+    history: dict[str, np.ndarray],
+    csv_path: str | Path,
+    png_path: str | Path | None = None,
+    title: str = "",
+) -> None:
     """Fitness curves (population best/mean +- std per generation) as CSV and a plot."""
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["generation", "best", "mean", "std"])
-    for row in zip(history["generation"], history["best"], history["mean"], history["std"], strict=True):
+    for row in zip(
+        history["generation"], history["best"], history["mean"], history["std"], strict=True
+    ):
         w.writerow([int(row[0]), *(f"{float(v):.6g}" for v in row[1:])])
     atomic_write_bytes(csv_path, buf.getvalue().encode())
     if png_path is None:
@@ -138,7 +157,11 @@ def plot_dataset(dataset: Dataset, path: str | Path, title: str = "") -> None:
 
     def label(i):
         a = actions[i]
-        return f"a={int(a)}" if dataset.discrete else "a=[" + ", ".join(f"{x:.2f}" for x in np.atleast_1d(a)[:3]) + "]"
+        return (
+            f"a={int(a)}"
+            if dataset.discrete
+            else "a=[" + ", ".join(f"{x:.2f}" for x in np.atleast_1d(a)[:3]) + "]"
+        )
 
     if obs.ndim == 4:
         cols = min(d, 8)
@@ -153,7 +176,9 @@ def plot_dataset(dataset: Dataset, path: str | Path, title: str = "") -> None:
         flat = obs.reshape(d, -1)
         fig, ax = plt.subplots(figsize=(max(3.0, 0.5 * flat.shape[1] + 2), max(2.0, 0.35 * d + 1)))
         lim = float(np.abs(flat).max()) or 1.0
-        im = ax.imshow(flat, cmap="coolwarm", vmin=-lim, vmax=lim, aspect="auto", interpolation="nearest")
+        im = ax.imshow(
+            flat, cmap="coolwarm", vmin=-lim, vmax=lim, aspect="auto", interpolation="nearest"
+        )
         ax.set_yticks(range(d), [label(i) for i in range(d)], fontsize=7)
         ax.set_xlabel("state feature")
         fig.colorbar(im, ax=ax)

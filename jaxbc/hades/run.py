@@ -46,7 +46,9 @@ class HadesRun:
     config_changes: tuple = ()  # settings changed on resume (allow_config_change), oldest first
 
 
-def run_settings(config: HadesConfig, strategy: Any, key: jax.Array, extra: dict | None = None) -> dict:
+def run_settings(
+    config: HadesConfig, strategy: Any, key: jax.Array, extra: dict | None = None
+) -> dict:
     """What identifies a run in its checkpoint directory: the config (not the device count),
     the strategy (name, population, a digest of its parameters), the PRNG key, and ``extra``."""
     import hashlib
@@ -63,7 +65,9 @@ def run_settings(config: HadesConfig, strategy: Any, key: jax.Array, extra: dict
     }
     if hasattr(strategy, "sigma"):
         strat["sigma"] = float(strategy.sigma)
-    key_data = np.asarray(jax.random.key_data(key) if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) else key)
+    key_data = np.asarray(
+        jax.random.key_data(key) if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) else key
+    )
     return {"config": cfg, "strategy": strat, "key": key_data.ravel().tolist(), **(extra or {})}
 
 
@@ -87,7 +91,10 @@ def _restore(
     if check_config and saved_config.exists() and not (directory / RUN_FILE).exists():  # older runs
         saved = json.loads(saved_config.read_text())
         current = json.loads(json.dumps(config.to_dict()))
-        saved.pop("num_devices", None), current.pop("num_devices", None)  # resuming elsewhere is fine
+        (
+            saved.pop("num_devices", None),
+            current.pop("num_devices", None),
+        )  # resuming elsewhere is fine
         if saved != current:
             raise ValueError(
                 f"{directory} holds a HaDES run with another config ({saved_config}); "
@@ -143,7 +150,9 @@ def run_hades(
     all_settings = run_settings(config, strategy, key, settings)
     changes: list[dict] = []
     if directory is not None:  # before any compile or write: a refused resume leaves it untouched
-        changes = check_run_settings(directory, all_settings, resume, allow_config_change, "HaDES run")
+        changes = check_run_settings(
+            directory, all_settings, resume, allow_config_change, "HaDES run"
+        )
     hades = make_hades(config, strategy, env)
     state = jax.jit(hades.init)(key)
     history = _empty_history()
@@ -161,7 +170,14 @@ def run_hades(
     resumed_from = done
     from tqdm.auto import tqdm
 
-    with tqdm(total=generations, initial=min(done, generations), desc="hades", unit="gen", file=sys.stderr, disable=not progress) as bar:
+    with tqdm(
+        total=generations,
+        initial=min(done, generations),
+        desc="hades",
+        unit="gen",
+        file=sys.stderr,
+        disable=not progress,
+    ) as bar:
         while done < generations:
             n = min(checkpoint_every, generations - done)
             state, summary = hades.step_generations(state, n)
@@ -174,5 +190,7 @@ def run_hades(
                 _save(directory, state, history, done)
             bar.update(n)
             bar.set_postfix(best=f"{history['best'][-1]:.1f}", mean=f"{history['mean'][-1]:.1f}")
-    arrays = {k: np.asarray(v, np.int64 if k == "generation" else np.float32) for k, v in history.items()}
+    arrays = {
+        k: np.asarray(v, np.int64 if k == "generation" else np.float32) for k, v in history.items()
+    }
     return HadesRun(hades, state, arrays, resumed_from, tuple(changes))

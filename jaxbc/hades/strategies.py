@@ -48,7 +48,11 @@ def _raw(population, fitness, state, params):
     return fitness
 
 
-SHAPING_FNS: dict[str, Callable] = {"raw": _raw, "centered_ranks": _centered_ranks, "z_score": _z_score}
+SHAPING_FNS: dict[str, Callable] = {
+    "raw": _raw,
+    "centered_ranks": _centered_ranks,
+    "z_score": _z_score,
+}
 
 
 def fitness_shaping_fn(name: str) -> Callable:
@@ -56,7 +60,9 @@ def fitness_shaping_fn(name: str) -> Callable:
     try:
         return SHAPING_FNS[name]
     except KeyError:
-        raise ValueError(f"unknown fitness shaping {name!r}; choose from {FITNESS_SHAPINGS}") from None
+        raise ValueError(
+            f"unknown fitness shaping {name!r}; choose from {FITNESS_SHAPINGS}"
+        ) from None
 
 
 def softmax_rank_weights(population_size: int, temperature: float = 20.0) -> jax.Array:
@@ -109,7 +115,9 @@ class Strategy:
     def ask(self, key: jax.Array, state: Any, params: Any) -> tuple[Any, Any]:
         return self.es.ask(key, state, params)
 
-    def tell(self, key: jax.Array, population: Any, fitness: jax.Array, state: Any, params: Any) -> tuple[Any, Any]:
+    def tell(
+        self, key: jax.Array, population: Any, fitness: jax.Array, state: Any, params: Any
+    ) -> tuple[Any, Any]:
         return self.es.tell(key, population, fitness, state, params)
 
     def get_mean(self, state: Any) -> Any:
@@ -119,7 +127,9 @@ class Strategy:
         return self.es.get_mean(state)
 
 
-def make_strategy(name: str, population_size: int, solution_template: Any, **params: Any) -> Strategy:
+def make_strategy(
+    name: str, population_size: int, solution_template: Any, **params: Any
+) -> Strategy:
     """Build ``evosax.algorithms.algorithms[name]`` for a solution shaped like ``solution_template``.
 
     ``params`` may name constructor arguments of the algorithm (``optimizer=``,
@@ -139,7 +149,9 @@ def make_strategy(name: str, population_size: int, solution_template: Any, **par
     from evosax.algorithms.population_based.base import PopulationBasedAlgorithm
 
     if name not in algorithms:
-        raise ValueError(f"unknown evosax algorithm {name!r}; choose from {', '.join(sorted(algorithms))}")
+        raise ValueError(
+            f"unknown evosax algorithm {name!r}; choose from {', '.join(sorted(algorithms))}"
+        )
     from jaxbc.validation import check_float, check_int
 
     check_int("population_size", population_size, 2)  # an ES ranks members: one cannot be ranked
@@ -148,7 +160,11 @@ def make_strategy(name: str, population_size: int, solution_template: Any, **par
     if params.get("lr") is not None:
         check_float("lr", params["lr"], 0.0, lo_open=True)
     cls = algorithms[name]
-    ctor_names = set(inspect.signature(cls.__init__).parameters) - {"self", "population_size", "solution"}
+    ctor_names = set(inspect.signature(cls.__init__).parameters) - {
+        "self",
+        "population_size",
+        "solution",
+    }
     params = dict(params)
     sigma = params.pop("sigma", None)
     lr = params.pop("lr", None)
@@ -167,12 +183,20 @@ def make_strategy(name: str, population_size: int, solution_template: Any, **par
     try:
         es = cls(population_size=population_size, solution=solution_template, **ctor)
     except (TypeError, AssertionError) as e:
-        raise ValueError(f"cannot build {name} with population {population_size} and {sorted(ctor)}: {e!r}") from e
+        raise ValueError(
+            f"cannot build {name} with population {population_size} and {sorted(ctor)}: {e!r}"
+        ) from e
     es_params = es.default_params
-    fields = {f.name for f in dataclasses.fields(es_params)} if dataclasses.is_dataclass(es_params) else set()
+    fields = (
+        {f.name for f in dataclasses.fields(es_params)}
+        if dataclasses.is_dataclass(es_params)
+        else set()
+    )
     if sigma is not None:
         if "std_init" not in fields:
-            raise ValueError(f"{name} has neither std_schedule nor std_init, so sigma= does not apply")
+            raise ValueError(
+                f"{name} has neither std_schedule nor std_init, so sigma= does not apply"
+            )
         params["std_init"] = sigma
     unknown = set(params) - fields
     if unknown:
