@@ -16,6 +16,7 @@ import json as jsonlib
 import sys
 import time
 from functools import partial
+from pathlib import Path
 from typing import Annotated
 
 import jax
@@ -25,7 +26,7 @@ import tyro
 from jaxbc.bc import BCConfig, PolicyConfig, make_bc_train, swarm_bc_loss
 from jaxbc.data import Dataset
 from jaxbc.envs import Box
-from jaxbc.io import enable_compilation_cache, machine_description
+from jaxbc.io import atomic_write_json, enable_compilation_cache, machine_description
 
 
 def synthetic_dataset(
@@ -106,12 +107,14 @@ def main(
     steps: int = 2000,
     members: int = 8,
     repeats: int = 3,
+    out: Path | None = None,
     json: Annotated[bool, tyro.conf.arg(name="json")] = False,
 ) -> dict:
     """Args:
     steps: gradient steps per timed run.
     members: ensemble size.
     repeats: timed runs per setting (best is reported).
+    out: also write the results (with the command and date) to this JSON file.
     json: print one JSON object as the last stdout line.
     """
     data = synthetic_dataset()
@@ -148,6 +151,13 @@ def main(
     )
     for fn in EXTRA.values():
         results.update(fn(repeats=repeats))
+    if out is not None:
+        record = {
+            "command": "python benchmarks/speed.py " + " ".join(sys.argv[1:]),
+            "date": time.strftime("%Y-%m-%d"),
+            **results,
+        }
+        atomic_write_json(out, record)
     if json:
         print(jsonlib.dumps(results))
     else:
