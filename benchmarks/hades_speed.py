@@ -10,9 +10,10 @@ population 64, 2x512 ReLU, 64 full-batch inner steps, 8 envs x 1024 steps), ``ho
 4 envs x 256 steps) and, with ``--paper``, ``paper_breakout`` / ``paper_hopper``
 (population 2048, HaDES-R with k=2, the paper's settings).
 
-For each: seconds per generation (mean of ``--generations`` after compiling), the same
-shapes' inner training alone and fitness rollouts alone, and the env steps alone (constant
-actions). FLOPs are counted from the config (matmuls; inner steps forward + backward = 3x
+For each: seconds per generation (mean of ``--generations`` after compiling; the
+population evaluated in ``member_block`` blocks), the same shapes' inner training alone and
+fitness rollouts alone (each one vmap over the population, not blocked), and the env steps
+alone (constant actions). FLOPs are counted from the config (matmuls; inner steps forward + backward = 3x
 forward, rollouts forward only). Floors: ``flop_floor_s`` = FLOPs / the rate of a
 member-blocked MLP chain of the rollout's shapes measured here (``chain_tflops``; the
 large-matmul rate is reported for reference), ``bandwidth_floor_s`` = the bytes of policy
