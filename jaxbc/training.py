@@ -45,6 +45,14 @@ def adam_optimizer(
     return optax.chain(optax.clip_by_global_norm(max_grad_norm), adam)
 
 
+def split_static(options: dict[str, Any]) -> tuple[tuple, dict[str, Any]]:
+    """Split keyword options into static ones (strings, bools, None: hashable, part of a
+    compiled program's identity) and data (numbers, arrays, pytrees: traced)."""
+    is_static = {k: isinstance(v, (str, bool)) or v is None for k, v in options.items()}
+    static = tuple(sorted((k, v) for k, v in options.items() if is_static[k]))
+    return static, {k: v for k, v in options.items() if not is_static[k]}
+
+
 def per_member(tx: optax.GradientTransformation) -> optax.GradientTransformation:
     """Apply ``tx`` independently to each slice of a leading member axis (its own clipping
     norm, Adam moments, schedule count): ensembles train as independent policies."""

@@ -40,7 +40,7 @@ from jaxbc.data import Dataset, normalization_stats
 from jaxbc.envs import ActionSpace, Box, Discrete, space_from_dict
 from jaxbc.io import atomic_write_bytes, atomic_write_json
 from jaxbc.rollout import PolicyFn, evaluate_fn
-from jaxbc.training import adam_optimizer, fit, per_member
+from jaxbc.training import adam_optimizer, fit, per_member, split_static
 from jaxbc.validation import check_bc_config
 
 SCHEDULES = ("constant", "cosine", "linear")
@@ -429,10 +429,7 @@ def train_bc(
     ``train_bc(cfg, key, data, swarm_bc_loss, tau=0.25)`` equals
     ``jax.jit(make_bc_train(cfg, partial(swarm_bc_loss, tau=0.25)))(key, data)``.
     """
-    static = tuple(
-        sorted((k, v) for k, v in loss_params.items() if isinstance(v, (str, bool)) or v is None)
-    )
-    data = {k: v for k, v in loss_params.items() if not (isinstance(v, (str, bool)) or v is None)}
+    static, data = split_static(loss_params)
     return _train_bc_jit(loss, static, config, key, dataset, num_valid, data)
 
 

@@ -31,6 +31,7 @@ from jaxbc.bc.train import BCResult, make_policy_fn, net_policy
 from jaxbc.data import Dataset
 from jaxbc.envs import Env
 from jaxbc.rollout import PolicyFn, RolloutCarry, Step, evaluate_fn, init_carry, unroll
+from jaxbc.training import split_static
 
 BETA_SCHEDULES = ("constant", "linear", "exponential")
 
@@ -336,10 +337,7 @@ def run_dagger(
     config structure, expert architecture, dataset shapes and loss function reuse one
     program; ``beta0``, ``beta_decay``, ``gate_threshold``, the BC hyperparameters and
     numeric ``loss_params`` (``tau``) are data."""
-    static = tuple(
-        sorted((k, v) for k, v in loss_params.items() if isinstance(v, (str, bool)) or v is None)
-    )
-    data = {k: v for k, v in loss_params.items() if not (isinstance(v, (str, bool)) or v is None)}
+    static, data = split_static(loss_params)
     return _dagger_jit(loss, static, config, key, expert, initial, data)
 
 
