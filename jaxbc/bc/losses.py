@@ -26,6 +26,7 @@ from jaxbc.bc.policies import (
     ensemble_apply,
     member_actions,
 )
+from jaxbc.training import is_static_zero
 
 
 class Batch(NamedTuple):
@@ -91,7 +92,7 @@ def swarm_penalty_or_metric(
     hidden: tuple[jax.Array, ...], tau: float | jax.Array, form: str = "paper"
 ) -> jax.Array:
     """The penalty, without its (wasted) backward pass when ``tau`` is a concrete 0."""
-    if isinstance(tau, (int, float)) and tau == 0:
+    if is_static_zero(tau):
         hidden = jax.lax.stop_gradient(hidden)
     return hidden_alignment_penalty(hidden, form)
 

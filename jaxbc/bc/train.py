@@ -85,13 +85,7 @@ class BCConfig:
         self.validate()
 
     def validate(self) -> BCConfig:
-        check_bc_config(self)
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"unknown schedule {self.schedule!r}; choose from {SCHEDULES}")
-        if self.eval_every and self.steps % self.eval_every:
-            raise ValueError(
-                f"steps ({self.steps}) must be a multiple of eval_every ({self.eval_every})"
-            )
+        check_bc_config(self)  # every field, the schedule and eval_every's divisibility
         return self
 
     def structure(self) -> tuple:
@@ -223,8 +217,13 @@ def load_policy(directory: str | Path) -> BCResult:
 
 
 def net_policy(config: BCConfig, space: ActionSpace, obs_shape: tuple[int, ...]) -> Policy:
-    pol_cfg = config.policy
-    if config.normalize_actions and isinstance(space, Box):
+    return _net_policy(config.policy, config.normalize_actions, space, tuple(obs_shape))
+
+
+def _net_policy(
+    pol_cfg: PolicyConfig, normalize_actions: bool, space: ActionSpace, obs_shape: tuple[int, ...]
+) -> Policy:
+    if normalize_actions and isinstance(space, Box):
         # bounds in z-space are data dependent, so a normalised-action net is left unbounded
         pol_cfg = dataclasses.replace(pol_cfg, tanh_bounded=False)
     return make_policy(pol_cfg, space, obs_shape)
@@ -257,10 +256,9 @@ class BCPolicyFn:
     @functools.cached_property
     def _policy(self) -> Policy:
         fields = dict(self.structure)
-        pol_cfg = fields["policy"]
-        if fields["normalize_actions"] and isinstance(self.space, Box):
-            pol_cfg = dataclasses.replace(pol_cfg, tanh_bounded=False)
-        return make_policy(pol_cfg, self.space, self.obs_shape)
+        return _net_policy(
+            fields["policy"], fields["normalize_actions"], self.space, self.obs_shape
+        )
 
     def __call__(self, params: Any, obs: jax.Array, key: jax.Array) -> jax.Array:
         policy = self._policy
