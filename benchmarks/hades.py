@@ -568,6 +568,27 @@ def main(
         return
     t0 = time.time()
     rows, curves, transfer_rows = [], [], []
+
+    def write() -> None:  # after every job: a lease or session that ends early keeps its rows
+        meta = {
+            "command": "python benchmarks/hades.py " + " ".join(sys.argv[1:]),
+            "machine": machine_description(),
+            "scale": scale,
+            "wall_time_s": time.time() - t0,
+            "seeds": sc.seeds,
+            "chunk": sc.chunk,
+            "eval_episodes": sc.eval_episodes,
+            "eval_inits": sc.eval_inits,
+            "jax_version": jax.__version__,
+        }
+        atomic_write_json(
+            out_dir / "hades.json", {"meta": meta, "runs": rows, "transfer": transfer_rows}
+        )
+        atomic_write_csv(out_dir / "hades.csv", curves)
+        if transfer_rows:
+            atomic_write_csv(out_dir / "hades_transfer.csv", transfer_rows)
+        write_report(out_dir, meta, rows, transfer_rows)
+
     for job in jobs:
         for variant in job.variants:
             for s in range(seed, seed + sc.seeds):
@@ -576,24 +597,7 @@ def main(
                 curves += curve
                 if transfer:
                     transfer_rows += transfer_rows_for(job, variant, s, ctx, sc)
-    meta = {
-        "command": "python benchmarks/hades.py " + " ".join(sys.argv[1:]),
-        "machine": machine_description(),
-        "scale": scale,
-        "wall_time_s": time.time() - t0,
-        "seeds": sc.seeds,
-        "chunk": sc.chunk,
-        "eval_episodes": sc.eval_episodes,
-        "eval_inits": sc.eval_inits,
-        "jax_version": jax.__version__,
-    }
-    atomic_write_json(
-        out_dir / "hades.json", {"meta": meta, "runs": rows, "transfer": transfer_rows}
-    )
-    atomic_write_csv(out_dir / "hades.csv", curves)
-    if transfer_rows:
-        atomic_write_csv(out_dir / "hades_transfer.csv", transfer_rows)
-    write_report(out_dir, meta, rows, transfer_rows)
+                write()
     print((out_dir / "hades.md").read_text())
 
 

@@ -182,7 +182,13 @@ def check_bc_config(cfg: Any) -> None:
     ):
         value = getattr(cfg, name)
         if _number_or_skip(value):
-            check_float(f"BCConfig.{name}", value, lo, lo_open=lo_open)
+            check_float(
+                f"BCConfig.{name}",
+                value,
+                lo,
+                lo_open=lo_open,
+                allow_none=name == "max_grad_norm",  # None: no clipping
+            )
     if (
         isinstance(cfg.warmup_steps, int)
         and isinstance(cfg.steps, int)

@@ -342,3 +342,21 @@ def test_orthogonal_init_is_flax_and_never_a_batched_qr():
     )
     jaxpr = jax.make_jaxpr(jax.vmap(lambda k: orthogonal()(k, (4, 4))))(keys[0])
     assert [e.primitive.name for e in jaxpr.jaxpr.eqns] == ["scan"]
+
+
+def test_max_grad_norm_none_means_no_clipping(cartpole_data):
+    """``max_grad_norm=None`` (HaDES's inner loop, the recipe stored with distilled data) is
+    a valid config and trains exactly like a clipping norm that never binds."""
+    _, ds = cartpole_data
+    cfg = BCConfig(steps=20, batch_size=32, policy=PolicyConfig(hidden_sizes=(16,)))
+    key = jax.random.key(7)
+    free = make_bc_train(cfg.replace(max_grad_norm=None))(key, ds)
+    loose = make_bc_train(cfg.replace(max_grad_norm=1e9))(key, ds)
+    tight = make_bc_train(cfg.replace(max_grad_norm=1e-4))(key, ds)
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7),
+        free.params["net"],
+        loose.params["net"],
+    )
+    diff = jax.tree.map(lambda a, b: float(np.abs(a - b).max()), free.params, tight.params)
+    assert max(jax.tree.leaves(diff)) > 1e-3  # clipping at 1e-4 binds: None is not that
