@@ -128,3 +128,33 @@ def test_memory_stays_flat_over_100_evaluations(cartpole):
     gc.collect()
     grown = (proc.memory_info().rss - before) / 2**20
     assert c.count == 0 and grown < 20, f"{c.count} compiles, {grown:.1f} MiB growth"
+
+
+def test_hades_reuses_its_programs():
+    """``run_hades`` re-made with equal arguments, then with another inner lr and SNES sigma
+    (``std_init``: strategy params are data), compiles nothing; the distilled data's fitness
+    evaluation is reused the same way. A structural change (population) does compile."""
+    from jaxbc.hades import HadesConfig, make_hades, make_strategy, run_hades, solution_template
+
+    cfg = HadesConfig(
+        dataset_size=2,
+        inner_steps=4,
+        num_envs=2,
+        eval_steps=20,
+        policy=PolicyConfig(hidden_sizes=(8,)),
+    )
+
+    def run(config=cfg, sigma=0.5, population=4, key=0):
+        es = make_strategy("SNES", population, solution_template(config), sigma=sigma)
+        res = run_hades(config, es, jax.random.key(key), 1, progress=False)
+        res.hades.evaluate_data(res.state, res.state.best_data, jax.random.key(key))
+        return res
+
+    assert _recompiles(
+        run, lambda: run(cfg.__class__(**{**vars(cfg), "inner_lr": 0.01}), 0.2, key=1)
+    ) == (0, 0)
+    first, other = run(), run(sigma=0.2)
+    assert float(first.state.es_state.std[0]) != float(other.state.es_state.std[0])  # sigma acted
+    with count_compiles() as c:
+        run(population=6)
+    assert c.count >= 1

@@ -54,6 +54,7 @@ from jaxbc.bc.losses import member_bc_loss
 from jaxbc.bc.policies import Policy, PolicyConfig, make_policy
 from jaxbc.bc.train import BCConfig
 from jaxbc.envs import Box, Discrete, Env
+from jaxbc.hades.strategies import strategy_key
 from jaxbc.rollout import PolicyFn, evaluate_fn, window_return_fn
 from jaxbc.training import adam_optimizer, fit
 
@@ -285,9 +286,20 @@ def make_mesh(num_devices: int | None) -> Mesh | None:
     return Mesh(np.asarray(devices[:n]), (POP_AXIS,))
 
 
+# the inner loop's numbers: traced data in the compiled programs (changing them reuses them)
+HYPER_FIELDS = ("inner_lr", "adam_eps", "max_grad_norm")
+
+
 @dataclass(frozen=True, eq=False)
 class Hades:
-    """Pure HaDES pieces for one env/config/strategy; see the module docstring."""
+    """Pure HaDES pieces for one env/config/strategy; see the module docstring.
+
+    Two ``Hades`` are equal when their structure is (config up to :data:`HYPER_FIELDS`, the
+    strategy's :func:`strategy_key`, env, mesh): the jitted entry points
+    (:meth:`initial_state`, :meth:`step_generations`, :meth:`evaluate_data`) are keyed by that
+    and take the inner loop's numbers and the strategy's ``params`` as data, so a re-made
+    ``Hades`` or one with another ``inner_lr`` or SNES ``std_init`` reuses their programs.
+    """
 
     config: HadesConfig
     strategy: Any
@@ -295,6 +307,40 @@ class Hades:
     policy: Policy
     template: Any
     mesh: Mesh | None
+    es_params: Any = None  # the strategy's params inside a program (traced); None: its default
+
+    @property
+    def params(self) -> Any:
+        """The strategy's params (evosax's ``params``), passed to init/ask/tell."""
+        return self.strategy.default_params if self.es_params is None else self.es_params
+
+    @functools.cached_property
+    def structure(self) -> tuple:
+        cfg = self.config
+        placeholders = {k: 1.0 for k in HYPER_FIELDS if getattr(cfg, k) is not None}
+        return (
+            dataclasses.replace(cfg, **placeholders),
+            strategy_key(self.strategy),
+            self.env,
+            self.mesh,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Hades) and self.structure == other.structure
+
+    def __hash__(self) -> int:
+        return hash(self.structure)
+
+    def hyperparams(self) -> dict:
+        """The numbers a program takes as data: the inner loop's and the strategy's params."""
+        cfg = self.config
+        inner = {k: getattr(cfg, k) for k in HYPER_FIELDS if getattr(cfg, k) is not None}
+        return {"inner": inner, "es": self.params}
+
+    def with_hyperparams(self, hyper: dict) -> Hades:
+        """This structure with ``hyper`` (possibly traced) in place of its numbers."""
+        config = dataclasses.replace(self.config, **hyper["inner"])
+        return dataclasses.replace(self, config=config, es_params=hyper["es"])
 
     @property
     def eval_steps(self) -> int:
@@ -422,8 +468,7 @@ class Hades:
     # --- outer loop --------------------------------------------------------------------
     def init(self, key: jax.Array) -> HadesState:
         k_es, k_policy, k_run = jax.random.split(key, 3)
-        params = self.strategy.default_params
-        es_state = self.strategy.init(k_es, self.template, params)
+        es_state = self.strategy.init(k_es, self.template, self.params)
         fixed = self.policy.init(k_policy) if self.config.variant == "F" else None
         state = HadesState(
             es_state,
@@ -439,7 +484,7 @@ class Hades:
     def generation(self, state: HadesState) -> tuple[HadesState, GenerationInfo]:
         """ask -> evaluate the population -> tell (fitness ``-returns``: evosax minimises)."""
         key, k_ask, k_init, k_eval, k_tell = jax.random.split(state.key, 5)
-        params = self.strategy.default_params
+        params = self.params
         population, es_state = self.strategy.ask(k_ask, state.es_state, params)
         leaves = jax.tree.leaves(population)
         chex.assert_tree_shape_prefix(population, (leaves[0].shape[0],))
@@ -474,21 +519,22 @@ class Hades:
 
         return jax.lax.scan(body, state, None, length=num_generations)
 
-    @functools.cached_property
-    def _scan_jit(self):
-        return jax.jit(self.scan_generations, static_argnums=1)
+    def initial_state(self, key: jax.Array) -> HadesState:
+        """Jitted :meth:`init` (one compile per structure)."""
+        return _init_program(self, self.hyperparams(), key)
 
     def step_generations(
         self, state: HadesState, num_generations: int
     ) -> tuple[HadesState, Summary]:
-        """Jitted :meth:`scan_generations` (one compile per distinct ``num_generations``)."""
+        """Jitted :meth:`scan_generations` (one compile per structure and distinct
+        ``num_generations``)."""
         if num_generations < 1:
             raise ValueError(f"num_generations must be >= 1, got {num_generations}")
-        return self._scan_jit(state, num_generations)
+        return _scan_program(self, self.hyperparams(), state, num_generations)
 
     def run(self, key: jax.Array, generations: int) -> tuple[HadesState, Summary]:
         """Initialise and run ``generations`` generations in one scan."""
-        return self.step_generations(jax.jit(self.init)(key), generations)
+        return self.step_generations(self.initial_state(key), generations)
 
     def mean_data(self, state: HadesState) -> dict:
         """The strategy's current mean dataset (needs ``strategy.get_mean``)."""
@@ -499,17 +545,31 @@ class Hades:
             )
         return get_mean(state.es_state)
 
-    @functools.cached_property
-    def _fitness_jit(self):
-        def evaluate(state, data, key):
-            k_init, k_eval = jax.random.split(key)
-            return self.fitness(data, self.generation_inits(state, k_init), k_eval)
-
-        return jax.jit(evaluate)
-
     def evaluate_data(self, state: HadesState, data: dict, key: jax.Array) -> jax.Array:
         """Fitness of one synthetic dataset with this variant's inits (HaDES-R: fresh ones)."""
-        return self._fitness_jit(state, data, key)
+        return _fitness_program(self, self.hyperparams(), state, data, key)
+
+
+# module-level programs keyed by a Hades's structure; its numbers arrive as data
+@functools.partial(jax.jit, static_argnums=0)
+def _init_program(hades: Hades, hyper: dict, key: jax.Array) -> HadesState:
+    return hades.with_hyperparams(hyper).init(key)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 3))
+def _scan_program(
+    hades: Hades, hyper: dict, state: HadesState, num_generations: int
+) -> tuple[HadesState, Summary]:
+    return hades.with_hyperparams(hyper).scan_generations(state, num_generations)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _fitness_program(
+    hades: Hades, hyper: dict, state: HadesState, data: dict, key: jax.Array
+) -> jax.Array:
+    h = hades.with_hyperparams(hyper)
+    k_init, k_eval = jax.random.split(key)
+    return h.fitness(data, h.generation_inits(state, k_init), k_eval)
 
 
 def make_hades(config: HadesConfig, strategy: Any, env: Env | None = None) -> Hades:

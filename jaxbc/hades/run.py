@@ -154,7 +154,7 @@ def run_hades(
             directory, all_settings, resume, allow_config_change, "HaDES run"
         )
     hades = make_hades(config, strategy, env)
-    state = jax.jit(hades.init)(key)
+    state = hades.initial_state(key)
     history = _empty_history()
     done = 0
     if directory is not None and resume:

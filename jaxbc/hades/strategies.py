@@ -28,6 +28,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
@@ -94,6 +95,9 @@ class Strategy:
     params: Any
     population_based: bool = False
     population_init_std: float = 0.1
+    # what makes its programs (algorithm, population, solution shapes, constructor options;
+    # not ``params``, which are data): HaDES keys compiled programs by it. None: identity
+    cache_key: Any = None
 
     @property
     def population_size(self) -> int:
@@ -166,6 +170,7 @@ def make_strategy(
         "solution",
     }
     params = dict(params)
+    given = dict(params)
     sigma = params.pop("sigma", None)
     lr = params.pop("lr", None)
     shaping = params.pop("fitness_shaping", "default")
@@ -198,6 +203,7 @@ def make_strategy(
                 f"{name} has neither std_schedule nor std_init, so sigma= does not apply"
             )
         params["std_init"] = sigma
+        given["std_init"] = given.pop("sigma")  # data, like the other params
     unknown = set(params) - fields
     if unknown:
         raise ValueError(
@@ -206,7 +212,34 @@ def make_strategy(
         )
     if params:
         es_params = es_params.replace(**{k: jnp.asarray(v) for k, v in params.items()})
-    return Strategy(name, es, es_params, issubclass(cls, PopulationBasedAlgorithm), float(init_std))
+    # options that went into es_params are data; the rest shaped the algorithm object
+    structural = {k: v for k, v in given.items() if k not in params and k != "population_init_std"}
+    population_based = issubclass(cls, PopulationBasedAlgorithm)
+    solution = [(x.shape, str(x.dtype)) for x in jax.tree.leaves(solution_template)]
+    cache_key = (
+        name,
+        population_size,
+        str(jax.tree.structure(solution_template)),
+        tuple(solution),
+        _freeze(structural),
+        float(init_std) if population_based else None,  # only population-based ones use it
+    )
+    return Strategy(name, es, es_params, population_based, float(init_std), cache_key)
+
+
+def _freeze(value: Any) -> Any:
+    """A hashable stand-in for an option: numbers, strings and arrays by value, containers
+    element-wise, anything else (an optax transformation, a function) by identity."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, dict):
+        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):
+        return tuple(_freeze(v) for v in value)
+    if isinstance(value, (jax.Array, np.ndarray, np.generic)):
+        a = np.asarray(value)
+        return ("array", a.shape, str(a.dtype), a.tobytes())
+    return _Identity(value)
 
 
 def paper_strategy_options(name: str, population_size: int) -> dict[str, Any]:
@@ -240,3 +273,23 @@ class HillClimber:
 
     def get_mean(self, state):
         return state
+
+
+def strategy_key(strategy: Any) -> Any:
+    """What identifies a strategy's program: its ``cache_key`` (:func:`make_strategy` sets one
+    from the algorithm, population, solution shapes and constructor options), else the object
+    itself (compared by identity: a rebuilt custom strategy compiles anew)."""
+    return getattr(strategy, "cache_key", None) or _Identity(strategy)
+
+
+class _Identity:
+    """Hash and compare an object by identity, holding it (so its id is not reused)."""
+
+    def __init__(self, obj: Any):
+        self.obj = obj
+
+    def __hash__(self) -> int:
+        return id(self.obj)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Identity) and other.obj is self.obj
