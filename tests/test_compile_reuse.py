@@ -1,6 +1,8 @@
 """Interactive use: repeated calls with equal arguments, and changed hyperparameters, reuse
 compiled programs (counted with JAX's own compile events, not timing)."""
 
+import dataclasses
+
 import jax
 import pytest
 
@@ -134,7 +136,7 @@ def test_hades_reuses_its_programs():
     """``run_hades`` re-made with equal arguments, then with another inner lr and SNES sigma
     (``std_init``: strategy params are data), compiles nothing; the distilled data's fitness
     evaluation is reused the same way. A structural change (population) does compile."""
-    from jaxbc.hades import HadesConfig, make_hades, make_strategy, run_hades, solution_template
+    from jaxbc.hades import HadesConfig, make_strategy, run_hades, solution_template
 
     cfg = HadesConfig(
         dataset_size=2,
@@ -150,9 +152,10 @@ def test_hades_reuses_its_programs():
         res.hades.evaluate_data(res.state, res.state.best_data, jax.random.key(key))
         return res
 
-    assert _recompiles(
-        run, lambda: run(cfg.__class__(**{**vars(cfg), "inner_lr": 0.01}), 0.2, key=1)
-    ) == (0, 0)
+    assert _recompiles(run, lambda: run(dataclasses.replace(cfg, inner_lr=0.01), 0.2, key=1)) == (
+        0,
+        0,
+    )
     first, other = run(), run(sigma=0.2)
     assert float(first.state.es_state.std[0]) != float(other.state.es_state.std[0])  # sigma acted
     with count_compiles() as c:
