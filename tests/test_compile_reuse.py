@@ -161,3 +161,39 @@ def test_hades_reuses_its_programs():
     with count_compiles() as c:
         run(population=6)
     assert c.count >= 1
+
+
+def test_dbc_training_reuses_programs():
+    """DBC: another lambda_dm and another (equally shaped) diffusion model are data."""
+    import numpy as np
+
+    from jaxbc.bc import dbc_loss
+    from jaxbc.data import Dataset
+    from jaxbc.diffusion import DiffusionConfig, make_diffusion_train
+    from jaxbc.envs import Box
+
+    rng = np.random.default_rng(0)
+    n = 64
+    obs = rng.normal(size=(n, 2)).astype(np.float32)
+    data = Dataset(
+        obs=obs,
+        action=np.tanh(obs[:, :1]),
+        reward=np.zeros(n, np.float32),
+        next_obs=obs,
+        terminated=np.zeros(n, bool),
+        truncated=np.zeros(n, bool),
+        episode_id=np.zeros(n, np.int32),
+        episode_returns=np.zeros(1, np.float32),
+        env_id="toy",
+        action_space=Box((-1.0,), (1.0,)),
+        observation_shape=(2,),
+    )
+    train_dm = jax.jit(
+        make_diffusion_train(DiffusionConfig(T=10, hidden=8, steps=5, batch_size=16))
+    )
+    dm_a, dm_b = train_dm(jax.random.key(0), data), train_dm(jax.random.key(1), data)
+    cfg = CFG.replace(members=2)
+    assert _recompiles(
+        lambda: train_bc(cfg, jax.random.key(0), data, dbc_loss, diffusion=dm_a, lambda_dm=0.2),
+        lambda: train_bc(cfg, jax.random.key(0), data, dbc_loss, diffusion=dm_b, lambda_dm=30.0),
+    ) == (0, 0)
