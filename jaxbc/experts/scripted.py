@@ -12,6 +12,12 @@ along the centre line (the two modes share these states) to a decision point jus
 of the obstacle, a steep sidestep to a waypoint beside the obstacle, then the goal on that
 side. At the decision point the same observation (up to the tiny offset) is followed by
 opposite sidesteps whose average drives into the obstacle within a few steps.
+
+With ``hide_mode=True`` the env observes ``(x, |y|)``, so no policy of the observation can
+demonstrate both modes: the expert acts on the true position. Its demonstrations
+(:meth:`ScriptedExpert.demonstrations`, which :func:`jaxbc.data.collect` uses) are collected on
+the visible twin (same dynamics and seeds) and their observations hidden afterwards; its
+``policy_fn`` (DAgger labels, rollouts) refuses, and ``meta`` is measured on the twin.
 """
 
 from __future__ import annotations
@@ -22,8 +28,10 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxbc import envs
+from jaxbc.data.dataset import Dataset, collect_policy
 from jaxbc.envs import Env
 from jaxbc.envs.multimodal import TOY, TwoGoalsParams, episode_outcomes, params_of
 from jaxbc.rollout import PolicyFn, random_return
@@ -61,9 +69,13 @@ def _two_goals_policy(p: TwoGoalsParams, deterministic: bool) -> PolicyFn:
     return policy
 
 
+def _visible(env_options: tuple) -> tuple:
+    return tuple((k, v) for k, v in env_options if k != "hide_mode")
+
+
 @functools.lru_cache(maxsize=32)
 def _measured_meta(env_id: str, env_options: tuple, episodes: int) -> dict:
-    expert = ScriptedExpert(env_id, env_options)
+    expert = ScriptedExpert(env_id, _visible(env_options))
     env = expert.make_env()
     out = jax.jit(lambda k: episode_outcomes(env, expert.policy_fn(True, env), None, k, episodes))(
         jax.random.key(0)
@@ -98,7 +110,33 @@ class ScriptedExpert:
         env = env or self.make_env()
         if env.id != self.env_id:
             raise ValueError(f"scripted expert for {self.env_id} cannot act in {env.id}")
-        return _two_goals_policy(params_of(env), bool(deterministic))
+        p = params_of(env)
+        if p.hide_mode:
+            raise ValueError(
+                f"{env.id} with hide_mode=True: the observation (x, |y|) does not say which goal "
+                "the expert heads for, so it cannot act from it; collect its demonstrations with "
+                "jaxbc.data.collect (ScriptedExpert.demonstrations: the visible twin, hidden after)"
+            )
+        return _two_goals_policy(p, bool(deterministic))
+
+    def demonstrations(
+        self, env: Env, num_episodes: int, key: jax.Array, deterministic: bool = True
+    ) -> Dataset:
+        """Demonstrations on ``env``; a hidden-mode env gets the visible twin's episodes (the
+        same seeds and dynamics) with ``(x, |y|)`` observations and its own env options."""
+        p = params_of(env)
+        twin = envs.make(env.id, **dict(_visible(env.options))) if p.hide_mode else env
+        source = f"expert:{self.env_id}:{'deterministic' if deterministic else 'sampled'}"
+        data = collect_policy(
+            twin, self.policy_fn(deterministic, twin), self.params, num_episodes, key, source=source
+        )
+        if not p.hide_mode:
+            return data
+        hide = (
+            np.asarray(p.observe(jnp.asarray(data.obs))),
+            np.asarray(p.observe(jnp.asarray(data.next_obs))),
+        )
+        return data.replace(obs=hide[0], next_obs=hide[1], env_options=tuple(env.options))
 
     def act(self, obs: jax.Array, key: jax.Array, deterministic: bool = True) -> jax.Array:
         return self.policy_fn(deterministic)(self.params, obs, key)
