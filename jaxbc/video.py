@@ -8,8 +8,9 @@ each step; after an episode ends the next frames show the auto-reset episode).
 
 How each family is drawn:
 
-* classic control and the toy task: a simple picture of the observation (PIL), e.g. the
-  cart and pole of CartPole, both links of Acrobot, the car on the hill of MountainCar;
+* classic control, the toy task and the point maze: a simple picture of the observation
+  (PIL), e.g. the cart and pole of CartPole, both links of Acrobot, the car on the hill of
+  MountainCar, the maze's walls, goal and mass;
 * MinAtar: the ``(10, 10, C)`` observation grid, one colour per channel (MinAtar's own
   cubehelix palette), 16 pixels per cell;
 * Brax: MuJoCo's renderer through ``brax.io.image`` with the model's tracking camera when an
@@ -143,6 +144,18 @@ def _classic_frame(
         tip = (ox - s * np.sin(theta), oy - s * np.cos(theta))
         d.line([(ox, oy), tip], fill=(204, 77, 77), width=max(4, int(s * 0.2)))
         d.ellipse([ox - 5, oy - 5, ox + 5, oy + 5], fill=(0, 0, 0))
+    elif env_id.startswith("PointMaze"):  # walls, goal region, the mass
+        from jaxbc.envs.maze import GOAL_CENTRE, MazeParams, walls
+
+        wall = walls()
+        s = min(w / wall.shape[1], h / wall.shape[0])
+        for r, c in zip(*np.nonzero(wall), strict=True):
+            d.rectangle([c * s, r * s, (c + 1) * s, (r + 1) * s], fill=(60, 60, 60))
+        gx, gy = GOAL_CENTRE * s
+        gr = MazeParams(**options).goal_radius * s
+        d.ellipse([gx - gr, gy - gr, gx + gr, gy + gr], fill=(80, 200, 80))
+        ax, ay, ar = float(obs[0]) * s, float(obs[1]) * s, 0.15 * s
+        d.ellipse([ax - ar, ay - ar, ax + ar, ay + ar], fill=(200, 50, 50))
     else:  # the toy task: arena, obstacle, goals, agent
         from jaxbc.envs.multimodal import TwoGoalsParams
 

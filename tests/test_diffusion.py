@@ -27,6 +27,7 @@ from jaxbc.diffusion import (
     make_schedule,
     q_sample,
     sample,
+    sample_timesteps,
     save,
 )
 from jaxbc.envs import Box, Discrete
@@ -85,6 +86,25 @@ def test_schedules_follow_their_formulas():
         make_schedule("quadratic", 10)
     with pytest.raises(ValueError, match="unknown noise schedule"):
         make_diffusion_train(DiffusionConfig(schedule="quadratic"))
+
+
+@pytest.mark.parametrize("batch", [8, 7])
+def test_antithetic_timesteps_pair_up(batch):
+    T = 100
+    t = np.asarray(jax.jit(sample_timesteps, static_argnums=(1, 2, 3))(jax.random.key(0), batch, T))
+    half = (batch + 1) // 2
+    assert t.shape == (batch,) and t.dtype == np.int32 and ((0 <= t) & (t < T)).all()
+    np.testing.assert_array_equal(t[half:] + t[: batch - half], T - 1)
+    # many batches: still uniform on [0, T) (mean (T-1)/2, every step drawn)
+    many = np.asarray(
+        jax.vmap(lambda k: sample_timesteps(k, 64, T))(jax.random.split(jax.random.key(1), 500))
+    )
+    assert abs(many.mean() - (T - 1) / 2) < 1e-9 and len(np.unique(many)) == T
+    plain = np.asarray(sample_timesteps(jax.random.key(0), 64, T, antithetic=False))
+    assert not (plain[32:] + plain[:32] == T - 1).all()
+    assert DiffusionConfig().antithetic
+    with pytest.raises(ValueError, match="antithetic"):
+        DiffusionConfig(antithetic=1)  # type: ignore[arg-type]
 
 
 def test_q_sample_matches_closed_form_moments():

@@ -5,6 +5,7 @@ import json
 import math
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import jax
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 
 from jaxbc import envs
+from jaxbc.bc import BCConfig, PolicyConfig, make_bc_train
 from jaxbc.data import collect
 from jaxbc.envs.multimodal import (
     TWO_GOALS,
@@ -193,3 +195,45 @@ def test_study_smoke(tmp_path):
     md = (tmp_path / "dbc.md").read_text()
     assert "goal reach" in md and "paper return (reference)" in md
     assert (tmp_path / "dbc.csv").exists() and (tmp_path / "dbc.png").stat().st_size > 0
+
+
+# both variants share these options: a start offset BC can resolve and a goal it can hit
+HIDDEN_OPTS = {"start_noise": 0.05, "goal_radius": 0.2}
+
+
+def test_hidden_mode_observes_abs_y_and_demonstrations_come_from_the_visible_twin():
+    hidden = envs.make(TWO_GOALS, hide_mode=True, **HIDDEN_OPTS)
+    assert hidden != envs.make(TWO_GOALS, **HIDDEN_OPTS) and params_of(hidden).hide_mode
+    obs, _ = hidden.step(jax.random.key(0), at([0.0, -0.8]), jnp.asarray([0.0, -1.0]))[:2]
+    assert np.allclose(obs, [0.0, 0.85])  # true y is -0.85
+    expert = scripted_expert(TWO_GOALS, hide_mode=True, **HIDDEN_OPTS)
+    with pytest.raises(ValueError, match="hide_mode=True.*does not say which goal"):
+        expert.policy_fn(True, hidden)
+    key = jax.random.key(4)
+    demos = collect(expert, hidden, 8, key)
+    twin = collect(
+        scripted_expert(TWO_GOALS, **HIDDEN_OPTS), envs.make(TWO_GOALS, **HIDDEN_OPTS), 8, key
+    )
+    assert dict(demos.env_options)["hide_mode"] and demos.size == twin.size
+    np.testing.assert_array_equal(demos.action, twin.action)
+    np.testing.assert_array_equal(demos.obs[:, 1], np.abs(twin.obs[:, 1]))
+    np.testing.assert_array_equal(demos.next_obs[:, 1], np.abs(twin.next_obs[:, 1]))
+    assert (twin.obs[:, 1] < -0.3).any() and (twin.obs[:, 1] > 0.3).any()  # both modes
+    assert expert.meta["goal_fraction"] == 1.0  # measured on the twin
+
+
+def test_bc_fails_when_the_mode_is_hidden():
+    """The same small MSE BC run reaches a goal in the visible task and (almost) never in the
+    hidden-mode one, where the conditional mean of the two routes drives into the obstacle."""
+    cfg = BCConfig(policy=PolicyConfig(hidden_sizes=(64, 64)), steps=800, batch_size=128, lr=3e-3)
+    reach = {}
+    for hide in (False, True):
+        env = envs.make(TWO_GOALS, hide_mode=hide, **HIDDEN_OPTS)
+        data = collect(
+            scripted_expert(TWO_GOALS, hide_mode=hide, **HIDDEN_OPTS), env, 32, jax.random.key(0)
+        )
+        res = jax.jit(make_bc_train(cfg))(jax.random.key(1), data)
+        outcomes = partial(episode_outcomes, env, res.policy_fn(True))
+        out = jax.jit(outcomes, static_argnums=2)(res.params, jax.random.key(2), 100)
+        reach[hide] = float(out.reached.mean())
+    assert reach[False] >= 0.8 and reach[True] <= 0.2, reach

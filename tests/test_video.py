@@ -37,7 +37,10 @@ def test_gif_of_minatar_grid(tmp_path):
     assert np.asarray(imageio.mimread(path)).shape[:3] == (9, 160, 160)
 
 
-@pytest.mark.parametrize("env_id", ["Acrobot-v1", "MountainCar-v0", "Pendulum-v1", "TwoGoals2D-v0"])
+@pytest.mark.parametrize(
+    "env_id",
+    ["Acrobot-v1", "MountainCar-v0", "Pendulum-v1", "TwoGoals2D-v0", "PointMaze-TwoRoutes-v0"],
+)
 def test_drawn_envs_give_frames_that_change(env_id):
     env = envs.make(env_id)
     frames = rollout_frames(

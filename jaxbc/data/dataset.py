@@ -209,9 +209,13 @@ def _first_episodes_jit(env: Env, policy_fn: PolicyFn, num_envs: int, params, ke
 def collect(
     expert, env: Env, num_episodes: int, key: jax.Array, deterministic: bool = True
 ) -> Dataset:
-    """Demonstrations of an :class:`~jaxbc.experts.Expert` on ``env``."""
+    """Demonstrations of an :class:`~jaxbc.experts.Expert` on ``env``. An expert that acts on
+    more than the observation (the hidden-mode toy task's) brings its own ``demonstrations``."""
     if expert.env_id != env.id:
         raise DatasetError(f"expert was trained on {expert.env_id!r}, cannot collect on {env.id!r}")
+    own = getattr(expert, "demonstrations", None)
+    if own is not None:
+        return own(env, num_episodes, key, deterministic)
     source = f"expert:{expert.env_id}:{'deterministic' if deterministic else 'sampled'}"
     return collect_policy(
         env, expert.policy_fn(deterministic, env), expert.params, num_episodes, key, source=source

@@ -12,6 +12,7 @@ from jaxbc.diffusion.train import (
     noise_prediction_loss,
     q_sample,
     sample,
+    sample_timesteps,
     save,
 )
 
@@ -29,6 +30,7 @@ __all__ = [
     "noise_prediction_loss",
     "q_sample",
     "sample",
+    "sample_timesteps",
     "save",
     "schedule_from_betas",
 ]

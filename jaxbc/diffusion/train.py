@@ -45,6 +45,9 @@ class DiffusionConfig:
     lr: float = 1e-3
     max_grad_norm: float = 1.0
     clamp: float = 10.0  # normalised states/actions are clipped to +-clamp
+    # pretraining draws t in antithetic pairs (t, T-1-t), as the official DBC code does:
+    # every batch covers both ends of the chain, a lower-variance loss estimate
+    antithetic: bool = True
 
     def __post_init__(self):
         self.validate()
@@ -62,6 +65,10 @@ class DiffusionConfig:
                 raise ValueError(f"diffusion config: {name} must be a positive integer, got {v!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown noise schedule {self.schedule!r}; choose from {SCHEDULES}")
+        if not isinstance(self.antithetic, bool):
+            raise ValueError(
+                f"diffusion config: antithetic must be True or False, got {self.antithetic!r}"
+            )
         if isinstance(self.clamp, int | float) and self.clamp <= 0:
             raise ValueError(f"diffusion config: clamp must be > 0, got {self.clamp}")
         return self
@@ -158,12 +165,29 @@ def noise_prediction_error(
     return ((pred - eps) ** 2).mean(-1)
 
 
+def sample_timesteps(key: jax.Array, batch: int, T: int, antithetic: bool = True) -> jax.Array:
+    """[batch] int32 diffusion steps, each uniform on ``[0, T)``. Antithetic (the official DBC
+    pretraining): the first ``ceil(batch/2)`` are drawn, the rest are ``T-1-t`` of the first
+    ones (``t[i + ceil(batch/2)] = T-1-t[i]``), so the pair means are exactly mid-chain."""
+    if not antithetic:
+        return jax.random.randint(key, (batch,), 0, T)
+    half = (batch + 1) // 2
+    t = jax.random.randint(key, (half,), 0, T)
+    return jnp.concatenate([t, T - 1 - t])[:batch]
+
+
 def noise_prediction_loss(
-    net: NoiseNet, params: Any, schedule: Schedule, x0: jax.Array, key: jax.Array
+    net: NoiseNet,
+    params: Any,
+    schedule: Schedule,
+    x0: jax.Array,
+    key: jax.Array,
+    antithetic: bool = False,
 ) -> jax.Array:
-    """The DDPM training loss: uniform step per sample, fresh Gaussian noise, batch mean."""
+    """The DDPM training loss: a uniform step per sample (antithetic pairs if asked, see
+    :func:`sample_timesteps`), fresh Gaussian noise, batch mean."""
     k_t, k_eps = jax.random.split(key)
-    t = jax.random.randint(k_t, (x0.shape[0],), 0, schedule.num_steps)
+    t = sample_timesteps(k_t, x0.shape[0], schedule.num_steps, antithetic)
     eps = jax.random.normal(k_eps, x0.shape, x0.dtype)
     return noise_prediction_error(net, params, schedule, x0, t, eps).mean()
 
@@ -232,7 +256,7 @@ def make_diffusion_train(config: DiffusionConfig = DiffusionConfig()):
             return x[jax.random.randint(k, (config.batch_size,), 0, count)]
 
         def loss(p, batch, k):
-            value = noise_prediction_loss(net, p, schedule, batch, k)
+            value = noise_prediction_loss(net, p, schedule, batch, k, config.antithetic)
             return value, value
 
         params, _, losses = fit(loss, tx, params, sample, k_train, config.steps)

@@ -7,7 +7,10 @@ the two modes' actions points straight at the obstacle, which ends the episode w
 penalty. This is the situation where BC's MSE regression (the conditional mean) breaks and
 a model of the joint (state, action) density, as in Diffusion-BC, can help.
 
-* observation: the position ``(x, y)``, float32 [2]
+* observation: the position ``(x, y)``, float32 [2]; with ``hide_mode=True`` it is
+  ``(x, |y|)``: mirror-image states look alike, so the observation never tells which goal an
+  episode heads for and MSE BC must average the two routes (into the obstacle). Its scripted
+  demonstrations come from the visible twin (:mod:`jaxbc.experts.scripted`).
 * action: a 2-D velocity command in ``[-1, 1]^2``; its norm is capped at 1, and the agent
   moves ``speed`` times it (default 0.05 per step)
 * reward: ``goal_reward`` (+1) on reaching a goal (terminates), ``crash_reward`` (-1) on
@@ -53,6 +56,7 @@ class TwoGoalsParams:
     goal_reward: float = 1.0
     crash_reward: float = -1.0
     step_cost: float = 0.01
+    hide_mode: bool = False  # observe (x, |y|): the observation does not reveal the mode
 
     def validate(self) -> TwoGoalsParams:
         if not isinstance(self.max_episode_steps, int) or self.max_episode_steps < 1:
@@ -68,7 +72,15 @@ class TwoGoalsParams:
             )
         if min(self.start_noise, self.start_x_noise, self.step_cost) < 0:
             raise ValueError(f"{TWO_GOALS}: start_noise, start_x_noise and step_cost must be >= 0")
+        if not isinstance(self.hide_mode, bool):
+            raise ValueError(
+                f"{TWO_GOALS}: hide_mode must be True or False, got {self.hide_mode!r}"
+            )
         return self
+
+    def observe(self, pos: jax.Array) -> jax.Array:
+        """The observation of position ``pos``: ``(x, |y|)`` if the mode is hidden."""
+        return pos.at[..., 1].set(jnp.abs(pos[..., 1])) if self.hide_mode else pos
 
     @property
     def goals(self) -> jax.Array:
@@ -103,7 +115,7 @@ def make_two_goals(env_id: str = TWO_GOALS, **options: Any) -> Env:
         x = p.start_x + jax.random.uniform(kx, (), minval=-p.start_x_noise, maxval=p.start_x_noise)
         y = jax.random.uniform(ky, (), minval=-p.start_noise, maxval=p.start_noise)
         pos = jnp.stack([x, y]).astype(jnp.float32)
-        return pos, TwoGoalsState(pos, jnp.zeros((), jnp.int32))
+        return p.observe(pos), TwoGoalsState(pos, jnp.zeros((), jnp.int32))
 
     def step(key: jax.Array, state: TwoGoalsState, action: jax.Array):
         pos = jnp.clip(state.pos + p.speed * capped_velocity(action), -p.arena, p.arena)
@@ -117,8 +129,11 @@ def make_two_goals(env_id: str = TWO_GOALS, **options: Any) -> Env:
             at_goal, p.goal_reward, jnp.where(crashed, p.crash_reward, -p.step_cost)
         ).astype(jnp.float32)
         goal = jnp.where(reached[0], 1, jnp.where(reached[1], -1, 0)).astype(jnp.int32)
-        obs, new_state = auto_reset(reset, pos, TwoGoalsState(pos, t), key, terminated | truncated)
-        info = {"final_observation": pos, "goal": goal, "crashed": crashed}
+        final_obs = p.observe(pos)
+        obs, new_state = auto_reset(
+            reset, final_obs, TwoGoalsState(pos, t), key, terminated | truncated
+        )
+        info = {"final_observation": final_obs, "goal": goal, "crashed": crashed}
         return obs, new_state, reward, terminated, truncated, info
 
     return Env(

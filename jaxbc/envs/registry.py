@@ -1,4 +1,5 @@
-"""``make(env_id)``: gymnax (classic control, MinAtar), Brax and the toy tasks behind one :class:`Env`."""
+"""``make(env_id)``: gymnax (classic control, MinAtar), Brax, the toy tasks and the point maze
+behind one :class:`Env`."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxbc.envs.core import Box, Discrete, Env, auto_reset
+from jaxbc.envs.maze import MAZES, make_point_maze
 from jaxbc.envs.multimodal import TOY, make_two_goals
 
 CLASSIC_CONTROL = (
@@ -46,11 +48,11 @@ DEFAULT_BRAX_BACKEND = "positional"
 
 def list_envs() -> dict[str, tuple[str, ...]]:
     """Known env ids per family."""
-    return {"classic": CLASSIC_CONTROL, "minatar": MINATAR, "brax": BRAX, "toy": TOY}
+    return {"classic": CLASSIC_CONTROL, "minatar": MINATAR, "brax": BRAX, "toy": TOY, "maze": MAZES}
 
 
 def known_env_ids() -> tuple[str, ...]:
-    return CLASSIC_CONTROL + MINATAR + BRAX + TOY
+    return CLASSIC_CONTROL + MINATAR + BRAX + TOY + MAZES
 
 
 def family_of(env_id: str) -> str:
@@ -68,13 +70,16 @@ def make(env_id: str, **options: Any) -> Env:
     Options: for gymnax envs, any field of the env's params (e.g. ``max_steps_in_episode``);
     for Brax envs, ``backend`` (default ``"positional"``), ``episode_length`` (default 1000)
     and keyword arguments of the Brax env constructor; for the toy tasks, any field of their
-    params (``jaxbc.envs.multimodal.TwoGoalsParams``).
+    params (``jaxbc.envs.multimodal.TwoGoalsParams``); for the point maze, any field of
+    ``jaxbc.envs.maze.MazeParams``.
     """
     family = family_of(env_id)
     if family == "brax":
         env = _make_brax(env_id, **options)
     elif family == "toy":
         env = make_two_goals(env_id, **options)
+    elif family == "maze":
+        env = make_point_maze(env_id, **options)
     else:
         env = _make_gymnax(env_id, family, **options)
     key = ("jaxbc.envs.make", env_id, tuple(sorted(options.items())))
