@@ -20,6 +20,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxbc.logs import host_callback
+
 Loss = Callable[[Any, Any, jax.Array | None], tuple[jax.Array, dict]]
 
 
@@ -67,17 +69,22 @@ def fit(
     key: jax.Array | None,
     steps: int,
     opt_state: Any = None,
-    progress: Callable[[Any], Any] | None = None,
+    progress: Callable[[int, dict[str, float]], Any] | None = None,
     progress_every: int = 100,
+    first_step: int | jax.Array = 0,
 ) -> tuple[Any, Any, dict]:
     """Run ``steps`` optimisation steps; returns ``(params, opt_state, metrics per step)``.
 
     ``loss_fn(params, batch, key) -> (loss, metrics)``. ``batches`` is a sampler
     ``key -> batch`` (minibatches) or a fixed pytree (full batch). With ``key=None`` no keys
     are drawn (deterministic full-batch training) and the loss gets ``None``. Pass the
-    returned ``opt_state`` back in to continue a run in chunks. ``progress(n)`` is called
-    on the host (``jax.debug.callback``) with the steps done since its last call, every
-    ``progress_every`` steps and at the end; ``None`` adds nothing to the program.
+    returned ``opt_state`` back in to continue a run in chunks.
+
+    ``progress(step, metrics)`` (a :class:`jaxbc.logs.Logger`'s ``log``) is called on the
+    host through ``jax.debug.callback`` with the steps done (counted from ``first_step``, so
+    chunked runs report global steps) and that step's metrics as floats, whenever the step
+    count is a multiple of ``progress_every`` and after the last step: live logs of a run
+    that never leaves the device. ``None`` adds nothing to the program.
     """
     sample = batches if callable(batches) else (lambda _k: batches)
     opt_state = tx.init(params) if opt_state is None else opt_state
@@ -92,17 +99,18 @@ def fit(
     xs = None if key is None else jax.random.split(key, steps)
     body = step
     if progress is not None:
+        report = host_callback(progress)
 
         def body(carry, x):
             k, i = x
-            since = (i + 1) % progress_every
-            n = jnp.where(since == 0, progress_every, since)
+            carry, metrics = step(carry, k)
+            done = first_step + i + 1
             jax.lax.cond(
-                (since == 0) | (i == steps - 1),
-                lambda: jax.debug.callback(progress, n),
+                (done % progress_every == 0) | (i == steps - 1),
+                lambda: jax.debug.callback(report, done, metrics),
                 lambda: None,
             )
-            return step(carry, k)
+            return carry, metrics
 
         xs = (xs, jnp.arange(steps))
     (params, opt_state), metrics = jax.lax.scan(body, (params, opt_state), xs, length=steps)
