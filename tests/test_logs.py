@@ -100,7 +100,7 @@ def test_chunked_run_reports_global_steps_and_eval_returns(demos):
     jax.effects_barrier()
     train = [s for s, m in rec.rows if "loss" in m]
     evals = [(s, m["eval_return"]) for s, m in rec.rows if "eval_return" in m]
-    assert train == [4, 8, 10, 12, 16, 20]
+    assert train == [4, 8, 10, 14, 18, 20]  # every 4 steps of each chunk, and its end
     assert [s for s, _ in evals] == [10, 20]
     np.testing.assert_allclose([r for _, r in evals], result.eval_returns)
 

@@ -315,8 +315,9 @@ def make_bc_train(
 
     ``progress(step, metrics)``: live logs, e.g. a :class:`jaxbc.logs.Logger`'s ``log``;
     called on the host (``jax.debug.callback``) with the steps done and that step's metrics
-    (``loss``, ``bc_loss``, the loss's others) every ``progress_every`` steps and at the end,
-    and with ``{"eval_return": ...}`` after each periodic evaluation. Inside a ``vmap`` it is
+    (``loss``, ``bc_loss``, the loss's others) every ``progress_every`` steps (with
+    ``eval_every``: of each evaluation chunk) and at the end, and with
+    ``{"eval_return": ...}`` after each periodic evaluation. Inside a ``vmap`` it is
     called once per run. ``None`` (default) adds nothing to the program."""
     config.validate()
 
