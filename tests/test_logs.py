@@ -208,3 +208,20 @@ def test_cli_wandb_without_the_package_is_a_clear_error(demos, capsys, tmp_path)
         main(["bc", "--dataset", str(path), "--wandb-project", "p", "--json"])
     error = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["error"]
     assert "--wandb-project" in error["message"] and "pip install" in error["message"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["dagger", "--env", "CartPole-v1"],
+        ["hades", "--env", "CartPole-v1"],
+        ["train-expert", "--env", "CartPole-v1"],
+    ],
+)
+def test_cli_log_dir_that_is_a_file_is_refused_up_front(argv, capsys, tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(SystemExit):
+        main([*argv, "--out", str(tmp_path / "out"), "--log-dir", str(tmp_path / "file"), "--json"])
+    error = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["error"]
+    assert "--log-dir" in error["message"] and "is a file" in error["message"]
+    assert not (tmp_path / "out").exists()
