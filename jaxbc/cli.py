@@ -22,7 +22,9 @@ from jaxbc.cli_output import (
     UsageError,
     atomic_directory,
     check_directory,
+    check_logs,
     check_output,
+    open_logs,
     reject,
 )
 from jaxbc.cli_output import emit as _emit
@@ -70,6 +72,8 @@ def train_expert(
     resume: bool = False,
     allow_config_change: bool = False,
     force: ForceFlag = False,
+    log_dir: Path | None = None,
+    wandb_project: str | None = None,
     json: JsonFlag = False,
 ) -> None:
     """Train a PPO expert with the env's preset recipe (overrides optional) and save it.
@@ -89,6 +93,11 @@ def train_expert(
         resume: continue from the newest checkpoint in checkpoint_dir (same config and seed).
         allow_config_change: with --resume, continue although the config or seed differ from
             the checkpointed run's; the change is recorded in expert.json (config_changes).
+        log_dir: write every PPO update's metrics (episode_return, pg_loss, v_loss, entropy,
+            approx_kl, ...) live to DIR/metrics.csv and TensorBoard event files in DIR, and
+            the final evaluation as eval_return; an existing metrics.csv is not overwritten
+            without --force (with --resume it is continued).
+        wandb_project: also log them to this Weights & Biases project (needs the extra "wandb").
     """
     from jaxbc.envs import BRAX_BACKENDS
     from jaxbc.experts import preset
@@ -118,17 +127,24 @@ def train_expert(
     out = out or Path("runs/experts") / zoo_name(env)
     check_output(out, force, files=("expert.json", "params.msgpack"))
     check_directory(checkpoint_dir, "--checkpoint-dir")
+    check_logs(log_dir, wandb_project, force, append=resume)
     command = "jaxbc " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    expert = run(
-        config,
-        seed=seed,
-        out=None,
-        eval_episodes=eval_episodes,
-        checkpoint_dir=checkpoint_dir,
-        resume=resume,
-        command=command,
-        allow_config_change=allow_config_change,
-    )
+    logger = open_logs(log_dir, wandb_project, {**config.to_dict(), "seed": seed}, append=resume)
+    try:
+        expert = run(
+            config,
+            seed=seed,
+            out=None,
+            eval_episodes=eval_episodes,
+            checkpoint_dir=checkpoint_dir,
+            resume=resume,
+            command=command,
+            allow_config_change=allow_config_change,
+            logger=logger,
+        )
+    finally:
+        if logger is not None:
+            logger.close()
     with atomic_directory(out) as tmp:
         expert.save(tmp)
     m = expert.meta
@@ -142,6 +158,8 @@ def train_expert(
     }
     if "config_changes" in m:
         result["config_changes"] = m["config_changes"]
+    if log_dir is not None:
+        result["log_dir"] = str(log_dir)
     _emit(
         result,
         json,
@@ -461,6 +479,8 @@ def bc(
     lambda_dm: float | None = None,
     diffusion_steps: int | None = None,
     progress: bool = True,
+    log_dir: Path | None = None,
+    wandb_project: str | None = None,
     json: JsonFlag = False,
 ) -> None:
     """Train BC / ensemble BC / Swarm BC / DBC on a dataset and evaluate on the dataset's env.
@@ -491,6 +511,10 @@ def bc(
         lambda_dm: (dbc) weight of the diffusion-model loss (default 0.2).
         diffusion_steps: (dbc, without --diffusion) pretraining steps of the diffusion model (default 10000).
         progress: show a progress bar of the training steps on stderr (--no-progress: none).
+        log_dir: write live training metrics (loss, bc_loss, ...) every 1% of the steps to
+            DIR/metrics.csv and TensorBoard event files in DIR (`tensorboard --logdir DIR`);
+            an existing metrics.csv is not overwritten without --force.
+        wandb_project: also log them to this Weights & Biases project (needs the extra "wandb").
     """
     # flags that would have no effect: refused before anything runs
     if members is not None and method in ("bc", "dbc"):
@@ -537,6 +561,7 @@ def bc(
 
         diff_cfg = DiffusionConfig(steps=10_000 if diffusion_steps is None else diffusion_steps)
     check_output(out, force, files=("policy.json", "params.msgpack"))
+    check_logs(log_dir, wandb_project, force)
     from jaxbc import envs as envs_mod
 
     env = envs_mod.make(ds.env_id, **dict(ds.env_options))
@@ -571,23 +596,13 @@ def bc(
             print(f"training a diffusion model for {diff_cfg.steps} steps first", file=sys.stderr)
             model = jax.jit(make_diffusion_train(diff_cfg))(k_diff, ds)
             _check_finite(model.params, "diffusion pretraining")
-    from tqdm.auto import tqdm
+    from jaxbc.logs import ProgressLogger
 
-    bar = tqdm(
-        total=steps,
-        desc=f"bc {method}",
-        unit="step",
-        file=sys.stderr,
-        disable=not progress,
-        mininterval=0.5,
-    )
-
-    # the bar is fed from inside the compiled scan every 1% of the steps; --no-progress adds nothing
-    report = (
-        {"progress": lambda n: bar.update(int(n)), "progress_every": max(1, steps // 100)}
-        if progress
-        else {}
-    )
+    # the bar and logs are fed from inside the compiled scan every 1% of the steps;
+    # --no-progress without --log-dir / --wandb-project adds nothing to the program
+    bar = ProgressLogger(steps, f"bc {method}") if progress else None
+    logger = open_logs(log_dir, wandb_project, {"method": method, **cfg.to_dict()}, bar)
+    report = {"progress": logger.log, "progress_every": max(1, steps // 100)} if logger else {}
     train = make_bc_train(cfg, base_loss, **report)
     if method == "dbc":
 
@@ -607,7 +622,9 @@ def bc(
         result = jax.jit(train)(k_train, ds, *extra)
         jax.block_until_ready(result.params)
     finally:
-        bar.close()
+        if logger is not None:
+            jax.effects_barrier()  # every callback has run before the files are closed
+            logger.close()
     train_s = time.time() - t0
     _check_finite(result.params["net"], f"{method} training")
     ev = evaluate_bc(result, k_eval, eval_episodes, dataset=ds, env=env)
@@ -627,6 +644,7 @@ def bc(
         "train_time_s": round(train_s, 2),
         **ev,
         **({"out": str(out)} if out else {}),
+        **({"log_dir": str(log_dir)} if log_dir else {}),
     }
     if method == "dbc":
         res.update(lambda_dm=lambda_dm, final_dm_loss=float(result.metrics["dm_loss"][-1]))
@@ -692,6 +710,8 @@ def dagger(
     seed: int = 0,
     out: Path | None = None,
     force: ForceFlag = False,
+    log_dir: Path | None = None,
+    wandb_project: str | None = None,
     json: JsonFlag = False,
 ) -> None:
     """DAgger with an expert (the env's zoo expert, or --expert DIR): K iterations of mixture
@@ -720,6 +740,11 @@ def dagger(
         eval_episodes: evaluation episodes per iteration.
         seed: PRNG seed.
         out: save the final learner to this directory.
+        log_dir: write each iteration's metrics (return, dataset_size, expert_queries,
+            train_loss, beta, expert_action_fraction) live, from inside the compiled loop,
+            to DIR/metrics.csv and TensorBoard event files in DIR; an existing metrics.csv is
+            not overwritten without --force.
+        wandb_project: also log them to this Weights & Biases project (needs the extra "wandb").
     """
     if members is not None and method == "bc":
         reject("--members", "applies to --method ensemble or swarm; --method bc trains one policy")
@@ -761,6 +786,7 @@ def dagger(
         eval_episodes=eval_episodes,
     )
     check_output(out, force, files=("policy.json", "params.msgpack"))
+    check_logs(log_dir, wandb_project, force)
     import jax
     import numpy as np
 
@@ -779,7 +805,15 @@ def dagger(
         file=sys.stderr,
     )
     t0 = time.time()
-    res = jax.device_get(jax.jit(make_dagger(cfg, loss, env=e))(k_run, ex, data))
+    config_log = {"env": env, "method": method, "tau": tau_used, "seed": seed}
+    logger = open_logs(log_dir, wandb_project, config_log)
+    try:
+        run = make_dagger(cfg, loss, env=e, progress=logger.log if logger else None)
+        res = jax.device_get(jax.jit(run)(k_run, ex, data))
+    finally:
+        if logger is not None:
+            jax.effects_barrier()
+            logger.close()
     wall = time.time() - t0
     _check_finite(res.learner.params["net"], "DAgger's learner")
     if expert is not None and "mean_return" in ex.meta and "random_return" in ex.meta:
@@ -822,6 +856,7 @@ def dagger(
         "wall_time_s": round(wall, 1),
         "seed": seed,
         **({"out": str(out)} if out else {}),
+        **({"log_dir": str(log_dir)} if log_dir else {}),
     }
     text = _table(
         rows, ["iteration", "return", "scaled_return", "dataset_size", "expert_queries", "beta"]

@@ -181,3 +181,45 @@ def table(rows: list[dict], columns: list[str]) -> str:
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
     return "\n".join(lines)
+
+
+def check_logs(
+    log_dir: Path | str | None,
+    wandb_project: str | None,
+    force: bool = False,
+    append: bool = False,
+) -> None:
+    """Before any work: ``--log-dir`` must be a writable directory whose ``metrics.csv`` is
+    not overwritten without ``force`` (``append``: a resumed run continues it), and
+    ``--wandb-project`` needs a non-empty name and the wandb package."""
+    from jaxbc.logs import CSV_FILE, require_wandb
+
+    if log_dir is not None:
+        check_directory(log_dir, "--log-dir")
+        if not append:
+            check_output(log_dir, force, "--log-dir", files=(CSV_FILE,))
+    if wandb_project is not None:
+        if not wandb_project.strip():
+            raise UsageError("--wandb-project needs a project name")
+        try:
+            require_wandb()
+        except ImportError as e:
+            raise UsageError(f"--wandb-project: {e}") from None
+
+
+def open_logs(
+    log_dir: Path | str | None,
+    wandb_project: str | None,
+    config: dict[str, Any] | None = None,
+    bar: Any = None,
+    append: bool = False,
+) -> Any:
+    """One logger for a command: the progress ``bar`` (a logger or ``None``), then CSV and
+    TensorBoard in ``log_dir`` and a wandb run; ``None`` when nothing is asked for (the
+    compiled program then has no callback)."""
+    from jaxbc.logs import MultiLogger, open_loggers
+
+    loggers = ([bar] if bar is not None else []) + open_loggers(
+        log_dir, wandb_project, config, append
+    )
+    return MultiLogger(*loggers) if loggers else None

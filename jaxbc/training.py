@@ -20,6 +20,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxbc.logs import host_callback
+
 Loss = Callable[[Any, Any, jax.Array | None], tuple[jax.Array, dict]]
 
 
@@ -67,17 +69,23 @@ def fit(
     key: jax.Array | None,
     steps: int,
     opt_state: Any = None,
-    progress: Callable[[Any], Any] | None = None,
+    progress: Callable[[int, dict[str, float]], Any] | None = None,
     progress_every: int = 100,
+    first_step: int | jax.Array = 0,
 ) -> tuple[Any, Any, dict]:
     """Run ``steps`` optimisation steps; returns ``(params, opt_state, metrics per step)``.
 
     ``loss_fn(params, batch, key) -> (loss, metrics)``. ``batches`` is a sampler
     ``key -> batch`` (minibatches) or a fixed pytree (full batch). With ``key=None`` no keys
     are drawn (deterministic full-batch training) and the loss gets ``None``. Pass the
-    returned ``opt_state`` back in to continue a run in chunks. ``progress(n)`` is called
-    on the host (``jax.debug.callback``) with the steps done since its last call, every
-    ``progress_every`` steps and at the end; ``None`` adds nothing to the program.
+    returned ``opt_state`` back in to continue a run in chunks.
+
+    ``progress(step, metrics)`` (a :class:`jaxbc.logs.Logger`'s ``log``) is called on the
+    host through ``jax.debug.callback`` with the steps done (counted from ``first_step``, so
+    chunked runs report global steps) and that step's metrics as floats, after every
+    ``progress_every`` steps of this call and after its last step: live logs of a run that
+    never leaves the device. The steps and their results are the same with or without it;
+    ``None`` adds nothing to the program.
     """
     sample = batches if callable(batches) else (lambda _k: batches)
     opt_state = tx.init(params) if opt_state is None else opt_state
@@ -90,20 +98,35 @@ def fit(
         return (optax.apply_updates(params, updates), opt_state), metrics
 
     xs = None if key is None else jax.random.split(key, steps)
-    body = step
-    if progress is not None:
+    carry = (params, opt_state)
+    if progress is None:
+        (params, opt_state), metrics = jax.lax.scan(step, carry, xs, length=steps)
+        return params, opt_state, metrics
+    carry, metrics = _scan_reporting(step, carry, xs, steps, progress_every, first_step, progress)
+    return *carry, metrics
 
-        def body(carry, x):
-            k, i = x
-            since = (i + 1) % progress_every
-            n = jnp.where(since == 0, progress_every, since)
-            jax.lax.cond(
-                (since == 0) | (i == steps - 1),
-                lambda: jax.debug.callback(progress, n),
-                lambda: None,
-            )
-            return step(carry, k)
 
-        xs = (xs, jnp.arange(steps))
-    (params, opt_state), metrics = jax.lax.scan(body, (params, opt_state), xs, length=steps)
-    return params, opt_state, metrics
+def _scan_reporting(step, carry, xs, steps: int, every: int, first_step, progress):
+    """``lax.scan(step, carry, xs, length=steps)`` as scans of ``every`` steps, each followed
+    by one callback with the step count and its last step's metrics, then the remainder.
+    Blocks, not a per-step ``cond``: the inner loop stays the one without logs."""
+    report = host_callback(progress)
+    every = max(1, min(every, steps))
+    blocks, rest = divmod(steps, every)
+
+    def block(carry, x, length):
+        xs_block, start = x
+        carry, metrics = jax.lax.scan(step, carry, xs_block, length=length)
+        last = jax.tree.map(lambda m: m[-1], metrics)
+        jax.debug.callback(report, first_step + start + length, last)
+        return carry, metrics
+
+    head = None if xs is None else xs[: blocks * every].reshape(blocks, every, *xs.shape[1:])
+    starts = jnp.arange(blocks) * every
+    carry, metrics = jax.lax.scan(lambda c, x: block(c, x, every), carry, (head, starts))
+    metrics = jax.tree.map(lambda m: m.reshape(blocks * every, *m.shape[2:]), metrics)
+    if rest:
+        tail = None if xs is None else xs[blocks * every :]
+        carry, more = block(carry, (tail, blocks * every), rest)
+        metrics = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), metrics, more)
+    return carry, metrics

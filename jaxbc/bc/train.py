@@ -39,6 +39,7 @@ from jaxbc.bc.policies import (
 from jaxbc.data import Dataset, normalization_stats
 from jaxbc.envs import ActionSpace, Box, Discrete, space_from_dict
 from jaxbc.io import atomic_write_bytes, atomic_write_json
+from jaxbc.logs import host_callback
 from jaxbc.rollout import PolicyFn, evaluate_fn
 from jaxbc.training import adam_optimizer, fit, per_member, split_static
 from jaxbc.validation import check_bc_config
@@ -303,7 +304,7 @@ def make_optimizer(config: BCConfig) -> optax.GradientTransformation:
 def make_bc_train(
     config: BCConfig,
     loss_fn: LossFn = bc_loss,
-    progress: Callable[[int], Any] | None = None,
+    progress: Callable[[int, dict[str, float]], Any] | None = None,
     progress_every: int = 100,
 ):
     """Build ``train(key, dataset) -> BCResult``; ``loss_fn(policy, params, batch, key)``.
@@ -312,9 +313,12 @@ def make_bc_train(
     the loss's bound values) may hold traced values: build the trainer inside a ``vmap``
     to sweep them (see :mod:`jaxbc.sweep`).
 
-    ``progress(n)``: called on the host (``jax.debug.callback``) with the number of steps
-    done since its last call, every ``progress_every`` steps (with ``eval_every``: after each
-    evaluation chunk); ``None`` (default) adds nothing to the program."""
+    ``progress(step, metrics)``: live logs, e.g. a :class:`jaxbc.logs.Logger`'s ``log``;
+    called on the host (``jax.debug.callback``) with the steps done and that step's metrics
+    (``loss``, ``bc_loss``, the loss's others) every ``progress_every`` steps (with
+    ``eval_every``: of each evaluation chunk) and at the end, and with
+    ``{"eval_return": ...}`` after each periodic evaluation. Inside a ``vmap`` it is
+    called once per run. ``None`` (default) adds nothing to the program."""
     config.validate()
 
     def train(
@@ -369,8 +373,10 @@ def make_bc_train(
             env = envs.make(dataset.env_id, **dict(dataset.env_options))
             ev = evaluate_fn(env, make_policy_fn(config, space, obs_shape), config.eval_episodes)
 
-            def chunk(carry, k):
+            def chunk(carry, x):
+                k, c = x if progress is not None else (x, 0)
                 k_steps, k_ev = jax.random.split(k)
+                first = c * config.eval_every
                 net, opt_state, metrics = fit(
                     loss,
                     tx,
@@ -380,16 +386,21 @@ def make_bc_train(
                     config.eval_every,
                     carry[1],
                     progress,
-                    config.eval_every,
+                    progress_every,
+                    first,
                 )
                 ret = ev(dict(params, net=net), k_ev).mean_return
+                if progress is not None:
+                    report = host_callback(progress)
+                    jax.debug.callback(report, first + config.eval_every, {"eval_return": ret})
                 return (net, opt_state), (metrics, ret)
 
             n_chunks = config.steps // config.eval_every
             carry = (net, tx.init(net))
-            (net, _), (metrics, eval_returns) = jax.lax.scan(
-                chunk, carry, jax.random.split(k_train, n_chunks)
-            )
+            xs = jax.random.split(k_train, n_chunks)
+            if progress is not None:  # chunk indices only for the logs: off adds nothing
+                xs = (xs, jnp.arange(n_chunks))
+            (net, _), (metrics, eval_returns) = jax.lax.scan(chunk, carry, xs)
             metrics = jax.tree.map(lambda m: m.reshape(-1), metrics)
         else:
             net, _, metrics = fit(
@@ -416,6 +427,8 @@ def train_bc(
     dataset: Dataset,
     loss: LossFn = bc_loss,
     num_valid: jax.Array | int | None = None,
+    progress: Callable[[int, dict[str, float]], Any] | None = None,
+    progress_every: int = 100,
     **loss_params: Any,
 ) -> BCResult:
     """One BC run, compiled once per structure: the notebook entry point.
@@ -426,13 +439,16 @@ def train_bc(
     does not recompile. String/bool loss options (``penalty="normalized"``) are static.
     ``train_bc(cfg, key, data, swarm_bc_loss, tau=0.25)`` equals
     ``jax.jit(make_bc_train(cfg, partial(swarm_bc_loss, tau=0.25)))(key, data)``.
+    ``progress``/``progress_every``: live logs, as in :func:`make_bc_train` (another hook
+    compiles another program).
     """
     static, data = split_static(loss_params)
-    return _train_bc_jit(loss, static, config, key, dataset, num_valid, data)
+    report = (progress, progress_every) if progress is not None else None
+    return _train_bc_jit(loss, static, report, config, key, dataset, num_valid, data)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _train_bc_jit(loss, static, config, key, dataset, num_valid, data):
-    return make_bc_train(config, functools.partial(loss, **dict(static), **data))(
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _train_bc_jit(loss, static, report, config, key, dataset, num_valid, data):
+    return make_bc_train(config, functools.partial(loss, **dict(static), **data), *(report or ()))(
         key, dataset, num_valid
     )

@@ -2,6 +2,7 @@
 
 from jaxbc.dagger.core import (
     BETA_SCHEDULES,
+    ITERATION_METRICS,
     Buffer,
     DAggerConfig,
     DAggerResult,
@@ -17,6 +18,7 @@ __all__ = [
     "Buffer",
     "DAggerConfig",
     "DAggerResult",
+    "ITERATION_METRICS",
     "append",
     "beta_at",
     "buffer_from",

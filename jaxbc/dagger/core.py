@@ -30,6 +30,7 @@ from jaxbc.bc.policies import action_difference, ensemble_apply, member_actions
 from jaxbc.bc.train import BCResult, make_policy_fn, net_policy
 from jaxbc.data import Dataset
 from jaxbc.envs import Env
+from jaxbc.logs import host_callback
 from jaxbc.rollout import PolicyFn, RolloutCarry, Step, evaluate_fn, init_carry, unroll
 from jaxbc.training import split_static
 
@@ -206,10 +207,35 @@ class DAggerResult:
     buffer: Buffer
 
 
-def make_dagger(config: DAggerConfig, loss_fn: Callable = bc_loss, env: Env | None = None):
-    """Build ``run(key, expert, initial_dataset) -> DAggerResult`` (jit it)."""
+ITERATION_METRICS = (
+    "return",
+    "dataset_size",
+    "expert_queries",
+    "train_loss",
+    "beta",
+    "expert_action_fraction",
+)
+
+
+def make_dagger(
+    config: DAggerConfig,
+    loss_fn: Callable = bc_loss,
+    env: Env | None = None,
+    progress: Callable[[int, dict[str, float]], Any] | None = None,
+):
+    """Build ``run(key, expert, initial_dataset) -> DAggerResult`` (jit it).
+
+    ``progress(iteration, metrics)`` (a :class:`jaxbc.logs.Logger`'s ``log``) is called on
+    the host through ``jax.debug.callback`` after every iteration (0: the initial BC) with
+    :data:`ITERATION_METRICS`, while the loop is still on the device; ``None`` adds nothing."""
     config.validate()
     gated = config.gate_threshold is not None
+
+    def report(it: jax.Array, out: tuple) -> None:
+        if progress is not None:
+            metrics = dict(zip(ITERATION_METRICS, out, strict=True))
+            # ordered: iteration 0's report is otherwise free to run after the loop's
+            jax.debug.callback(host_callback(progress), it, metrics, ordered=True)
 
     def run(key: jax.Array, expert, initial: Dataset) -> DAggerResult:
         e = env or expert.make_env()
@@ -284,6 +310,7 @@ def make_dagger(config: DAggerConfig, loss_fn: Callable = bc_loss, env: Env | No
             learner = train(k_train, buffer_dataset(buffer, initial), buffer.num_valid, init_net)
             ret = evaluate(learner.params, k_eval).mean_return
             out = (ret, buffer.num_valid, queries, learner.metrics["bc_loss"][-1], beta, frac)
+            report(it, out)
             return (buffer, learner, carry, it + 1), out
 
         k0, k_env, k_eval0, k_iters = jax.random.split(key, 4)
@@ -297,6 +324,7 @@ def make_dagger(config: DAggerConfig, loss_fn: Callable = bc_loss, env: Env | No
             jnp.asarray(0.0),
             jnp.asarray(0.0),
         )
+        report(jnp.asarray(0), first)
         carry = init_carry(e, k_env, n_env)
         (buffer, learner, _, _), outs = jax.lax.scan(
             iteration,
@@ -317,6 +345,7 @@ __all__ = [
     "Buffer",
     "DAggerConfig",
     "DAggerResult",
+    "ITERATION_METRICS",
     "append",
     "beta_at",
     "buffer_from",
@@ -331,18 +360,20 @@ def run_dagger(
     expert,
     initial: Dataset,
     loss: Callable = bc_loss,
+    progress: Callable[[int, dict[str, float]], Any] | None = None,
     **loss_params: Any,
 ) -> DAggerResult:
     """The whole DAgger loop, compiled once per structure (the notebook entry point): equal
     config structure, expert architecture, dataset shapes and loss function reuse one
     program; ``beta0``, ``beta_decay``, ``gate_threshold``, the BC hyperparameters and
-    numeric ``loss_params`` (``tau``) are data."""
+    numeric ``loss_params`` (``tau``) are data. ``progress``: per-iteration live logs, as in
+    :func:`make_dagger` (another hook compiles another program)."""
     static, data = split_static(loss_params)
-    return _dagger_jit(loss, static, config, key, expert, initial, data)
+    return _dagger_jit(loss, static, progress, config, key, expert, initial, data)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _dagger_jit(loss, static, config, key, expert, initial, data):
-    return make_dagger(config, functools.partial(loss, **dict(static), **data))(
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _dagger_jit(loss, static, progress, config, key, expert, initial, data):
+    return make_dagger(config, functools.partial(loss, **dict(static), **data), progress=progress)(
         key, expert, initial
     )

@@ -14,6 +14,7 @@ scaled by the running std of the discounted return.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -25,6 +26,7 @@ from flax.training.train_state import TrainState
 
 from jaxbc import envs
 from jaxbc.envs import Env
+from jaxbc.logs import host_callback
 from jaxbc.networks import ActorCritic
 from jaxbc.normalize import RunningStats
 from jaxbc.rollout import RolloutCarry, unroll
@@ -178,7 +180,15 @@ class PPO(NamedTuple):
     update: Any  # (PPOState) -> (PPOState, metrics)
 
 
-def make_ppo(config: PPOConfig, env: Env | None = None) -> PPO:
+def make_ppo(
+    config: PPOConfig,
+    env: Env | None = None,
+    progress: Callable[[int, dict[str, float]], Any] | None = None,
+) -> PPO:
+    """The PPO pieces for ``config``. ``progress(update, metrics)`` (a
+    :class:`jaxbc.logs.Logger`'s ``log``) is called on the host through
+    ``jax.debug.callback`` after every update with its metrics (``episode_return``, losses,
+    ``approx_kl``, ...); ``None`` adds nothing to the program."""
     config.validate()
     env = env or config.make_env()
     net = make_network(config, env)
@@ -308,6 +318,8 @@ def make_ppo(config: PPOConfig, env: Env | None = None) -> PPO:
             "env_steps": s.update * batch,
             **jax.tree.map(jnp.mean, losses),
         }
+        if progress is not None:
+            jax.debug.callback(host_callback(progress), s.update, metrics)
         return s, metrics
 
     return PPO(config, env, net, init, update)

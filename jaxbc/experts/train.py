@@ -25,6 +25,7 @@ from jaxbc.checkpoint import (
 from jaxbc.experts.expert import Expert, expert_from_ppo
 from jaxbc.experts.ppo import PPOConfig, make_ppo
 from jaxbc.io import machine_description
+from jaxbc.logs import Logger
 from jaxbc.rollout import evaluate, random_return
 from jaxbc.validation import check_int
 
@@ -40,6 +41,7 @@ def train_expert(
     progress: bool = True,
     command: str | None = None,
     allow_config_change: bool = False,
+    logger: Logger | None = None,
 ) -> Expert:
     """Train a PPO expert, evaluate it, and (if ``out``) save it with its metadata.
 
@@ -49,6 +51,9 @@ def train_expert(
     refused unless ``allow_config_change`` (then the change is recorded in the expert's
     metadata, ``config_changes``), and a fresh run (no ``resume``) refuses a directory that
     already holds checkpoints.
+
+    ``logger`` (:mod:`jaxbc.logs`) gets every update's metrics from inside the compiled
+    chunks (``jax.debug.callback``); the caller closes it.
     """
     config.validate()
     check_int("seed", seed, 0)
@@ -67,7 +72,7 @@ def train_expert(
         changes = check_run_settings(
             checkpoint_dir, settings, resume, allow_config_change, "PPO run"
         )
-    ppo = make_ppo(config)
+    ppo = make_ppo(config, progress=logger.log if logger is not None else None)
     total = config.num_updates
     chunk = max(1, math.ceil(total / num_chunks))
     init = jax.jit(ppo.init)
@@ -112,6 +117,8 @@ def train_expert(
         if checkpoint_dir:
             save_checkpoint(checkpoint_dir, state, done)
     bar.close()
+    if logger is not None:
+        jax.effects_barrier()  # every update's callback has run
     train_time = time.time() - t0
 
     if not all(
@@ -126,6 +133,8 @@ def train_expert(
     k_eval, k_rand = jax.random.split(jax.random.key(seed + 10_000))
     ev = evaluate(env, expert.policy_fn(True, env), expert.params, k_eval, eval_episodes)
     rnd = random_return(env, k_rand, eval_episodes)
+    if logger is not None:
+        logger.log(total, {"eval_return": float(ev.mean_return)})
     meta = {
         "algorithm": "ppo",
         "seed": seed,

@@ -13,8 +13,10 @@ from jaxbc.cli_output import (
     JsonFlag,
     atomic_directory,
     check_directory,
+    check_logs,
     check_output,
     emit,
+    open_logs,
     reject,
 )
 from jaxbc.validation import check_float, check_int
@@ -44,6 +46,8 @@ def hades(
     eval_steps: int | None = None,
     fitness_episodes: Literal["first", "all"] | None = None,
     fitness_shaping: Literal["default", "raw", "centered_ranks", "z_score"] = "default",
+    log_dir: Path | None = None,
+    wandb_project: str | None = None,
     json: JsonFlag = False,
 ) -> None:
     """HaDES behaviour distillation: evolve a synthetic dataset whose BC-trained policy
@@ -77,6 +81,10 @@ def hades(
             preset's.
         fitness_shaping: default (the paper's for SNES/Open_ES, else the algorithm's own),
             raw, centered_ranks or z_score.
+        log_dir: write each generation's best/mean/std fitness after every chunk to
+            DIR/metrics.csv and TensorBoard event files in DIR; an existing metrics.csv is
+            not overwritten without --force (with --resume it is continued).
+        wandb_project: also log them to this Weights & Biases project (needs the extra "wandb").
     """
     if inits is not None and variant != "R":
         reject(
@@ -129,31 +137,37 @@ def hades(
     out = Path(out or Path("runs/hades") / zoo_name(env))
     check_output(out, force, files=OUTPUT_FILES)
     check_directory(checkpoint_dir, "--checkpoint-dir")
+    check_logs(log_dir, wandb_project, force, append=resume)
     dataset_size = config.dataset_size
     t0 = time.time()
     print(
         f"HaDES-{variant} on {env}: D={dataset_size}, {strategy} population {population}, {generations} generations",
         file=sys.stderr,
     )
-    result = run_hades(
-        config,
-        es,
-        jax.random.key(seed),
-        generations,
-        checkpoint_dir=checkpoint_dir,
-        checkpoint_every=checkpoint_every,
-        resume=resume,
-        progress=True,
-        allow_config_change=allow_config_change,
-        settings={
-            "cli": {
-                "strategy": strategy,
-                "sigma": sigma,
-                "fitness_shaping": fitness_shaping,
-                "seed": seed,
-            }
-        },
-    )
+    cli_settings = {
+        "strategy": strategy,
+        "sigma": sigma,
+        "fitness_shaping": fitness_shaping,
+        "seed": seed,
+    }
+    logger = open_logs(log_dir, wandb_project, {**config.to_dict(), **cli_settings}, append=resume)
+    try:
+        result = run_hades(
+            config,
+            es,
+            jax.random.key(seed),
+            generations,
+            checkpoint_dir=checkpoint_dir,
+            checkpoint_every=checkpoint_every,
+            resume=resume,
+            progress=True,
+            allow_config_change=allow_config_change,
+            settings={"cli": cli_settings},
+            logger=logger,
+        )
+    finally:
+        if logger is not None:
+            logger.close()
     wall = time.time() - t0
     ds = distilled_dataset(result.hades, result.state, "best")
     path = out / "distilled.npz"
@@ -177,6 +191,7 @@ def hades(
         "out": str(out),
         "config": config.to_dict(),
         "config_changes": list(result.config_changes),
+        **({"log_dir": str(log_dir)} if log_dir else {}),
     }
     with atomic_directory(out) as tmp:
         save_dataset(ds, tmp / "distilled.npz")

@@ -29,6 +29,7 @@ from jaxbc.checkpoint import (
 from jaxbc.envs import Env
 from jaxbc.hades.core import Hades, HadesConfig, HadesState, make_hades
 from jaxbc.io import atomic_write_json
+from jaxbc.logs import Logger
 
 HISTORY_FILE = "hades_history.json"
 CONFIG_FILE = "hades_config.json"
@@ -127,6 +128,7 @@ def run_hades(
     env: Env | None = None,
     allow_config_change: bool = False,
     settings: dict | None = None,
+    logger: Logger | None = None,
 ) -> HadesRun:
     """Run HaDES for ``generations`` generations in chunks of ``checkpoint_every``.
 
@@ -139,6 +141,9 @@ def run_hades(
     is written unless ``allow_config_change`` (the change is then recorded in the directory's
     ``run.json`` and in ``HadesRun.config_changes``); a fresh run (no ``resume``) refuses a
     directory that already holds checkpoints.
+
+    ``logger`` (:mod:`jaxbc.logs`) gets one row per generation (``best``, ``mean``, ``std``)
+    after each chunk; the caller closes it.
     """
     if generations < 1:
         raise ValueError(f"generations must be >= 1, got {generations}")
@@ -185,6 +190,9 @@ def run_hades(
             history["generation"] += list(range(done + 1, done + n + 1))
             for k in SUMMARY_KEYS:
                 history[k] += [float(v) for v in getattr(summary, k)]
+            if logger is not None:
+                for i in range(len(history["generation"]) - n, len(history["generation"])):
+                    logger.log(history["generation"][i], {k: history[k][i] for k in SUMMARY_KEYS})
             done += n
             if directory is not None:
                 _save(directory, state, history, done)

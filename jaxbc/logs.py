@@ -1,0 +1,187 @@
+"""Live logs of runs that are compiled whole: loggers fed from inside ``jit``/``lax.scan``.
+
+A :class:`Logger` is anything with ``log(step, metrics)`` and ``close()``. Its bound
+``log`` is the ``progress`` hook of :func:`jaxbc.training.fit` (and of ``make_bc_train``,
+``make_dagger``, ``make_ppo``): the compiled program calls it through ``jax.debug.callback``
+every N steps, so metrics reach the terminal, a CSV file, TensorBoard or Weights & Biases
+while the run is still on the device. Without a hook nothing is added to the program.
+
+    logger = MultiLogger(CSVLogger("runs/bc/metrics.csv"), TensorBoardLogger("runs/bc"))
+    train = make_bc_train(config, progress=logger.log, progress_every=100)
+    result = jax.jit(train)(key, dataset)
+    logger.close()
+
+Host I/O happens only here, in the callbacks.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol, TextIO
+
+import numpy as np
+
+CSV_FILE = "metrics.csv"
+
+
+class Logger(Protocol):
+    """Receives ``metrics`` (name -> float) recorded at ``step``; ``close`` flushes."""
+
+    def log(self, step: int, metrics: Mapping[str, float]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def scalars(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """Metrics as Python floats; an array (an ensemble's per-member values) is averaged, so
+    every logger sees one number per name."""
+    return {str(k): float(np.mean(np.asarray(v))) for k, v in metrics.items()}
+
+
+def host_callback(progress: Any) -> Any:
+    """Wrap ``progress(step, metrics)`` for ``jax.debug.callback``: the device hands over
+    arrays, loggers get an ``int`` step and float metrics."""
+
+    def call(step: Any, metrics: Mapping[str, Any]) -> None:
+        progress(int(np.asarray(step)), scalars(metrics))
+
+    return call
+
+
+class ProgressLogger:
+    """A tqdm bar on stderr moved to ``step``, with the latest loss as its postfix."""
+
+    def __init__(self, total: int, desc: str = "", unit: str = "step", file: TextIO | None = None):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=total, desc=desc, unit=unit, file=file or sys.stderr, mininterval=0.5)
+
+    def log(self, step: int, metrics: Mapping[str, float]) -> None:
+        self.bar.update(max(0, step - self.bar.n))  # vmapped runs report a step once per run
+        shown = {k: f"{v:.4g}" for k, v in metrics.items() if k in ("loss", "return", "best")}
+        if shown:
+            self.bar.set_postfix(shown, refresh=False)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+class CSVLogger:
+    """One row per call (``step`` then the metrics), columns from the first row; later rows
+    leave missing columns empty and drop names the first row did not have. Each row is
+    written and flushed whole, so a reader (or a killed run) sees complete lines.
+    ``append``: continue an existing file (a resumed run) under its header."""
+
+    def __init__(self, path: str | Path, append: bool = False):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.columns: list[str] | None = None
+        if append and self.path.exists() and self.path.stat().st_size:
+            with self.path.open(newline="") as f:
+                self.columns = next(csv.reader(f), None)
+        else:
+            self.path.write_text("")
+        self.file = self.path.open("a", newline="")
+
+    def log(self, step: int, metrics: Mapping[str, float]) -> None:
+        row = {"step": step, **metrics}
+        writer = csv.writer(self.file)
+        if self.columns is None:
+            self.columns = list(row)
+            writer.writerow(self.columns)
+        writer.writerow([row.get(c, "") for c in self.columns])
+        self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class TensorBoardLogger:
+    """Scalars into a TensorBoard event file in ``log_dir`` (``tensorboard --logdir``)."""
+
+    def __init__(self, log_dir: str | Path, flush_secs: int = 10):
+        from tensorboardX import SummaryWriter
+
+        self.writer = SummaryWriter(str(log_dir), flush_secs=flush_secs)
+
+    def log(self, step: int, metrics: Mapping[str, float]) -> None:
+        for name, value in metrics.items():
+            self.writer.add_scalar(name, value, step)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def require_wandb() -> Any:
+    """The ``wandb`` module, or an ImportError that says how to install it."""
+    try:
+        import wandb
+    except ImportError:
+        raise ImportError(
+            "Weights & Biases logging needs the wandb package: pip install 'jaxbc[wandb]'"
+        ) from None
+    return wandb
+
+
+class WandbLogger:
+    """A Weights & Biases run (``wandb.init(project=..., **init)``); the package is imported
+    only here, so it stays an optional extra."""
+
+    def __init__(self, project: str, config: Mapping[str, Any] | None = None, **init: Any):
+        self.run = require_wandb().init(project=project, config=dict(config or {}), **init)
+
+    def log(self, step: int, metrics: Mapping[str, float]) -> None:
+        self.run.log(dict(metrics), step=step)
+
+    def close(self) -> None:
+        self.run.finish()
+
+
+class MultiLogger:
+    """Fan out every call to several loggers."""
+
+    def __init__(self, *loggers: Logger):
+        self.loggers = loggers
+
+    def log(self, step: int, metrics: Mapping[str, float]) -> None:
+        for logger in self.loggers:
+            logger.log(step, metrics)
+
+    def close(self) -> None:
+        for logger in self.loggers:
+            logger.close()
+
+
+def open_loggers(
+    log_dir: str | Path | None = None,
+    wandb_project: str | None = None,
+    config: Mapping[str, Any] | None = None,
+    append: bool = False,
+) -> list[Logger]:
+    """The file loggers the command line's ``--log-dir`` (CSV + TensorBoard there) and
+    ``--wandb-project`` ask for (none: an empty list)."""
+    loggers: list[Logger] = []
+    if log_dir is not None:
+        loggers += [CSVLogger(Path(log_dir) / CSV_FILE, append), TensorBoardLogger(log_dir)]
+    if wandb_project is not None:
+        extra = {"dir": str(log_dir)} if log_dir is not None else {}
+        loggers.append(WandbLogger(wandb_project, config, **extra))
+    return loggers
+
+
+__all__ = [
+    "CSV_FILE",
+    "CSVLogger",
+    "Logger",
+    "MultiLogger",
+    "ProgressLogger",
+    "TensorBoardLogger",
+    "WandbLogger",
+    "host_callback",
+    "open_loggers",
+    "require_wandb",
+    "scalars",
+]
