@@ -14,8 +14,8 @@ two plots.
 
 ``--protocol paper``: Swarm BC in the paper's units, in a regime with room to improve.
 
-    python benchmarks/swarm_bc.py --protocol paper --scale cpu    # ~50 min estimated (below)
-    python benchmarks/swarm_bc.py --protocol paper --scale smoke  # ~1 min: checks the pipeline
+    python benchmarks/swarm_bc.py --protocol paper --scale cpu    # 25-40 min estimated (below)
+    python benchmarks/swarm_bc.py --protocol paper --scale smoke  # ~2 min: checks the pipeline
 
 1. Calibration (ensemble BC only, never Swarm): per env, ensemble BC (tau = 0, the
    reproduction arm) is trained on each demonstration budget in ``budgets`` (transitions,
@@ -53,13 +53,15 @@ Writes benchmarks/results/swarm_paper.{md,csv,json} and one plot per env
 misalignment against tau, 95% CIs).
 
 Time of ``--protocol paper --scale cpu`` (2 envs, 10 seeds, 2 arms x 6 taus, N = 8, 2x64,
-2,000 steps): not run yet. Estimate: the counts protocol's cpu run trains 8 envs x 140
-runs of 2,000 steps at N = 8 in ~30 min (~230 runs per env in ~4 min with evaluation);
-this protocol trains 2 envs x (4 budgets x 3 calibration seeds + 2 arms x 60) = 264 runs
-of the same size, plus 3 training and 3 evaluation programs to compile per env (~1 min
-each for Brax on 2 cores): about 2 x (10 min training + evaluation + 6 min compile) ~ 35
-min, budgeted as ~50 min with margin. The smoke run (Pendulum, 2 seeds, N = 3) takes
-about a minute, most of it compilation.
+2,000 steps): not run yet; estimated 25-40 min on the idle 2-core CPU. Basis: the counts
+protocol's cpu run (measured 30 min) trains per env ~75 eight-member and 25 one-member
+runs of the same size, with 5 training and 5 evaluation programs, in ~3.7 min on average
+(Brax envs take longer); this protocol trains per env 12 calibration + 120 study
+eight-member runs (~1.8x the work) with 3 training and 3 evaluation programs, so ~7-15 min
+per Brax env including compilation, plus demonstration collection (14 episodes). The
+smoke run (Pendulum, 2 seeds, N = 3, 100 steps) took 113 s of wall time measured while
+sharing the 2 cores with another benchmark (70 s of CPU time), nearly all of it
+compiling the six programs (~15 s each).
 """
 
 from __future__ import annotations
@@ -480,7 +482,7 @@ class PaperScale:
 
 PAPER_TAUS = (0.0, 0.01, 0.1, 0.25, 1.0, 10.0)
 PAPER_SCALES = {
-    # ~50 min estimated on the idle 2-core CPU (module docstring)
+    # 25-40 min estimated on the idle 2-core CPU (module docstring)
     "cpu": PaperScale(
         ("brax/halfcheetah", "brax/hopper"),
         (50, 100, 250, 1000),
@@ -512,7 +514,7 @@ PAPER_SCALES = {
         16,
         1000,
     ),
-    # about a minute: checks the pipeline end to end (2 seeds: CIs are meaningless)
+    # ~2 min: checks the pipeline end to end (2 seeds: CIs are meaningless)
     "smoke": PaperScale(
         ("Pendulum-v1",),
         (50, 200),
@@ -995,7 +997,17 @@ def main_paper(
     )
     atomic_write_csv(
         out_dir / f"{name}.csv",
-        [{**r, "penalty_form": PAPER_PENALTY, "scale": scale} for r in cal_runs + runs],
+        [
+            {
+                **{k: r[k] for k in ("phase", "env", "arm", "budget", "seed", "tau")},
+                **{k: r[k] for k in RUN_METRICS},
+                "penalty_form": PAPER_PENALTY,
+                "scale": scale,
+                "command": meta["command"],
+                "machine": meta["machine"],
+            }
+            for r in cal_runs + runs
+        ],
     )
     write_paper_markdown(out_dir / f"{name}.md", summary, parts, meta)
     plot_paper(summary, out_dir, name)
@@ -1012,7 +1024,7 @@ def main(
     protocol: Literal["counts", "paper"] = "counts",
 ) -> None:
     """Args:
-    scale: cpu (counts: 30 min measured on 2 idle cores; paper: ~50 min estimated), paper
+    scale: cpu (counts: 30 min measured on 2 idle cores; paper: 25-40 min estimated), paper
         (GPU), smoke (seconds to a minute, checks the pipeline).
     envs: subset of envs (default: the scale's).
     seed: base PRNG seed.
