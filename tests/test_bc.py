@@ -26,6 +26,7 @@ from jaxbc.bc import (
     mse,
     swarm_bc_loss,
 )
+from jaxbc.bc.losses import penalty_weight
 from jaxbc.data import collect
 from jaxbc.envs import Box, Discrete
 from jaxbc.experts import load_expert
@@ -137,6 +138,41 @@ def test_penalty_forms_conversion_factor():
     assert paper == pytest.approx(n**2 * w * len(layers) * norm, rel=1e-5)
     with pytest.raises(ValueError, match="penalty form"):
         hidden_alignment_penalty(layers, "pairs")
+
+
+def test_swarm_tau_conversion_between_forms():
+    """The same objective in both forms: normalized tau t == paper tau t / (N * W * K)."""
+    n, w = 4, 16
+    policy = make_policy(PolicyConfig(hidden_sizes=(w, w)), BOX, (3,))
+    params = init_ensemble(policy, jax.random.key(5), n)
+    batch = _batch(BOX)
+    t = 0.3
+    norm, _ = swarm_bc_loss(policy, params, batch, None, tau=t, penalty="normalized")
+    paper, _ = swarm_bc_loss(policy, params, batch, None, tau=t / (n * w * 2), penalty="paper")
+    assert float(paper) == pytest.approx(float(norm), rel=1e-5)
+    assert float(penalty_weight(t, "normalized", n)) == pytest.approx(n * t)
+
+
+def test_init_params_depend_on_the_key_only():
+    """Paired studies rely on this: the same key gives the same initial members whatever
+    the tau and the data (a 1-step run with lr warmed up from 0 returns the init)."""
+    expert = load_expert("Pendulum-v1")
+    env = expert.make_env()
+    data = collect(expert, env, 1, jax.random.key(0))
+    cfg = BCConfig(
+        policy=PolicyConfig(hidden_sizes=(8, 8)), members=3, steps=1, warmup_steps=1, batch_size=8
+    )
+    key = jax.random.key(7)
+    nets = [
+        make_bc_train(cfg, partial(swarm_bc_loss, tau=tau, penalty="paper"))(key, data, nv).params[
+            "net"
+        ]
+        for tau, nv in ((0.0, 50), (10.0, 150))
+    ]
+    policy = make_policy(cfg.policy, env.action_space, env.observation_shape)
+    init = init_ensemble(policy, jax.random.split(key, 3)[0], 3)
+    jax.tree.map(np.testing.assert_array_equal, nets[0], nets[1])
+    jax.tree.map(np.testing.assert_array_equal, nets[0], init)
 
 
 def _batch(policy_space, n=32, obs_dim=3):

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,6 +33,58 @@ def test_swarm_study_smoke(tmp_path):
     runs = data["runs"]
     assert all(r["action_difference_expert"] == 0.0 for r in runs if r["method"] == "bc")
     assert all(r["action_difference_expert"] > 0.0 for r in runs if r["method"] != "bc")
+
+
+def _swarm_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("swarm_bc", ROOT / "benchmarks" / "swarm_bc.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["swarm_bc"] = mod  # dataclasses resolve annotations through it
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_swarm_paper_protocol_rules():
+    m = _swarm_module()
+    # calibration: the largest budget inside [0.1, 0.6], else the closest (ties: smaller)
+    assert m.choose_budget({50: 0.05, 100: 0.2, 250: 0.5, 1000: 0.9}) == 250
+    assert m.choose_budget({50: 0.7, 100: 0.9}) == 50
+    assert m.choose_budget({50: 0.0, 100: 0.05, 250: 0.65}) == 100
+    assert m.choose_budget({50: 0.05, 100: 0.65}) == 50
+    # paired bootstrap CI of the difference; readings follow the CI and the claimed direction
+    x = np.array([0.5, 0.6, 0.55, 0.7, 0.65])
+    d, lo, hi = m.paired_diff_ci(x, x - 0.1, 2000)
+    assert d == pytest.approx(0.1) and lo == pytest.approx(0.1) and hi == pytest.approx(0.1)
+    assert m.reading(lo, hi, 1) == "supported" and m.reading(lo, hi, -1) == "opposite"
+    assert m.reading(-0.1, 0.2, 1) == "not supported at this budget"
+
+
+@pytest.mark.slow
+def test_swarm_paper_protocol_smoke(tmp_path):
+    subprocess.run(
+        [
+            sys.executable,
+            "benchmarks/swarm_bc.py",
+            "--protocol",
+            "paper",
+            "--scale",
+            "smoke",
+            "--out-dir",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    data = json.loads((tmp_path / "swarm_paper.json").read_text())
+    assert data["meta"]["penalty_form"] == "paper"
+    cal = data["calibration"]["Pendulum-v1"]
+    assert cal["chosen_budget"] in cal["budgets"]
+    assert {r["arm"] for r in data["summary"]} == {"linear_relu", "tanh_head"}
+    assert all("reading_scaled_return" in r for r in data["summary"] if r["tau"] > 0)
+    assert (tmp_path / "swarm_paper_Pendulum-v1.png").exists()
+    assert (tmp_path / "swarm_paper.md").exists() and (tmp_path / "swarm_paper.csv").exists()
 
 
 def test_speed_json_keys():
