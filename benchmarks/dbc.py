@@ -53,12 +53,20 @@ blocks, 12,000 steps (lr 1e-3, batch 128); policies 2x256 tanh, linear head, 6,0
 (lr 1e-3, linear decay); 50 evaluation episodes. smoke: 3 seeds, 20 episodes, DDPM width 32
 and 300 steps, 32x32 policies and 300 steps. paper (GPU): 100 episodes, DDPM width 1,024 and
 100,000 steps, 3x256 policies (the paper's Maze policy) and 40,000 steps.
-TIMING
+Timing (2-core CPU shared with another benchmark, so about one core free): the smoke scale
+took 284 s wall with a cold compilation cache, 124 s warm (42 s of CPU time). cpu scale,
+extrapolated from a maze probe at the cpu sizes with 600 and 1,200 DDPM steps and 300 and
+600 policy steps (10 seeds; +61.5 s of CPU per extra 600 DDPM + 300 policy steps, about
+2/3 of it the DDPMs, 1/7 the DBC runs): maze ~1,300 s of CPU, each toy task ~1,650 s (three
+DBC lambdas), about 4,600 s of CPU in all: ~40-50 min on 2 idle cores, ~80 min with one
+core free. Not run at cpu scale yet; ``--samples-only`` (seed 0's DDPM per task at the
+scale's size and dbc_ddpm_samples.{png,json}, a few minutes) has been.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 import time
 from dataclasses import dataclass
@@ -707,8 +715,11 @@ def _curves(metrics: dict, steps: int, points: int, lam) -> dict:
     return out
 
 
-def study_task(task: str, sc: MultimodalScale, seed: int) -> tuple[list[dict], dict, dict]:
-    """BC and DBC (each lambda of the task) on one task, ``sc.seeds`` paired seeds."""
+def study_task(
+    task: str, sc: MultimodalScale, seed: int, samples_only: bool = False
+) -> tuple[list[dict], dict, dict]:
+    """BC and DBC (each lambda of the task) on one task, ``sc.seeds`` paired seeds; with
+    ``samples_only`` just seed 0's demonstrations, DDPM and samples (no rows)."""
     env_id, options = TASKS[task]
     log = partial(print, file=sys.stderr, flush=True)
     key = jax.random.fold_in(jax.random.key(seed), list(TASKS).index(task))
@@ -716,7 +727,7 @@ def study_task(task: str, sc: MultimodalScale, seed: int) -> tuple[list[dict], d
     env = expert.make_env()
     t0 = time.time()
     data, sizes, per_seed = seed_datasets(
-        expert, env, sc.demo_episodes, jax.random.fold_in(key, 0), sc.seeds
+        expert, env, sc.demo_episodes, jax.random.fold_in(key, 0), 1 if samples_only else sc.seeds
     )
     num_valid = jnp.asarray(sizes)
     info: dict = {
@@ -740,7 +751,7 @@ def study_task(task: str, sc: MultimodalScale, seed: int) -> tuple[list[dict], d
         lr=sc.diffusion_lr,
         batch_size=sc.batch_size,
     )
-    seed_keys = jax.random.split(jax.random.fold_in(key, 1), sc.seeds)
+    seed_keys = jax.random.split(jax.random.fold_in(key, 1), sc.seeds)[: len(sizes)]
     models = jax.jit(jax.vmap(make_diffusion_train(dcfg)))(seed_keys, data, num_valid)
     tail = max(1, dcfg.steps // 10)
     info["diffusion_final_loss"] = float(models.losses[:, -tail:].mean())
@@ -772,6 +783,8 @@ def study_task(task: str, sc: MultimodalScale, seed: int) -> tuple[list[dict], d
         frac = float((side > 0).mean()) if side.size else float("nan")
         info[f"upper_mode_fraction_{src}"] = frac
     log(f"{task}: {sc.samples} DDPM samples {time.time() - t0:.0f} s")
+    if samples_only:
+        return [], info, samples
 
     policy = PolicyConfig(hidden_sizes=sc.hidden, activation="tanh", tanh_bounded=False)
     cfg = BCConfig(
@@ -1101,7 +1114,12 @@ def plot_multimodal(
 
 
 def run_multimodal(
-    scale: str, tasks: tuple[str, ...] | None, seed: int, out_dir: Path, name: str
+    scale: str,
+    tasks: tuple[str, ...] | None,
+    seed: int,
+    out_dir: Path,
+    name: str,
+    samples_only: bool = False,
 ) -> None:
     sc = MM_SCALES[scale]
     if tasks:
@@ -1113,11 +1131,11 @@ def run_multimodal(
     t0 = time.time()
     rows, infos, samples = [], [], {}
     for task in sc.tasks:
-        r, info, s = study_task(task, sc, seed)
+        r, info, s = study_task(task, sc, seed, samples_only)
         rows += r
         infos.append(info)
         samples[task] = s
-    comparisons = compare(rows, sc.tasks)
+    samples_path = out_dir / f"{name.removesuffix('_multimodal')}_ddpm_samples.png"
     meta = {
         "command": "python benchmarks/dbc.py " + " ".join(sys.argv[1:]),
         "protocol": "multimodal",
@@ -1134,6 +1152,13 @@ def run_multimodal(
         },
     }
     out_dir.mkdir(parents=True, exist_ok=True)
+    if samples_only:  # the DDPM samples plot of seed 0 per task, with its settings
+        meta["samples_only"] = True
+        atomic_write_json(samples_path.with_suffix(".json"), {"meta": meta, "data": infos})
+        plot_samples(samples, samples_path)
+        print(json.dumps(infos, indent=1))
+        return
+    comparisons = compare(rows, sc.tasks)
     atomic_write_json(
         out_dir / f"{name}.json",
         {"meta": meta, "data": infos, "comparisons": comparisons, "runs": rows},
@@ -1141,7 +1166,7 @@ def run_multimodal(
     atomic_write_csv(out_dir / f"{name}.csv", rows)
     write_multimodal_markdown(out_dir / f"{name}.md", comparisons, infos, meta)
     plot_multimodal(rows, comparisons, infos, out_dir / f"{name}.png")
-    plot_samples(samples, out_dir / f"{name.removesuffix('_multimodal')}_ddpm_samples.png")
+    plot_samples(samples, samples_path)
     print((out_dir / f"{name}.md").read_text())
 
 
@@ -1153,9 +1178,11 @@ def main(
     seed: int = 0,
     out_dir: Path = Path("benchmarks/results"),
     name: str | None = None,
+    samples_only: bool = False,
 ) -> None:
     """Args:
-    scale: cpu (~1 h on 2 cores for either protocol), paper (GPU), smoke (checks the pipeline).
+    scale: cpu (2 cores: locomotion 13 min measured, multimodal ~1 h estimated), paper (GPU),
+        smoke (checks the pipeline).
     protocol: locomotion (BC, DBC, ensemble, Swarm on Brax + TwoGoals2D-v0; dbc.*) or
         multimodal (BC vs DBC where the observation hides the mode: toy_visible, toy_hidden,
         maze; dbc_multimodal.* and dbc_ddpm_samples.png).
@@ -1164,12 +1191,18 @@ def main(
     seed: base PRNG seed.
     out_dir: where results go.
     name: file stem of the results (default: dbc, or dbc_multimodal).
+    samples_only: multimodal: only seed 0's DDPM per task and dbc_ddpm_samples.{png,json}.
     """
     if protocol == "multimodal":
         if envs:
             raise SystemExit("error: --envs belongs to the locomotion protocol; use --tasks")
         run_multimodal(
-            scale, tuple(tasks) if tasks else None, seed, out_dir, name or "dbc_multimodal"
+            scale,
+            tuple(tasks) if tasks else None,
+            seed,
+            out_dir,
+            name or "dbc_multimodal",
+            samples_only,
         )
         return
     if tasks:
