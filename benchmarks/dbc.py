@@ -20,11 +20,53 @@ bimodal expert for TwoGoals2D-v0. Then, each a single compiled program with seed
 Writes benchmarks/results/dbc.{json,csv,md} and dbc.png. The paper's numbers (MuJoCo
 HalfCheetah-v3 / Walker2d-v3) are printed only as reference columns: Brax's envs differ in
 dynamics and reward scale, so compare the DBC - BC difference, not absolute returns.
+
+Protocol ``multimodal``: DBC where averaging the modes fails::
+
+    python benchmarks/dbc.py --protocol multimodal --scale smoke  # pipeline check
+    python benchmarks/dbc.py --protocol multimodal --scale cpu    # ~1 h on 2 idle cores (estimate)
+    python benchmarks/dbc.py --protocol multimodal --scale paper  # GPU: 1,024-wide DDPM, 3x256
+
+BC vs DBC, paired per seed (the same demonstrations, initialisation, minibatches and
+evaluation starts for both arms), on three tasks (``--tasks`` picks a subset):
+
+* ``toy_visible``: TwoGoals2D-v0, the control: the observation (x, y) tells the mode;
+* ``toy_hidden``: TwoGoals2D-v0 with ``hide_mode=True``: the observation (x, |y|) hides it,
+  so MSE BC must average the two sidesteps (into the obstacle);
+* ``maze``: PointMaze-TwoRoutes-v0, the paper's Maze comparison (success rate, lambda_DM =
+  30): both routes start from the same observation and the planner's first action is a coin
+  flip.
+
+lambda_DM: 30 (the paper's Maze value) on every task; on the toy tasks also 0.05 and 1, all
+fixed before any run and all reported. Per seed one DDPM on that seed's demonstrations.
+Success = fraction of evaluation episodes that reach a goal. The table gives each arm's
+mean, the paired DBC - BC difference with a 95% percentile bootstrap CI over seeds
+(``scipy.stats.bootstrap``, paired) and the reading "supported / not supported at this
+budget" from whether the CI excludes 0; and the DBC arm's loss terms at the end of training
+(L_BC, L_agent, L_expert, L_DM, and lambda_DM * L_DM / L_BC; training curves in the json and
+the plot). Writes benchmarks/results/dbc_multimodal.{json,csv,md}, dbc_multimodal.png
+(success per seed, loss curves) and dbc_ddpm_samples.png (DDPM samples of seed 0's model
+against its demonstrations, ``jaxbc.diffusion.sample``).
+
+Sizes (``MM_SCALES``): cpu: 10 seeds, 50 episodes per seed, DDPM T = 1000, width 256, 3
+blocks, 12,000 steps (lr 1e-3, batch 128); policies 2x256 tanh, linear head, 6,000 steps
+(lr 1e-3, linear decay); 50 evaluation episodes. smoke: 3 seeds, 20 episodes, DDPM width 32
+and 300 steps, 32x32 policies and 300 steps. paper (GPU): 100 episodes, DDPM width 1,024 and
+100,000 steps, 3x256 policies (the paper's Maze policy) and 40,000 steps.
+Timing (2-core CPU shared with another benchmark, so about one core free): the smoke scale
+took 284 s wall with a cold compilation cache, 124 s warm (42 s of CPU time). cpu scale,
+extrapolated from a maze probe at the cpu sizes with 600 and 1,200 DDPM steps and 300 and
+600 policy steps (10 seeds; +61.5 s of CPU per extra 600 DDPM + 300 policy steps, about
+2/3 of it the DDPMs, 1/7 the DBC runs): maze ~1,300 s of CPU, each toy task ~1,650 s (three
+DBC lambdas), about 4,600 s of CPU in all: ~40-50 min on 2 idle cores, ~80 min with one
+core free. Not run at cpu scale yet; ``--samples-only`` (seed 0's DDPM per task at the
+scale's size and dbc_ddpm_samples.{png,json}, a few minutes) has been.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 import time
 from dataclasses import dataclass
@@ -42,7 +84,10 @@ from jaxbc.bc import BCConfig, PolicyConfig, bc_loss, dbc_loss, make_bc_train, s
 from jaxbc.bc.evaluation import reference_returns
 from jaxbc.bc.train import make_policy_fn
 from jaxbc.data import collect
+from jaxbc.data.dataset import ARRAY_KEYS
 from jaxbc.diffusion import DiffusionConfig, make_diffusion_train
+from jaxbc.diffusion import sample as diffusion_sample
+from jaxbc.envs.maze import POINT_MAZE
 from jaxbc.envs.multimodal import TOY, episode_outcomes
 from jaxbc.experts import load_expert
 from jaxbc.experts.expert import ZOO_DIR, zoo_name
@@ -511,20 +556,658 @@ def plot(summary: list[dict], path: Path) -> Path:
     return path
 
 
+# --- protocol "multimodal": DBC where averaging the modes fails ----------------------------
+#
+# Tasks (name -> env id and options). On toy_visible the observation tells the expert's mode
+# (the sign of y), so MSE BC has nothing to fix: the control. On toy_hidden the observation
+# is (x, |y|): BC must average the two sidesteps into the obstacle. On the maze the start
+# observation is the same for both routes and the expert's first action is a coin flip.
+TASKS: dict[str, tuple[str, tuple]] = {
+    "toy_visible": (TWO_GOALS, ()),
+    "toy_hidden": (TWO_GOALS, (("hide_mode", True),)),
+    "maze": (POINT_MAZE, ()),
+}
+# lambda_DM per task, fixed before any run: 30 is the paper's Maze value; on the toy tasks
+# also 0.05 (the locomotion protocol's toy value) and 1 (AntReach's), every one reported.
+TASK_LAMBDAS: dict[str, tuple[float, ...]] = {
+    "toy_visible": (0.05, 1.0, 30.0),
+    "toy_hidden": (0.05, 1.0, 30.0),
+    "maze": (30.0,),
+}
+# which (observation dim, action dim) the samples plot shows against each other
+SAMPLE_AXES = {"toy_visible": (0, 1), "toy_hidden": (0, 1), "maze": (1, 0)}
+
+
+@dataclass(frozen=True)
+class MultimodalScale:
+    tasks: tuple[str, ...]
+    seeds: int
+    demo_episodes: int
+    steps: int  # policy gradient steps (BC and DBC alike)
+    batch_size: int
+    lr: float
+    hidden: tuple[int, ...]  # policy MLP (tanh, linear action head, orthogonal init)
+    diffusion_T: int
+    diffusion_hidden: int
+    diffusion_steps: int
+    diffusion_lr: float
+    eval_episodes: int
+    curve_points: int  # training curves are averaged into this many windows
+    samples: int  # DDPM samples drawn (seed 0's model) for the samples plot
+
+
+MM_SCALES = {
+    # the paper's Maze policy (3x256 tanh, linear head) and its locomotion-size DDPM (1,024
+    # wide); 100 demonstrations like maze2d-medium; needs a GPU
+    "paper": MultimodalScale(
+        tuple(TASKS),
+        10,
+        100,
+        40_000,
+        128,
+        1e-4,
+        (256, 256, 256),
+        1000,
+        1024,
+        100_000,
+        2e-4,
+        100,
+        200,
+        4000,
+    ),
+    # ~1 h on the idle 2-core CPU (extrapolated from the smoke run, see the module docstring)
+    "cpu": MultimodalScale(
+        tuple(TASKS),
+        10,
+        50,
+        6000,
+        128,
+        1e-3,
+        (256, 256),
+        1000,
+        256,
+        12_000,
+        1e-3,
+        50,
+        60,
+        2000,
+    ),
+    "smoke": MultimodalScale(
+        tuple(TASKS),
+        3,
+        20,
+        300,
+        64,
+        1e-3,
+        (32, 32),
+        1000,
+        32,
+        300,
+        1e-3,
+        10,
+        10,
+        500,
+    ),
+}
+LOSS_TERMS = ("bc_loss", "dm_loss", "agent_diffusion_loss", "expert_diffusion_loss")
+
+
+def seed_datasets(expert, env, episodes: int, key: jax.Array, seeds: int):
+    """One demonstration set per seed (shared by BC and DBC: paired), padded to a common
+    length with copies of the last transition and stacked: ``(data [seeds, N, ...], sizes)``;
+    trainers see only the first ``sizes[s]`` transitions (``num_valid``)."""
+    ds = [collect(expert, env, episodes, jax.random.fold_in(key, s)) for s in range(seeds)]
+    n = max(d.size for d in ds)
+
+    def pad(x):
+        x = np.asarray(x)
+        return np.concatenate([x, np.repeat(x[-1:], n - len(x), 0)])
+
+    padded = [d.replace(**{k: pad(getattr(d, k)) for k in ARRAY_KEYS}) for d in ds]
+    stacked = jax.tree.map(lambda *xs: np.stack(xs), *padded)
+    return stacked, np.asarray([d.size for d in ds]), ds
+
+
+def paired_difference(a, b, confidence: float = 0.95, seed: int = 0) -> dict:
+    """Mean and percentile-bootstrap CI (``scipy.stats.bootstrap``, paired: seeds resampled
+    together) of ``a - b`` over seeds, and the reading from whether the CI excludes 0."""
+    from scipy.stats import bootstrap
+
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    d = a - b
+    if np.ptp(d) == 0:  # every seed gives the same difference: the resampled mean cannot move
+        lo = hi = float(d[0])
+    else:
+        res = bootstrap(
+            (a, b),
+            lambda x, y, axis=-1: np.mean(x - y, axis=axis),
+            paired=True,
+            vectorized=True,
+            confidence_level=confidence,
+            n_resamples=9999,
+            method="percentile",
+            rng=np.random.default_rng(seed),
+        )
+        lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    if lo > 0:
+        reading = "DBC > BC: supported at this budget"
+    elif hi < 0:
+        reading = "DBC < BC: supported at this budget"
+    else:
+        reading = "a difference is not supported at this budget (CI includes 0)"
+    return {"mean": float(d.mean()), "ci": [lo, hi], "n": int(len(d)), "reading": reading}
+
+
+def _curves(metrics: dict, steps: int, points: int, lam) -> dict:
+    """Per-step metrics -> window means [points] for the loss terms, plus their last-10% means
+    and the ratio lambda_DM * L_DM / L_BC at the end."""
+    points = max(1, min(points, steps))
+    w = steps // points
+    out: dict = {}
+    tail = max(1, steps // 10)
+    for k in LOSS_TERMS:
+        if k in metrics:
+            v = metrics[k]
+            out["curve_" + k] = v[: w * points].reshape(points, w).mean(1)
+            out["end_" + k] = v[-tail:].mean()
+    if "dm_loss" in metrics:
+        out["end_ratio"] = lam * out["end_dm_loss"] / out["end_bc_loss"]
+    return out
+
+
+def study_task(
+    task: str, sc: MultimodalScale, seed: int, samples_only: bool = False
+) -> tuple[list[dict], dict, dict]:
+    """BC and DBC (each lambda of the task) on one task, ``sc.seeds`` paired seeds; with
+    ``samples_only`` just seed 0's demonstrations, DDPM and samples (no rows)."""
+    env_id, options = TASKS[task]
+    log = partial(print, file=sys.stderr, flush=True)
+    key = jax.random.fold_in(jax.random.key(seed), list(TASKS).index(task))
+    expert = scripted_expert(env_id, **dict(options))
+    env = expert.make_env()
+    t0 = time.time()
+    data, sizes, per_seed = seed_datasets(
+        expert, env, sc.demo_episodes, jax.random.fold_in(key, 0), 1 if samples_only else sc.seeds
+    )
+    num_valid = jnp.asarray(sizes)
+    info: dict = {
+        "task": task,
+        "env": env_id,
+        "env_options": dict(options),
+        "transitions_per_seed": sizes.tolist(),
+        "demo_return": float(np.mean([d.episode_returns.mean() for d in per_seed])),
+        "expert_return": expert.meta["mean_return"],
+        "random_return": expert.meta["random_return"],
+        "lambdas": list(TASK_LAMBDAS[task]),
+    }
+    log(f"{task}: {sizes.tolist()} transitions per seed ({time.time() - t0:.0f} s)")
+
+    # 1. one DDPM per seed, on that seed's demonstrations
+    t0 = time.time()
+    dcfg = DiffusionConfig(
+        T=sc.diffusion_T,
+        hidden=sc.diffusion_hidden,
+        steps=sc.diffusion_steps,
+        lr=sc.diffusion_lr,
+        batch_size=sc.batch_size,
+    )
+    seed_keys = jax.random.split(jax.random.fold_in(key, 1), sc.seeds)[: len(sizes)]
+    models = jax.jit(jax.vmap(make_diffusion_train(dcfg)))(seed_keys, data, num_valid)
+    tail = max(1, dcfg.steps // 10)
+    info["diffusion_final_loss"] = float(models.losses[:, -tail:].mean())
+    info["diffusion_time_s"] = time.time() - t0
+    log(
+        f"{task}: DDPMs {info['diffusion_time_s']:.0f} s, final loss {info['diffusion_final_loss']:.4f}"
+    )
+
+    # samples of seed 0's model against its data, for the plot
+    t0 = time.time()
+    model0 = jax.tree.map(lambda x: x[0], models)
+    s_obs, s_act = jax.device_get(
+        jax.jit(lambda k: diffusion_sample(model0, k, sc.samples))(jax.random.fold_in(key, 5))
+    )
+    d0 = per_seed[0]
+    samples = {
+        "data_obs": np.asarray(d0.obs),
+        "data_act": np.asarray(d0.action),
+        "sample_obs": np.asarray(s_obs),
+        "sample_act": np.asarray(s_act),
+    }
+    # of the actions that step sideways (|component| > 0.1 along the mode's axis), the share
+    # that step up (toy) / right (maze): in the data and in the samples
+    info["samples_outside_data_range"] = _outside(samples)
+    dim = SAMPLE_AXES[task][1]
+    for src in ("data", "sample"):
+        side = samples[src + "_act"][:, dim]
+        side = side[np.abs(side) > 0.1]
+        frac = float((side > 0).mean()) if side.size else float("nan")
+        info[f"upper_mode_fraction_{src}"] = frac
+    log(f"{task}: {sc.samples} DDPM samples {time.time() - t0:.0f} s")
+    if samples_only:
+        return [], info, samples
+
+    policy = PolicyConfig(hidden_sizes=sc.hidden, activation="tanh", tanh_bounded=False)
+    cfg = BCConfig(
+        policy=policy,
+        steps=sc.steps,
+        batch_size=sc.batch_size,
+        lr=sc.lr,
+        schedule="linear",
+        max_grad_norm=0.5,
+    )
+    train_keys = jax.random.split(jax.random.fold_in(key, 2), sc.seeds)  # shared: paired
+    steps, points = sc.steps, sc.curve_points
+
+    # 2a. BC
+    t0 = time.time()
+
+    def bc_one(k, d, nv):
+        r = make_bc_train(cfg, bc_loss)(k, d, nv)
+        return r.params, _curves(r.metrics, steps, points, 0.0)
+
+    bc_params, bc_logs = jax.jit(jax.vmap(bc_one))(train_keys, data, num_valid)
+    info["bc_time_s"] = time.time() - t0
+    log(f"{task}: bc {info['bc_time_s']:.0f} s")
+
+    # 2b. DBC: every (lambda, seed) in one program; seed s: data s, init s, DDPM s
+    t0 = time.time()
+    lams = TASK_LAMBDAS[task]
+    grid = [(lam, s) for lam in lams for s in range(sc.seeds)]
+    idx = jnp.asarray([s for _, s in grid])
+    pick = partial(jax.tree.map, lambda x: x[idx])
+
+    def dbc_one(k, d, nv, model, lam):
+        loss = partial(dbc_loss, diffusion=model, lambda_dm=lam)
+        r = make_bc_train(cfg, loss)(k, d, nv)
+        return r.params, _curves(r.metrics, steps, points, lam)
+
+    dbc_params, dbc_logs = jax.jit(jax.vmap(dbc_one))(
+        train_keys[idx],
+        pick(data),
+        num_valid[idx],
+        pick(models),
+        jnp.asarray([lam for lam, _ in grid], jnp.float32),
+    )
+    info["dbc_time_s"] = time.time() - t0
+    log(f"{task}: dbc ({len(lams)} lambda_DM x {sc.seeds} seeds) {info['dbc_time_s']:.0f} s")
+
+    # 3. evaluation: the same episode starts for both arms of a seed
+    t0 = time.time()
+    eval_keys = jax.random.split(jax.random.fold_in(key, 4), sc.seeds)
+    policy_fn = make_policy_fn(cfg, env.action_space, env.observation_shape)
+
+    def run(params, k):
+        out = episode_outcomes(env, policy_fn, params, k, sc.eval_episodes)
+        return out.returns, out.reached.astype(jnp.float32), out.crashed.astype(jnp.float32)
+
+    both = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), bc_params, dbc_params)
+    returns, reached, crashed = jax.device_get(
+        jax.jit(jax.vmap(run))(both, jnp.concatenate([eval_keys, eval_keys[idx]]))
+    )
+    log(f"{task}: evaluation {time.time() - t0:.0f} s")
+
+    logs = jax.device_get(jax.tree.map(lambda a: np.asarray(a), (bc_logs, dbc_logs)))
+    runs = [("bc", 0.0, s) for s in range(sc.seeds)] + [("dbc", lam, s) for lam, s in grid]
+    rows, curves = [], []
+    for i, (method, lam, s) in enumerate(runs):
+        lg, j = (logs[0], i) if method == "bc" else (logs[1], i - sc.seeds)
+        row = {
+            "task": task,
+            "env": env_id,
+            "method": method,
+            "lambda_dm": lam,
+            "seed": s,
+            "transitions": int(sizes[s]),
+            "success": float(reached[i].mean()),
+            "crash": float(crashed[i].mean()) if env_id in TOY else None,
+            "mean_return": float(returns[i].mean()),
+        }
+        for k in LOSS_TERMS:
+            row[k] = float(lg["end_" + k][j]) if "end_" + k in lg else None
+        row["ratio_dm_bc"] = float(lg["end_ratio"][j]) if "end_ratio" in lg else None
+        rows.append(row)
+        curves.append(
+            {
+                "task": task,
+                "method": method,
+                "lambda_dm": lam,
+                "seed": s,
+                **{k: lg["curve_" + k][j].tolist() for k in LOSS_TERMS if "curve_" + k in lg},
+            }
+        )
+    info["curves"] = curves
+    return rows, info, samples
+
+
+def compare(rows: list[dict], tasks: tuple[str, ...]) -> list[dict]:
+    """Per task and lambda: both arms' means and the paired DBC - BC difference in success."""
+    out = []
+    for task in tasks:
+        bc = sorted(
+            (r for r in rows if r["task"] == task and r["method"] == "bc"), key=lambda r: r["seed"]
+        )
+        for lam in TASK_LAMBDAS[task]:
+            dbc = sorted(
+                (
+                    r
+                    for r in rows
+                    if r["task"] == task and r["method"] == "dbc" and r["lambda_dm"] == lam
+                ),
+                key=lambda r: r["seed"],
+            )
+            assert [r["seed"] for r in bc] == [r["seed"] for r in dbc]
+            diff = paired_difference([r["success"] for r in dbc], [r["success"] for r in bc])
+            ratio = [r["ratio_dm_bc"] for r in dbc]
+            out.append(
+                {
+                    "task": task,
+                    "env": bc[0]["env"],
+                    "lambda_dm": lam,
+                    "seeds": len(bc),
+                    "bc_success": float(np.mean([r["success"] for r in bc])),
+                    "dbc_success": float(np.mean([r["success"] for r in dbc])),
+                    "bc_crash": None
+                    if bc[0]["crash"] is None
+                    else float(np.mean([r["crash"] for r in bc])),
+                    "dbc_crash": None
+                    if dbc[0]["crash"] is None
+                    else float(np.mean([r["crash"] for r in dbc])),
+                    "difference": diff["mean"],
+                    "difference_ci": diff["ci"],
+                    "reading": diff["reading"],
+                    "bc_loss_bc_arm": float(np.mean([r["bc_loss"] for r in bc])),
+                    **{f"{k}_dbc_arm": float(np.mean([r[k] for r in dbc])) for k in LOSS_TERMS},
+                    "ratio_dm_bc": float(np.mean(ratio)),
+                    "ratio_dm_bc_range": [float(np.min(ratio)), float(np.max(ratio))],
+                }
+            )
+    return out
+
+
+def write_multimodal_markdown(
+    path: Path, comparisons: list[dict], infos: list[dict], meta: dict
+) -> None:
+    sc = meta["scale_settings"]
+    lines = [
+        "# Diffusion-BC where averaging the modes fails (protocol `multimodal`)",
+        "",
+        f"Command: `{meta['command']}`  ",
+        f"Machine: {meta['machine']}; scale `{meta['scale']}`; base seed {meta['seed']}, "
+        f"seeds 0..{sc['seeds'] - 1} (vmapped, paired: per seed BC and DBC share the "
+        f"demonstrations, the initialisation, the minibatches and the evaluation starts); "
+        f"wall time {meta['wall_time_s']:.0f} s.  ",
+        f"Per seed: {sc['demo_episodes']} scripted-expert episodes; one DDPM (T = {sc['diffusion_T']}, "
+        f"width {sc['diffusion_hidden']}, 3 blocks, {sc['diffusion_steps']} steps, lr {sc['diffusion_lr']}, "
+        f"batch {sc['batch_size']}, antithetic t); policies: deterministic MLP "
+        f"{'x'.join(str(h) for h in sc['hidden'])} tanh, linear action head, orthogonal init, "
+        f"Adam lr {sc['lr']} with linear decay to 0, grad clip 0.5, batch {sc['batch_size']}, "
+        f"{sc['steps']} steps; {sc['eval_episodes']} evaluation episodes per run.",
+        "",
+        "Success: fraction of evaluation episodes that reach a goal (TwoGoals2D-v0: either goal; "
+        "maze: the env's sparse goal reward). Difference: mean over seeds of the paired "
+        "DBC - BC success, with a 95% percentile bootstrap CI over seeds "
+        "(`scipy.stats.bootstrap`, paired). Loss terms: DBC arm, means over the last 10% of "
+        "steps and over seeds; ratio = lambda_DM * L_DM / L_BC at the end (seed range in "
+        "brackets): near 0 means the diffusion term no longer acted on the policy.",
+        "",
+        "| task | lambda_DM | BC success | DBC success | DBC - BC [95% CI] | reading | L_BC (BC / DBC) | L_agent | L_expert | L_DM | lambda_DM L_DM / L_BC |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in comparisons:
+        lo, hi = c["difference_ci"]
+        rlo, rhi = c["ratio_dm_bc_range"]
+        lines.append(
+            f"| {c['task']} | {c['lambda_dm']:g} | {c['bc_success']:.2f} | {c['dbc_success']:.2f} "
+            f"| {c['difference']:+.2f} [{lo:+.2f}, {hi:+.2f}] | {c['reading']} "
+            f"| {c['bc_loss_bc_arm']:.4f} / {c['bc_loss_dbc_arm']:.4f} | {c['agent_diffusion_loss_dbc_arm']:.4f} "
+            f"| {c['expert_diffusion_loss_dbc_arm']:.4f} | {c['dm_loss_dbc_arm']:.2e} "
+            f"| {c['ratio_dm_bc']:.3g} [{rlo:.3g}, {rhi:.3g}] |"
+        )
+    lines += [
+        "",
+        "Toy-task crash rates (episodes that end in the obstacle), BC / DBC: "
+        + "; ".join(
+            f"{c['task']} lambda_DM {c['lambda_dm']:g}: {c['bc_crash']:.2f} / {c['dbc_crash']:.2f}"
+            for c in comparisons
+            if c["bc_crash"] is not None
+        )
+        + ".",
+        "",
+        "## Data and diffusion models",
+        "",
+        "Mode fraction: of the actions with a sideways component (more than 0.1 along the mode's "
+        "axis; toy: a_y, maze: a_x), the share that goes up (toy) / right (maze), in seed 0's "
+        "demonstrations and in samples of seed 0's DDPM (`jaxbc.diffusion.sample`; plot: "
+        "`dbc_ddpm_samples.png`). Off-frame: the share of samples with a coordinate outside the "
+        "data's range (padded by a quarter of it).",
+        "",
+        "| task | env options | transitions per seed | demo return | expert / random return | DDPM loss (end) | mode fraction data / samples | samples off-frame |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {i['task']} | {i['env_options'] or '–'} | {', '.join(map(str, i['transitions_per_seed']))} "
+        f"| {i['demo_return']:.2f} | {i['expert_return']:.2f} / {i['random_return']:.2f} "
+        f"| {i['diffusion_final_loss']:.4f} | {i['upper_mode_fraction_data']:.2f} / {i['upper_mode_fraction_sample']:.2f} | {i['samples_outside_data_range']:.2f} |"
+        for i in infos
+    ]
+    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
+
+
+def _padded(x: np.ndarray) -> tuple[float, float]:
+    lo, hi = float(np.min(x)), float(np.max(x))
+    pad = 0.25 * (hi - lo) + 0.1
+    return lo - pad, hi + pad
+
+
+def _outside(s: dict) -> float:
+    """Share of DDPM samples with any coordinate outside the padded range of the data."""
+    data = np.concatenate([s["data_obs"], s["data_act"]], 1)
+    smp = np.concatenate([s["sample_obs"], s["sample_act"]], 1)
+    lims = np.asarray([_padded(c) for c in data.T])
+    return float(((smp < lims[:, 0]) | (smp > lims[:, 1])).any(1).mean())
+
+
+def plot_samples(samples: dict[str, dict], path: Path) -> Path:
+    """Per task: the 2-D action scatter, and the mode's action component against a state
+    coordinate, demonstrations vs DDPM samples."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = list(samples)
+    fig, axes = plt.subplots(len(tasks), 2, figsize=(7.0, 3.0 * len(tasks)), squeeze=False)
+    for row, task in zip(axes, tasks, strict=True):
+        s = samples[task]
+        od, ad = SAMPLE_AXES[task]
+        for src, color, label, size in (
+            ("sample", "C1", "DDPM samples", 4),
+            ("data", "C0", "demonstrations", 2),
+        ):
+            o, a = s[src + "_obs"], s[src + "_act"]
+            row[0].scatter(a[:, 0], a[:, 1], s=size, alpha=0.5, color=color, label=label)
+            row[1].scatter(o[:, od], a[:, ad], s=size, alpha=0.5, color=color, label=label)
+        # frame the data (the share of samples outside the frame is in the title)
+        o, a = s["data_obs"], s["data_act"]
+        for ax, (xs, ys) in zip(row, ((a[:, 0], a[:, 1]), (o[:, od], a[:, ad])), strict=True):
+            ax.set_xlim(*_padded(xs))
+            ax.set_ylim(*_padded(ys))
+        obs_names = ("x", "|y|" if TASKS[task][1] else "y", "vx", "vy")
+        row[0].set(
+            xlabel="action 0",
+            ylabel="action 1",
+            title=f"{task}: actions ({_outside(s):.0%} of samples off-frame)",
+        )
+        row[1].set(
+            xlabel=f"state {obs_names[od]}",
+            ylabel=f"action {ad}",
+            title=f"{task}: action {ad} vs state",
+        )
+        for ax in row:
+            ax.title.set_fontsize(9)
+        row[0].legend(fontsize=7, markerscale=3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_multimodal(
+    rows: list[dict], comparisons: list[dict], infos: list[dict], path: Path
+) -> Path:
+    """Left: success per seed (BC and each DBC lambda, pairs joined); right: the DBC arms'
+    training curves of L_BC and lambda_DM * L_DM (mean over seeds)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = list(dict.fromkeys(c["task"] for c in comparisons))
+    fig, axes = plt.subplots(len(tasks), 2, figsize=(8.0, 2.8 * len(tasks)), squeeze=False)
+    for (ax, axc), task in zip(axes, tasks, strict=True):
+        lams = TASK_LAMBDAS[task]
+        arms = [("bc", 0.0)] + [("dbc", lam) for lam in lams]
+        seeds = sorted({r["seed"] for r in rows if r["task"] == task})
+        vals = np.asarray(
+            [
+                [
+                    next(
+                        r["success"]
+                        for r in rows
+                        if r["task"] == task
+                        and r["method"] == m
+                        and r["lambda_dm"] == lam
+                        and r["seed"] == s
+                    )
+                    for m, lam in arms
+                ]
+                for s in seeds
+            ]
+        )
+        for v in vals:
+            ax.plot(range(len(arms)), v, "-o", color="gray", alpha=0.4, ms=3)
+        ax.plot(range(len(arms)), vals.mean(0), "s", color="C3", ms=7, label="mean")
+        ax.set_xticks(range(len(arms)), ["BC"] + [f"DBC {lam:g}" for lam in lams], fontsize=8)
+        ax.set_ylim(-0.05, 1.05)
+        cis = "; ".join(
+            f"{c['difference']:+.2f} [{c['difference_ci'][0]:+.2f}, {c['difference_ci'][1]:+.2f}]"
+            for c in comparisons
+            if c["task"] == task
+        )
+        ax.set_title(f"{task}: success (DBC-BC: {cis})", fontsize=8)
+        info = next(i for i in infos if i["task"] == task)
+        for lam, color in zip(lams, ("C0", "C1", "C2", "C4"), strict=False):
+            cs = [c for c in info["curves"] if c["method"] == "dbc" and c["lambda_dm"] == lam]
+            bc = np.mean([c["bc_loss"] for c in cs], 0)
+            dm = lam * np.mean([c["dm_loss"] for c in cs], 0)
+            x = np.arange(1, len(bc) + 1) / len(bc)
+            axc.plot(x, bc, color=color, label=f"L_BC (lambda {lam:g})")
+            axc.plot(x, np.maximum(dm, 1e-8), color=color, ls="--", label=f"lambda L_DM ({lam:g})")
+        axc.set_yscale("log")
+        axc.set(xlabel="fraction of training", title=f"{task}: DBC loss terms")
+        axc.title.set_fontsize(9)
+        axc.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def run_multimodal(
+    scale: str,
+    tasks: tuple[str, ...] | None,
+    seed: int,
+    out_dir: Path,
+    name: str,
+    samples_only: bool = False,
+) -> None:
+    sc = MM_SCALES[scale]
+    if tasks:
+        unknown = [t for t in tasks if t not in TASKS]
+        if unknown:
+            raise SystemExit(f"error: unknown task(s) {unknown}; choose from {list(TASKS)}")
+        sc = dataclasses.replace(sc, tasks=tuple(tasks))
+    enable_compilation_cache()
+    t0 = time.time()
+    rows, infos, samples = [], [], {}
+    for task in sc.tasks:
+        r, info, s = study_task(task, sc, seed, samples_only)
+        rows += r
+        infos.append(info)
+        samples[task] = s
+    samples_path = out_dir / f"{name.removesuffix('_multimodal')}_ddpm_samples.png"
+    meta = {
+        "command": "python benchmarks/dbc.py " + " ".join(sys.argv[1:]),
+        "protocol": "multimodal",
+        "machine": machine_description(),
+        "scale": scale,
+        "seed": seed,
+        "seeds": list(range(sc.seeds)),
+        "wall_time_s": time.time() - t0,
+        "task_lambdas": {t: list(TASK_LAMBDAS[t]) for t in sc.tasks},
+        "statistics": "paired percentile bootstrap (scipy.stats.bootstrap, 9999 resamples) of the "
+        "mean DBC - BC success over seeds, 95%",
+        "scale_settings": {
+            k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(sc).items()
+        },
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if samples_only:  # the DDPM samples plot of seed 0 per task, with its settings
+        meta["samples_only"] = True
+        atomic_write_json(samples_path.with_suffix(".json"), {"meta": meta, "data": infos})
+        plot_samples(samples, samples_path)
+        print(json.dumps(infos, indent=1))
+        return
+    comparisons = compare(rows, sc.tasks)
+    atomic_write_json(
+        out_dir / f"{name}.json",
+        {"meta": meta, "data": infos, "comparisons": comparisons, "runs": rows},
+    )
+    atomic_write_csv(out_dir / f"{name}.csv", rows)
+    write_multimodal_markdown(out_dir / f"{name}.md", comparisons, infos, meta)
+    plot_multimodal(rows, comparisons, infos, out_dir / f"{name}.png")
+    plot_samples(samples, samples_path)
+    print((out_dir / f"{name}.md").read_text())
+
+
 def main(
     scale: Literal["cpu", "paper", "smoke"] = "cpu",
+    protocol: Literal["locomotion", "multimodal"] = "locomotion",
     envs: list[str] | None = None,
+    tasks: list[str] | None = None,
     seed: int = 0,
     out_dir: Path = Path("benchmarks/results"),
-    name: str = "dbc",
+    name: str | None = None,
+    samples_only: bool = False,
 ) -> None:
     """Args:
-    scale: cpu (13 min measured on 2 cores), paper (GPU), smoke (seconds, checks the pipeline).
-    envs: subset of envs (default: the scale's; brax/halfcheetah, brax/walker2d, TwoGoals2D-v0).
+    scale: cpu (2 cores: locomotion 13 min measured, multimodal ~1 h estimated), paper (GPU),
+        smoke (checks the pipeline).
+    protocol: locomotion (BC, DBC, ensemble, Swarm on Brax + TwoGoals2D-v0; dbc.*) or
+        multimodal (BC vs DBC where the observation hides the mode: toy_visible, toy_hidden,
+        maze; dbc_multimodal.* and dbc_ddpm_samples.png).
+    envs: locomotion: subset of envs (default: brax/halfcheetah, brax/walker2d, TwoGoals2D-v0).
+    tasks: multimodal: subset of toy_visible, toy_hidden, maze (default: all).
     seed: base PRNG seed.
     out_dir: where results go.
-    name: file stem of the results.
+    name: file stem of the results (default: dbc, or dbc_multimodal).
+    samples_only: multimodal: only seed 0's DDPM per task and dbc_ddpm_samples.{png,json}.
     """
+    if protocol == "multimodal":
+        if envs:
+            raise SystemExit("error: --envs belongs to the locomotion protocol; use --tasks")
+        run_multimodal(
+            scale,
+            tuple(tasks) if tasks else None,
+            seed,
+            out_dir,
+            name or "dbc_multimodal",
+            samples_only,
+        )
+        return
+    if tasks:
+        raise SystemExit("error: --tasks belongs to --protocol multimodal")
+    name = name or "dbc"
     sc = SCALES[scale]
     if envs:
         sc = dataclasses.replace(sc, envs=tuple(envs))
