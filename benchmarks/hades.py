@@ -4,6 +4,13 @@ well the distilled data teaches policies (and, with --transfer, other architectu
     python benchmarks/hades.py --scale smoke             # seconds (CI)
     python benchmarks/hades.py --scale cpu --transfer    # 23 min on the idle 2-core CPU (measured)
     python benchmarks/hades.py --scale paper --transfer  # GPU: the paper's settings (days)
+    python benchmarks/hades.py --scale families --resume # every family, 3 seeds, in pieces
+
+families: brax/hopper and brax/walker2d (D=64 and D=4, the paper's Open_ES, population 16,
+2x32 policies, 20 generations) and the four MinAtar games (D=16, the Breakout recipe below,
+Freeway with a 2,500-step window), F and R, 3 seeds; per (env, D, variant) the report adds
+the mean and a 95% bootstrap CI over seeds. With ``--resume`` finished runs are kept and an
+interrupted one continues from its last chunk's checkpoint, so the study can run in pieces.
 
 cpu: CartPole-v1 at D=4 (HaDES-F and -R) and Breakout-MinAtar at D=16 with small MLPs and
 population 64 (Breakout: 800 generations, SNES sigma 0.1 with evosax's rank weights, the
@@ -25,7 +32,9 @@ and, where the device reports it (GPU/TPU, not CPU), the peak memory in use so f
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -173,6 +182,49 @@ SCALES = {
         eval_inits=4,
         transfer_policies=_TRANSFER_SMALL,
     ),
+    # every family HaDES claims, at what the 2-core CPU affords (issue: HaDES across
+    # families). MinAtar: the Breakout recipe found by benchmarks/hades_sweep.py (one seed,
+    # one env), fixed for every game and seed; Freeway's window (2,500 steps) lets its
+    # episodes end. Brax: the paper's Open_ES recipe (no CPU recipe search: a generation of
+    # even population 16 costs ~10-40 s here), tiny policies, one env per fitness.
+    "families": Scale(
+        jobs=tuple(
+            Job(
+                e,
+                d,
+                "Open_ES",
+                16,
+                20,
+                hidden=(32, 32),
+                config=dict(num_envs=1, eval_steps=1000, inner_steps=100),
+            )
+            for e in ("brax/hopper", "brax/walker2d")
+            for d in (64, 4)
+        )
+        + tuple(
+            Job(
+                e,
+                16,
+                "SNES",
+                64,
+                150 if e != "Freeway-MinAtar" else 100,
+                hidden=(64, 64),
+                paper_strategy=False,
+                strategy_options={"sigma": 0.1},
+                config=dict(
+                    inner_steps=64,
+                    num_envs=4 if e != "Freeway-MinAtar" else 2,
+                    eval_steps=500 if e != "Freeway-MinAtar" else 2500,
+                ),
+            )
+            for e in _MINATAR + ("Freeway-MinAtar",)
+        ),
+        seeds=3,
+        chunk=10,
+        eval_episodes=16,
+        eval_inits=4,
+        transfer_policies=_TRANSFER_SMALL,
+    ),
     "paper": Scale(
         jobs=tuple(Job(e, 64, "Open_ES", 2048, 2000) for e in _BRAX)
         + tuple(Job(e, 4, "Open_ES", 2048, 2000) for e in ("brax/hopper", "brax/walker2d"))
@@ -282,16 +334,37 @@ def scaled(ret: float, expert: float | None, rnd: float) -> float | None:
     return None if expert is None else (ret - rnd) / (expert - rnd)
 
 
+def _describe(options: dict) -> dict:
+    """Options as stable JSON (objects by type: their numbers are in the params digest or
+    fixed by the job definition)."""
+    return {
+        k: v if isinstance(v, (bool, int, float, str)) else type(v).__name__
+        for k, v in sorted(options.items())
+    }
+
+
+def job_tag(job: Job, variant: str, seed: int) -> str:
+    return f"{zoo_name(job.env_id)}_D{job.dataset_size}_{variant}_s{seed}"
+
+
 def run_job(
-    job: Job, variant: str, seed: int, sc: Scale, out_dir: Path
+    job: Job, variant: str, seed: int, sc: Scale, out_dir: Path, resume: bool = False
 ) -> tuple[dict, list[dict], dict]:
     cfg = job_config(job, variant)
     options = strategy_options(job)
     es = make_strategy(job.strategy, job.population, solution_template(cfg), **options)
-    tag = f"{zoo_name(job.env_id)}_D{job.dataset_size}_{variant}_s{seed}"
+    tag = job_tag(job, variant, seed)
     t0 = time.time()
     res = run_hades(
-        cfg, es, jax.random.key(seed), job.generations, checkpoint_every=sc.chunk, progress=True
+        cfg,
+        es,
+        jax.random.key(seed),
+        job.generations,
+        checkpoint_dir=out_dir / "hades_checkpoints" / tag if resume else None,
+        checkpoint_every=sc.chunk,
+        resume=resume,
+        progress=True,
+        settings={"strategy_options": _describe(options)},
     )
     wall = time.time() - t0
     h = res.history
@@ -345,6 +418,9 @@ def run_job(
         "random_return": rnd,
         "scaled_final_population_mean": scaled(float(h["mean"][-1]), expert, rnd),
         "scaled_mean_data_new_inits": scaled(ret_mean, expert, rnd),
+        "scaled_mean_data_fixed_init": None
+        if ret_fixed is None
+        else scaled(ret_fixed, expert, rnd),
         "paper_population_mean": _paper(job.env_id, job.dataset_size, variant),
         "wall_time_s": round(wall, 1),
         "dataset": str(out_dir / "hades_datasets" / f"{tag}.npz"),
@@ -409,10 +485,73 @@ def transfer_rows_for(job: Job, variant: str, seed: int, ctx: dict, sc: Scale) -
     return rows
 
 
+def _parse(v: str) -> Any:
+    """A CSV cell back to a number where it is one."""
+    for cast in (int, float):
+        try:
+            return cast(v)
+        except ValueError:
+            pass
+    return v
+
+
 def _fmt(v) -> str:
     if v is None:
         return "-"
     return f"{v:.2f}" if isinstance(v, float) else str(v)
+
+
+def _mean_ci(values: list[float]) -> dict:
+    """Mean and 95% bootstrap CI over seeds (jaxbc.stats; one seed: no interval)."""
+    from jaxbc.stats import aggregate_scores
+
+    if len(values) < 2:
+        return {"mean": float(values[0]), "ci": None, "n": len(values)}
+    res = aggregate_scores({"x": values}, metrics=("mean",), comparisons=[])
+    m = res["metrics"]["x"]["mean"]
+    return {"mean": m["point"], "ci": m["ci"], "n": len(values)}
+
+
+def summarize(rows: list[dict]) -> list[dict]:
+    """Per (env, D, variant): mean and 95% CI over seeds of the population mean and of the
+    distilled data's (scaled) returns."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["env"], r["dataset_size"], r["variant"]), []).append(r)
+    out = []
+    for (env, d, variant), rs in groups.items():
+        item = {
+            "env": env,
+            "dataset_size": d,
+            "variant": variant,
+            "seeds": sorted(r["seed"] for r in rs),
+            "generations": rs[0]["generations"],
+            "population": rs[0]["population"],
+            "random_return": rs[0]["random_return"],
+            "expert_return": rs[0]["expert_return"],
+            "paper_population_mean": rs[0]["paper_population_mean"],
+        }
+        for k in (
+            "first_population_mean",
+            "final_population_mean",
+            "return_mean_data_new_inits",
+            "return_mean_data_fixed_init",
+            "scaled_mean_data_new_inits",
+            "scaled_mean_data_fixed_init",
+        ):
+            vals = [r.get(k) for r in rs]
+            item[k] = None if any(v is None for v in vals) else _mean_ci(vals)
+        out.append(item)
+    return out
+
+
+def _fmt_ci(v: dict | None, digits: int = 2) -> str:
+    if v is None:
+        return "-"
+    if v["ci"] is None:
+        return f"{v['mean']:.{digits}f}"
+    lo, hi = v["ci"]
+    return f"{v['mean']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
 def write_report(out_dir: Path, meta: dict, rows: list[dict], transfer_rows: list[dict]) -> None:
@@ -438,6 +577,23 @@ def write_report(out_dir: Path, meta: dict, rows: list[dict], transfer_rows: lis
             f"| {r['return_mean_data_new_inits']:.1f} | {_fmt(r['return_mean_data_fixed_init'])} "
             f"| {_fmt(r['scaled_mean_data_new_inits'])} | {_fmt(r['paper_population_mean'])} | {r['wall_time_s']:.0f} |"
         )
+    summary = summarize(rows)
+    if any(len(g["seeds"]) > 1 for g in summary):
+        lines += [
+            "",
+            "## Over seeds: mean [95% bootstrap CI]",
+            "",
+            "| env | D | variant | seeds | pop mean first -> last | data, fixed init (scaled) "
+            "| data, new inits (scaled) | random / expert | paper pop mean |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for g in summary:
+            lines.append(
+                f"| {g['env']} | {g['dataset_size']} | {g['variant']} | {len(g['seeds'])} "
+                f"| {_fmt_ci(g['first_population_mean'], 1)} -> {_fmt_ci(g['final_population_mean'], 1)} "
+                f"| {_fmt_ci(g['scaled_mean_data_fixed_init'])} | {_fmt_ci(g['scaled_mean_data_new_inits'])} "
+                f"| {_fmt(g['random_return'])} / {_fmt(g['expert_return'])} | {_fmt(g['paper_population_mean'])} |"
+            )
     if transfer_rows:
         lines += [
             "",
@@ -524,7 +680,7 @@ def memory_estimate(job: Job, variant: str = "R") -> dict:
 
 
 def main(
-    scale: Literal["smoke", "cpu", "paper"] = "cpu",
+    scale: Literal["smoke", "cpu", "families", "paper"] = "cpu",
     transfer: bool = False,
     memory: bool = False,
     envs: list[str] | None = None,
@@ -532,7 +688,8 @@ def main(
     generations: int | None = None,
     variants: list[str] | None = None,
     seeds: int | None = None,
-    out_dir: Path = Path("benchmarks/results"),
+    out_dir: Path | None = None,
+    resume: bool = False,
 ) -> None:
     """Run the HaDES study and write its report.
 
@@ -546,8 +703,14 @@ def main(
         generations: run this many generations instead of the scale's (e.g. what a GPU lease allows).
         variants: only these variants (F, R).
         seeds: this many seeds instead of the scale's.
-        out_dir: where results go.
+        out_dir: where results go (default benchmarks/results; families:
+            benchmarks/results/hades_families).
+        resume: keep the runs already in out_dir/hades.json, continue unfinished ones from
+            their checkpoints (out_dir/hades_checkpoints/<run>, saved every chunk), run the
+            rest: a long study in pieces, across sessions.
     """
+    if out_dir is None:
+        out_dir = Path("benchmarks/results") / ("hades_families" if scale == "families" else "")
     enable_compilation_cache()
     sc = SCALES[scale]
     if seeds is not None:
@@ -582,17 +745,31 @@ def main(
             "jax_version": jax.__version__,
         }
         atomic_write_json(
-            out_dir / "hades.json", {"meta": meta, "runs": rows, "transfer": transfer_rows}
+            out_dir / "hades.json",
+            {"meta": meta, "runs": rows, "summary": summarize(rows), "transfer": transfer_rows},
         )
         atomic_write_csv(out_dir / "hades.csv", curves)
         if transfer_rows:
             atomic_write_csv(out_dir / "hades_transfer.csv", transfer_rows)
         write_report(out_dir, meta, rows, transfer_rows)
 
+    if resume and (out_dir / "hades.json").exists():
+        saved = json.loads((out_dir / "hades.json").read_text())
+        if saved["meta"]["scale"] != scale:
+            raise SystemExit(
+                f"{out_dir / 'hades.json'} holds scale {saved['meta']['scale']!r}, not {scale!r}"
+            )
+        rows, transfer_rows = saved["runs"], saved.get("transfer", [])
+        if (out_dir / "hades.csv").exists():
+            with open(out_dir / "hades.csv") as f:
+                curves = [{k: _parse(v) for k, v in r.items()} for r in csv.DictReader(f)]
+    done = {(r["env"], r["dataset_size"], r["variant"], r["seed"]) for r in rows}
     for job in jobs:
         for variant in job.variants:
             for s in range(seed, seed + sc.seeds):
-                row, curve, ctx = run_job(job, variant, s, sc, out_dir)
+                if (job.env_id, job.dataset_size, variant, s) in done:
+                    continue
+                row, curve, ctx = run_job(job, variant, s, sc, out_dir, resume)
                 rows.append(row)
                 curves += curve
                 if transfer:
