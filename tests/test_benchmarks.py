@@ -167,3 +167,33 @@ def test_sweep_benchmark_smoke(tmp_path):
     )
     row = json.loads((tmp_path / "sweep_smoke.json").read_text())
     assert row["runs"] == 4 and row["floor_ratio"] > 0 and row["tflop"] > 0
+
+
+@pytest.mark.slow
+def test_hades_study_resumes_in_pieces(tmp_path):
+    """A study run in two pieces keeps the first piece's runs and adds the rest, with the
+    over-seeds summary (mean and 95% CI) once a group has two seeds."""
+    cmd = [
+        sys.executable,
+        "benchmarks/hades.py",
+        "--scale",
+        "smoke",
+        "--envs",
+        "CartPole-v1",
+        "--variants",
+        "F",
+        "--resume",
+        "--out-dir",
+        str(tmp_path),
+    ]
+    subprocess.run([*cmd, "--seeds", "1"], cwd=ROOT, check=True, capture_output=True)
+    first = json.loads((tmp_path / "hades.json").read_text())["runs"]
+    subprocess.run([*cmd, "--seeds", "2"], cwd=ROOT, check=True, capture_output=True)
+    data = json.loads((tmp_path / "hades.json").read_text())
+    assert [r["seed"] for r in data["runs"]] == [0, 1]
+    assert data["runs"][0] == first[0]  # kept, not re-run
+    (group,) = data["summary"]
+    assert group["seeds"] == [0, 1]
+    lo, hi = group["final_population_mean"]["ci"]
+    assert lo <= group["final_population_mean"]["mean"] <= hi
+    assert "Over seeds" in (tmp_path / "hades.md").read_text()
