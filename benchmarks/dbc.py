@@ -72,7 +72,7 @@ import time
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
@@ -265,6 +265,17 @@ def make_eval(env, cfg: BCConfig, episodes: int):
     return jax.jit(jax.vmap(run))
 
 
+def ddpm_config(sc: Any) -> DiffusionConfig:
+    """The DDPM of either protocol's scale (the same fields in both)."""
+    return DiffusionConfig(
+        T=sc.diffusion_T,
+        hidden=sc.diffusion_hidden,
+        steps=sc.diffusion_steps,
+        lr=sc.diffusion_lr,
+        batch_size=sc.batch_size,
+    )
+
+
 def study_env(env_id: str, sc: Scale, seed: int) -> tuple[list[dict], dict]:
     key = jax.random.key(seed)
     expert, expert_ret, random_ret = demo_expert(env_id)
@@ -285,13 +296,7 @@ def study_env(env_id: str, sc: Scale, seed: int) -> tuple[list[dict], dict]:
 
     # 1. diffusion models, one per seed
     t0 = time.time()
-    dcfg = DiffusionConfig(
-        T=sc.diffusion_T,
-        hidden=sc.diffusion_hidden,
-        steps=sc.diffusion_steps,
-        lr=sc.diffusion_lr,
-        batch_size=sc.batch_size,
-    )
+    dcfg = ddpm_config(sc)
     seed_keys = jax.random.split(jax.random.fold_in(key, 1), sc.seeds)
     models = jax.jit(jax.vmap(make_diffusion_train(dcfg), in_axes=(0, None)))(seed_keys, data)
     info["diffusion_final_loss"] = float(models.losses[:, -max(1, dcfg.steps // 10) :].mean())
@@ -744,13 +749,7 @@ def study_task(
 
     # 1. one DDPM per seed, on that seed's demonstrations
     t0 = time.time()
-    dcfg = DiffusionConfig(
-        T=sc.diffusion_T,
-        hidden=sc.diffusion_hidden,
-        steps=sc.diffusion_steps,
-        lr=sc.diffusion_lr,
-        batch_size=sc.batch_size,
-    )
+    dcfg = ddpm_config(sc)
     seed_keys = jax.random.split(jax.random.fold_in(key, 1), sc.seeds)[: len(sizes)]
     models = jax.jit(jax.vmap(make_diffusion_train(dcfg)))(seed_keys, data, num_valid)
     tail = max(1, dcfg.steps // 10)
