@@ -70,8 +70,8 @@ class ProgressLogger:
 
 
 class CSVLogger:
-    """One row per call (``step`` then the metrics), columns from the first row; later rows
-    leave missing columns empty and drop names the first row did not have. Each row is
+    """One row per call (``step`` then the metrics); a row leaves the metrics it lacks empty,
+    and a metric first seen later widens the header (the file is rewritten). Each row is
     written and flushed whole, so a reader (or a killed run) sees complete lines.
     ``append``: continue an existing file (a resumed run) under its header."""
 
@@ -88,12 +88,29 @@ class CSVLogger:
 
     def log(self, step: int, metrics: Mapping[str, float]) -> None:
         row = {"step": step, **metrics}
-        writer = csv.writer(self.file)
         if self.columns is None:
             self.columns = list(row)
-            writer.writerow(self.columns)
-        writer.writerow([row.get(c, "") for c in self.columns])
+            csv.writer(self.file).writerow(self.columns)
+        elif any(k not in self.columns for k in row):
+            self._widen([k for k in row if k not in self.columns])
+        csv.writer(self.file).writerow([row.get(c, "") for c in self.columns])
         self.file.flush()
+
+    def _widen(self, new: list[str]) -> None:
+        """A metric first seen later (``eval_return`` after the training rows): rewrite the
+        file under the wider header, earlier rows leaving it empty."""
+        assert self.columns is not None
+        self.file.close()
+        with self.path.open(newline="") as f:
+            rows = list(csv.reader(f))[1:]
+        self.columns = self.columns + new
+        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
+        with tmp.open("w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(self.columns)
+            w.writerows(r + [""] * len(new) for r in rows)
+        tmp.replace(self.path)
+        self.file = self.path.open("a", newline="")
 
     def close(self) -> None:
         self.file.close()

@@ -225,3 +225,31 @@ def test_cli_log_dir_that_is_a_file_is_refused_up_front(argv, capsys, tmp_path):
     error = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["error"]
     assert "--log-dir" in error["message"] and "is a file" in error["message"]
     assert not (tmp_path / "out").exists()
+
+
+def test_csv_logger_widens_for_a_metric_first_seen_later(tmp_path):
+    """Evaluation returns arrive in their own rows after the training rows: the CSV keeps
+    them (header widened, earlier rows empty there), and appending continues the header."""
+    import csv
+
+    from jaxbc.logs import CSVLogger
+
+    path = tmp_path / "metrics.csv"
+    log = CSVLogger(path)
+    log.log(10, {"loss": 1.0})
+    log.log(20, {"loss": 0.5})
+    log.log(20, {"eval_return": 42.0})
+    log.log(30, {"loss": 0.25, "eval_return": 50.0})
+    log.close()
+    rows = list(csv.DictReader(path.open()))
+    assert [r["step"] for r in rows] == ["10", "20", "20", "30"]
+    assert [r["eval_return"] for r in rows] == ["", "", "42.0", "50.0"]
+    assert [r["loss"] for r in rows] == ["1.0", "0.5", "", "0.25"]
+    again = CSVLogger(path, append=True)
+    again.log(40, {"loss": 0.125, "eval_return": 60.0})
+    again.close()
+    assert list(csv.DictReader(path.open()))[-1] == {
+        "step": "40",
+        "loss": "0.125",
+        "eval_return": "60.0",
+    }
