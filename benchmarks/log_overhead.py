@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,6 +22,7 @@ from jaxbc import envs
 from jaxbc.bc import BCConfig, PolicyConfig, make_bc_train
 from jaxbc.data import collect
 from jaxbc.experts import load_expert
+from jaxbc.io import atomic_write_json, machine_description
 from jaxbc.logs import CSVLogger, MultiLogger, TensorBoardLogger
 
 
@@ -31,6 +33,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--hidden", type=int, nargs="+", default=[64, 64])
     p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--out", type=Path, default=None, help="also write the result JSON here")
     args = p.parse_args()
 
     ex = load_expert("CartPole-v1")
@@ -72,6 +75,10 @@ def main() -> None:
         "steps_per_s": {k: round(v, 1) for k, v in rate.items()},
         "overhead_pct": {k: round(100 * (rate["off"] / v - 1), 2) for k, v in rate.items()},
     }
+    if args.out is not None:
+        result["command"] = "python benchmarks/log_overhead.py " + " ".join(sys.argv[1:])
+        result["machine"] = machine_description()
+        atomic_write_json(args.out, result)
     print(json.dumps(result))
 
 
