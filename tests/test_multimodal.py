@@ -237,3 +237,17 @@ def test_bc_fails_when_the_mode_is_hidden():
         out = jax.jit(outcomes, static_argnums=2)(res.params, jax.random.key(2), 100)
         reach[hide] = float(out.reached.mean())
     assert reach[False] >= 0.8 and reach[True] <= 0.2, reach
+
+
+def test_dbc_study_paired_difference_reads_the_ci():
+    """The multimodal protocol's reading follows the paired bootstrap CI: a consistent gain
+    is supported, a gain that flips sign between seeds is not, a constant one has a point CI."""
+    pd = _study_module().paired_difference
+    up = pd([0.9, 0.8, 1.0, 0.95, 0.85], [0.1, 0.2, 0.0, 0.15, 0.05])
+    assert up["ci"][0] > 0 and up["reading"].startswith("DBC > BC: supported")
+    mixed = pd([0.9, 0.1, 0.8, 0.2], [0.1, 0.9, 0.2, 0.8])
+    assert mixed["ci"][0] < 0 < mixed["ci"][1] and "not supported" in mixed["reading"]
+    down = pd([0.0, 0.1, 0.0], [0.5, 0.6, 0.7])
+    assert down["ci"][1] < 0 and down["reading"].startswith("DBC < BC")
+    same = pd([1.0, 1.0], [0.0, 0.0])
+    assert same["ci"] == [1.0, 1.0] and same["mean"] == 1.0
