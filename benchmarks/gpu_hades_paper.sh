@@ -3,6 +3,8 @@
 # generations as the lease allows: Breakout-MinAtar (D=16, SNES) and brax/hopper (D=64,
 # Open_ES). Each job runs `benchmarks/hades.py --scale paper` into its own folder under a
 # per-job timeout; everything is packed into $1/hades_paper.tgz (the device returns 8 files).
+# Env: BREAKOUT_GENS / HOPPER_GENS (generations), ONLY_BREAKOUT=1 (skip hopper),
+# SCALE=smoke (check the script on a CPU in seconds).
 set -u
 OUT=${1:-/tmp/gpu_out}
 WORK=/tmp/hades_paper
