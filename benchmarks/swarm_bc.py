@@ -339,7 +339,47 @@ def aggregate(rows: list[dict], keys: tuple[str, ...]) -> list[dict]:
     return out
 
 
-def write_markdown(path: Path, summary: list[dict], sweep: list[dict], meta: dict) -> None:
+COMPARISONS = (("swarm", "ensemble"), ("ensemble", "bc"), ("swarm", "bc"))
+
+
+def counts_statistics(rows: list[dict], resamples: int = 10_000) -> dict:
+    """Paired differences per (env, episodes) and rliable aggregates over all of them.
+
+    Every method of one env trains on the same demonstrations, and seed ``s`` of one method
+    is paired with seed ``s`` of another (their inits and minibatches differ by method), so
+    per (env, episodes) the difference X - Y is averaged over paired seeds with a 95% paired
+    bootstrap CI. Aggregates: ``jaxbc.stats.aggregate_scores`` over the (env, episodes) tasks
+    (IQM and mean of the scaled return, stratified bootstrap) and P(X > Y).
+    """
+    from jaxbc.stats import aggregate_scores
+
+    by = {(r["env"], r["episodes"], r["method"], r["seed"]): r["scaled_return"] for r in rows}
+    tasks = list(dict.fromkeys((r["env"], r["episodes"]) for r in rows))
+    seeds = sorted({r["seed"] for r in rows})
+    scores = {m: np.array([[by[(e, c, m, s)] for e, c in tasks] for s in seeds]) for m in METHODS}
+    paired = []
+    for e, c in tasks:
+        for x, y in COMPARISONS:
+            i = tasks.index((e, c))
+            d, lo, hi = paired_diff_ci(scores[x][:, i], scores[y][:, i], resamples)
+            paired.append(
+                {
+                    "env": e,
+                    "episodes": c,
+                    "x": x,
+                    "y": y,
+                    "diff": d,
+                    "ci": [lo, hi],
+                    "reading": reading(lo, hi, 1),
+                }
+            )
+    agg = aggregate_scores(scores, metrics=("iqm", "mean"), comparisons=COMPARISONS, reps=resamples)
+    return {"paired": paired, "aggregate": agg, "tasks": [list(t) for t in tasks], "seeds": seeds}
+
+
+def write_markdown(
+    path: Path, summary: list[dict], sweep: list[dict], meta: dict, stats: dict | None = None
+) -> None:
     lines = [
         "# Swarm BC study",
         "",
@@ -367,6 +407,44 @@ def write_markdown(path: Path, summary: list[dict], sweep: list[dict], meta: dic
                 for m in ("ensemble", "swarm")
             ]
             lines.append(f"| {env_id} | {c} | " + " | ".join(cells + ads) + " |")
+    if stats is not None:
+        agg = stats["aggregate"]
+        lines += [
+            "",
+            f"## Statistics over seeds ({len(stats['seeds'])} paired seeds, 95% bootstrap CIs)",
+            "",
+            f"Aggregate over all {len(stats['tasks'])} (env, episodes) tasks, scaled return "
+            "(`jaxbc.stats.aggregate_scores`: stratified bootstrap over seeds):",
+            "",
+            "| method | IQM [95% CI] | mean [95% CI] |",
+            "|---|---|---|",
+        ]
+        for m in METHODS:
+            cell = [
+                f"{agg['metrics'][m][k]['point']:.3f} [{agg['metrics'][m][k]['ci'][0]:.3f}, {agg['metrics'][m][k]['ci'][1]:.3f}]"
+                for k in ("iqm", "mean")
+            ]
+            lines.append(f"| {m} | " + " | ".join(cell) + " |")
+        lines += ["", "| probability of improvement | P [95% CI] |", "|---|---|"]
+        for k, v in agg["probability_of_improvement"].items():
+            lines.append(f"| {k} | {v['point']:.3f} [{v['ci'][0]:.3f}, {v['ci'][1]:.3f}] |")
+        lines += [
+            "",
+            "Paired difference of the scaled return per (env, episodes), mean over seeds [95% paired "
+            "bootstrap CI]; reading: supported (CI above 0), opposite (below 0), else not supported "
+            "at this budget:",
+            "",
+            "| env | episodes | " + " | ".join(f"{x} - {y}" for x, y in COMPARISONS) + " |",
+            "|---|---|" + "---|" * len(COMPARISONS),
+        ]
+        pd = {(p["env"], p["episodes"], p["x"], p["y"]): p for p in stats["paired"]}
+        for e, c in stats["tasks"]:
+            cells = []
+            for x, y in COMPARISONS:
+                p = pd[(e, c, x, y)]
+                mark = {"supported": " (+)", "opposite": " (-)"}.get(p["reading"], "")
+                cells.append(f"{p['diff']:+.2f} [{p['ci'][0]:+.2f}, {p['ci'][1]:+.2f}]{mark}")
+            lines.append(f"| {e} | {c} | " + " | ".join(cells) + " |")
     lines += [
         "",
         f"## tau sweep (Swarm BC, {meta['tau_sweep_episodes']} episodes)",
@@ -1064,6 +1142,7 @@ def main(
             wall += res["wall_time_s"]
     summary = aggregate(rows, ("env", "episodes", "method"))
     sweep_summary = aggregate(sweep, ("env", "tau"))
+    stats = counts_statistics(rows)
     meta = {
         "command": "python benchmarks/swarm_bc.py " + " ".join(sys.argv[1:]),
         "machine": machine_description(),
@@ -1078,12 +1157,13 @@ def main(
             "meta": meta,
             "summary": summary,
             "tau_sweep": sweep_summary,
+            "statistics": stats,
             "runs": rows,
             "tau_sweep_runs": sweep,
         },
     )
     atomic_write_csv(out_dir / f"{name}.csv", rows)
-    write_markdown(out_dir / f"{name}.md", summary, sweep_summary, meta)
+    write_markdown(out_dir / f"{name}.md", summary, sweep_summary, meta, stats)
     plot(summary, out_dir, name)
     print((out_dir / f"{name}.md").read_text())
 
