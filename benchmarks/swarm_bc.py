@@ -373,8 +373,16 @@ def counts_statistics(rows: list[dict], resamples: int = 10_000) -> dict:
                     "reading": reading(lo, hi, 1),
                 }
             )
-    agg = aggregate_scores(scores, metrics=("iqm", "mean"), comparisons=COMPARISONS, reps=resamples)
-    return {"paired": paired, "aggregate": agg, "tasks": [list(t) for t in tasks], "seeds": seeds}
+    agg = aggregate_scores(
+        scores, metrics=("iqm", "mean", "optimality_gap"), comparisons=COMPARISONS, reps=resamples
+    )
+    return {
+        "paired": paired,
+        "aggregate": agg,
+        "tasks": [list(t) for t in tasks],
+        "seeds": seeds,
+        "scores": {m: v.tolist() for m, v in scores.items()},
+    }
 
 
 def write_markdown(
@@ -416,13 +424,13 @@ def write_markdown(
             f"Aggregate over all {len(stats['tasks'])} (env, episodes) tasks, scaled return "
             "(`jaxbc.stats.aggregate_scores`: stratified bootstrap over seeds):",
             "",
-            "| method | IQM [95% CI] | mean [95% CI] |",
-            "|---|---|---|",
+            "| method | IQM [95% CI] | mean [95% CI] | optimality gap [95% CI] |",
+            "|---|---|---|---|",
         ]
         for m in METHODS:
             cell = [
                 f"{agg['metrics'][m][k]['point']:.3f} [{agg['metrics'][m][k]['ci'][0]:.3f}, {agg['metrics'][m][k]['ci'][1]:.3f}]"
-                for k in ("iqm", "mean")
+                for k in ("iqm", "mean", "optimality_gap")
             ]
             lines.append(f"| {m} | " + " | ".join(cell) + " |")
         lines += ["", "| probability of improvement | P [95% CI] |", "|---|---|"]
@@ -1165,6 +1173,13 @@ def main(
     atomic_write_csv(out_dir / f"{name}.csv", rows)
     write_markdown(out_dir / f"{name}.md", summary, sweep_summary, meta, stats)
     plot(summary, out_dir, name)
+    from jaxbc.stats import plot_performance_profiles
+
+    plot_performance_profiles(
+        {m: np.array(v) for m, v in stats["scores"].items()},
+        out_dir / f"{name}_profiles.png",
+        title=f"Swarm BC counts study: {len(stats['tasks'])} (env, episodes) tasks",
+    )
     print((out_dir / f"{name}.md").read_text())
 
 
