@@ -1,8 +1,11 @@
-"""Frame strips: the zoo expert and a uniformly random policy from the same start state.
+"""Frame strips: the zoo expert, a BC policy cloned from it and a uniformly random policy,
+all from the same start state.
 
     python benchmarks/frames.py                       # classic, minatar and brax strips
     python benchmarks/frames.py --families classic    # one family
 
+BC: ``BCConfig(steps=bc_steps)`` (jaxbc's defaults: 2x256 MLP, batch 256) trained on
+``demos`` expert episodes (``FAMILIES`` gives them per env), deterministic.
 Writes ``benchmarks/results/frames_<family>.png``: one row per policy, ``--frames`` columns
 evenly spaced over ``--steps`` env steps (the step and the episode's return so far are
 printed on each frame; the title gives each policy's reward summed over all steps, across resets, and its number of episode ends). Both rollouts use the same key, so they start from the same state.
@@ -20,24 +23,32 @@ import numpy as np
 import tyro
 
 import jaxbc.video as video  # before MuJoCo loads (jaxbc.experts does): sets MUJOCO_GL
+from jaxbc.bc import BCConfig, train_bc
+from jaxbc.data import collect
 from jaxbc.experts import load_expert
 from jaxbc.rollout import random_policy
 
+# family -> (env, steps shown, expert episodes BC is cloned from, BC gradient steps)
 FAMILIES = {
-    "classic": ("CartPole-v1", 150),
-    "minatar": ("Breakout-MinAtar", 150),
-    "brax": ("brax/hopper", 200),
+    "classic": ("CartPole-v1", 150, 2, 2000),
+    "minatar": ("Breakout-MinAtar", 150, 4, 3000),
+    "brax": ("brax/hopper", 200, 4, 3000),
 }
 
 
-def strip(env_id: str, steps: int, frames: int, seed: int) -> tuple[list[str], np.ndarray, str]:
+def strip(
+    env_id: str, steps: int, frames: int, seed: int, demos: int, bc_steps: int
+) -> tuple[list[str], np.ndarray, str]:
     expert = load_expert(env_id)
     env = expert.make_env()
     key = jax.random.key(seed)
+    k_demo, k_bc = jax.random.split(jax.random.fold_in(key, 1))
+    bc = train_bc(BCConfig(steps=bc_steps), k_bc, collect(expert, env, demos, k_demo))
     idx = np.linspace(0, steps, frames).round().astype(int)
     rows, labels = [], []
     for label, policy, params in (
         ("expert", expert.policy_fn(True, env), expert.params),
+        (f"BC ({demos} demos)", bc.policy_fn(), bc.params),
         ("random", random_policy(env.action_space), None),
     ):
         rec = video.record_rollout(env, policy, params, key, steps)
@@ -76,10 +87,10 @@ def main(
     seed: int = 0,
     out_dir: Path = Path("benchmarks/results"),
 ) -> None:
-    """Write one frame strip per family (expert vs random policy, same start state)."""
+    """Write one frame strip per family (expert vs BC vs random policy, same start state)."""
     for fam in families:
-        env_id, steps = FAMILIES[fam]
-        labels, rows, _ = strip(env_id, steps, frames, seed)
+        env_id, steps, demos, bc_steps = FAMILIES[fam]
+        labels, rows, _ = strip(env_id, steps, frames, seed, demos, bc_steps)
         path = out_dir / f"frames_{fam}.png"
         save_strip(labels, rows, env_id, path)
         print(f"wrote {path}: {'; '.join(labels)}")
