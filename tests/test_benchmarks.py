@@ -30,6 +30,10 @@ def test_swarm_study_smoke(tmp_path):
     data = json.loads((tmp_path / "swarm_bc.json").read_text())
     assert {r["method"] for r in data["summary"]} == {"bc", "ensemble", "swarm"}
     assert (tmp_path / "swarm_bc.md").exists() and (tmp_path / "swarm_bc_returns.png").exists()
+    assert (tmp_path / "swarm_bc_profiles.png").exists()
+    stats = data["statistics"]
+    assert len(stats["paired"]) == 2 * 3  # (CartPole, 1 and 2 episodes) x 3 comparisons
+    assert set(stats["aggregate"]["metrics"]) == {"bc", "ensemble", "swarm"}
     runs = data["runs"]
     assert all(r["action_difference_expert"] == 0.0 for r in runs if r["method"] == "bc")
     assert all(r["action_difference_expert"] > 0.0 for r in runs if r["method"] != "bc")
@@ -43,6 +47,29 @@ def _swarm_module():
     sys.modules["swarm_bc"] = mod  # dataclasses resolve annotations through it
     spec.loader.exec_module(mod)
     return mod
+
+
+def test_counts_statistics_pair_seeds_and_read_the_ci():
+    """Swarm better than the ensemble by 0.1 on every seed and task: paired CIs above 0;
+    BC equal to the ensemble: a zero CI and P = 0.5."""
+    mod = _swarm_module()
+    rng = np.random.default_rng(0)
+    rows = []
+    for env in ("A", "B"):
+        for s in range(6):
+            base = float(rng.uniform(0.2, 0.6))
+            for m, v in (("bc", base), ("ensemble", base), ("swarm", base + 0.1)):
+                rows.append({"env": env, "episodes": 1, "method": m, "seed": s, "scaled_return": v})
+    stats = mod.counts_statistics(rows, resamples=2000)
+    by = {(p["env"], p["x"], p["y"]): p for p in stats["paired"]}
+    for env in ("A", "B"):
+        assert by[(env, "swarm", "ensemble")]["reading"] == "supported"
+        assert by[(env, "swarm", "ensemble")]["diff"] == pytest.approx(0.1)
+        assert by[(env, "ensemble", "bc")]["ci"] == [0.0, 0.0]
+    poi = stats["aggregate"]["probability_of_improvement"]
+    # unpaired: a random swarm run against a random ensemble run (seeds' bases differ)
+    assert poi["swarm > ensemble"]["point"] > 0.5
+    assert poi["ensemble > bc"]["point"] == 0.5  # the same scores: ties count half
 
 
 def test_swarm_paper_protocol_rules():
@@ -130,6 +157,12 @@ def test_dagger_study_smoke(tmp_path):
     data = json.loads((tmp_path / "dagger.json").read_text())
     assert {r["variant"] for r in data["summary"]} == {"dagger", "gated"}
     assert (tmp_path / "dagger.png").exists() and (tmp_path / "dagger.md").exists()
+    assert (tmp_path / "dagger_profiles.png").exists()
+    assert set(data["statistics"]["metrics"]) == {
+        "BC (iteration 0)",
+        "DAgger (last)",
+        "gated (last)",
+    }
 
 
 def test_hades_sweep_smoke(tmp_path):
