@@ -1,4 +1,4 @@
-"""Resumable-run checkpoints with orbax (atomic: orbax writes to a temp dir, then renames).
+"""Resumable-run checkpoints with orbax's ``CheckpointManager`` (atomic writes, rotation).
 
 Typed PRNG keys are stored as their raw key data and re-wrapped on restore, since array
 checkpoint formats store plain arrays.
@@ -29,44 +29,50 @@ def _rewrap_keys(template: Any, restored: Any) -> Any:
     )
 
 
+def _manager(directory: Path) -> Any:
+    """orbax's manager for ``directory``: steps as ``step_<9 digits>``, the newest two kept."""
+    import orbax.checkpoint as ocp
+
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=2, step_prefix="step", step_format_fixed_length=9, create=True
+    )
+    return ocp.CheckpointManager(directory.absolute(), options=options)
+
+
 def save_checkpoint(directory: str | Path, state: Any, step: int) -> Path:
-    """Save ``state`` as ``directory/step_<step>`` and keep only the newest two."""
+    """Save ``state`` as ``directory/step_<step>`` and keep only the newest two (orbax's
+    ``CheckpointManager``: written to a temporary directory, then renamed)."""
     import orbax.checkpoint as ocp
 
     directory = Path(directory).absolute()
-    directory.mkdir(parents=True, exist_ok=True)
-    target = directory / f"step_{step:09d}"
-    with ocp.StandardCheckpointer() as ckptr:
-        ckptr.save(target, _unwrap_keys(state), force=True)
-    for old in sorted(directory.glob("step_*"))[:-2]:
-        import shutil
-
-        shutil.rmtree(old, ignore_errors=True)
-    return target
+    with _manager(directory) as mngr:
+        mngr.save(step, args=ocp.args.StandardSave(_unwrap_keys(state)), force=True)
+        mngr.wait_until_finished()
+    return directory / f"step_{step:09d}"
 
 
 def latest_checkpoint(directory: str | Path) -> tuple[Path, int] | None:
     """Newest complete checkpoint in ``directory`` as (path, step), or None."""
     directory = Path(directory)
-    steps = sorted(
-        p for p in directory.glob("step_*") if p.is_dir() and not p.name.endswith(".tmp")
-    )
-    steps = [p for p in steps if p.name[5:].isdigit()]
-    if not steps:
+    if not directory.is_dir():
         return None
-    return steps[-1], int(steps[-1].name[5:])
+    with _manager(directory) as mngr:
+        step = mngr.latest_step()
+    return None if step is None else (directory / f"step_{step:09d}", int(step))
 
 
 def restore_checkpoint(path: str | Path, template: Any) -> Any:
-    """Restore a checkpoint into the structure (and key types) of ``template``."""
+    """Restore a checkpoint (``directory/step_<step>``) into the structure (and key types) of
+    ``template``."""
     import orbax.checkpoint as ocp
 
+    path = Path(path)
     abstract = jax.tree.map(
         lambda x: jax.ShapeDtypeStruct(np.shape(x), np.asarray(x).dtype), _unwrap_keys(template)
     )
     try:
-        with ocp.StandardCheckpointer() as ckptr:
-            restored = ckptr.restore(Path(path).absolute(), abstract)
+        with _manager(path.parent) as mngr:
+            restored = mngr.restore(int(path.name[5:]), args=ocp.args.StandardRestore(abstract))
     except Exception as e:  # orbax raises many types for damaged files and mismatched shapes
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(
