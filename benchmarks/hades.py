@@ -7,7 +7,7 @@ well the distilled data teaches policies (and, with --transfer, other architectu
     python benchmarks/hades.py --scale families --resume # every family, 3 seeds, in pieces
 
 families: brax/hopper and brax/walker2d (D=64 and D=4, the paper's Open_ES, population 16,
-2x32 policies, 20 generations) and the four MinAtar games (D=16, the Breakout recipe below,
+2x32 policies, 15 generations, fitness over a 500-step window) and the four MinAtar games (D=16, the Breakout recipe below,
 Freeway with a 2,500-step window), F and R, 3 seeds; per (env, D, variant) the report adds
 the mean and a 95% bootstrap CI over seeds. With ``--resume`` finished runs are kept and an
 interrupted one continues from its last chunk's checkpoint, so the study can run in pieces.
@@ -185,8 +185,11 @@ SCALES = {
     # every family HaDES claims, at what the 2-core CPU affords (issue: HaDES across
     # families). MinAtar: the Breakout recipe found by benchmarks/hades_sweep.py (one seed,
     # one env), fixed for every game and seed; Freeway's window (2,500 steps) lets its
-    # episodes end. Brax: the paper's Open_ES recipe (no CPU recipe search: a generation of
-    # even population 16 costs ~10-40 s here), tiny policies, one env per fitness.
+    # episodes end. Brax: the paper's Open_ES recipe (no CPU recipe search), tiny policies,
+    # one env per fitness over a 500-step window (the paper: whole 1,000-step episodes), 15
+    # generations: sized from a probe (population-16 hopper HaDES-F, 1,000-step window:
+    # 4 generations plus the compile in 332 s on a CPU shared ~3 ways, ~15 s per generation
+    # idle), so that Brax takes about an hour of the ~2 h study (MinAtar the other hour).
     "families": Scale(
         jobs=tuple(
             Job(
@@ -194,9 +197,9 @@ SCALES = {
                 d,
                 "Open_ES",
                 16,
-                20,
+                15,
                 hidden=(32, 32),
-                config=dict(num_envs=1, eval_steps=1000, inner_steps=100),
+                config=dict(num_envs=1, eval_steps=500, inner_steps=100),
             )
             for e in ("brax/hopper", "brax/walker2d")
             for d in (64, 4)
