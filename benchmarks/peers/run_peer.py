@@ -394,8 +394,14 @@ def report(o: dict) -> str:
     d = o["arms"]["jaxbc_dagger"]
     lines += [
         "",
-        f"jaxbc_dagger without its per-iteration evaluations: {d['run_s_without_evals']:.2f} s "
-        f"({d['grad_steps_per_s_without_evals']:,.0f} grad steps/s). brax: run s = brax's own "
+        (
+            f"jaxbc_dagger without its per-iteration evaluations: {d['run_s_without_evals']:.2f} s "
+            f"({d['grad_steps_per_s_without_evals']:,.0f} grad steps/s). "
+            if d["run_s_without_evals"] > 0
+            else "jaxbc_dagger without its per-iteration evaluations: not separable here (the "
+            "separately timed evaluations took longer than the whole run: timing noise). "
+        )
+        + "brax: run s = brax's own "
         "walltime of its training scan minus the jax compile events inside it.",
         "",
         "Equal: " + "; ".join(o["equal"]) + ".",
