@@ -1,4 +1,8 @@
-"""Small side-effect helpers: atomic file writes and the persistent compilation cache."""
+"""Small side-effect helpers: atomic file writes and the persistent compilation cache.
+
+Kept here: the standard library has no atomic replace-write (``tempfile`` + ``os.replace``
+is the idiom) and ``csv``/``json`` do the formatting; a dependency would add nothing.
+"""
 
 from __future__ import annotations
 

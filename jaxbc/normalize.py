@@ -1,4 +1,8 @@
-"""Running mean/variance statistics (parallel Welford), used for observation and reward scaling."""
+"""Running mean/variance statistics (parallel Welford), used for observation and reward scaling.
+
+Kept here rather than taken from brax (``brax.training.acme.running_statistics``): ours is a
+3-field pytree that vmaps and scans without brax's nested-structure machinery, ~30 lines.
+"""
 
 from __future__ import annotations
 
