@@ -323,6 +323,7 @@ def study_env(env_id: str, sc: Scale, seed: int) -> tuple[list[dict], dict]:
     bc_params, bc_stats = jax.jit(
         jax.vmap(lambda k: _single(make_bc_train(cfg, bc_loss)(k, data), steps))
     )(train_keys)
+    jax.block_until_ready(bc_params)  # dispatch is asynchronous: time the work, not the call
     log(f"{env_id}: bc {time.time() - t0:.0f} s")
 
     # 2b. DBC: (lambda, seed) pairs in one program; seed s uses diffusion model s
@@ -343,6 +344,7 @@ def study_env(env_id: str, sc: Scale, seed: int) -> tuple[list[dict], dict]:
     dbc_params, dbc_stats = jax.jit(jax.vmap(dbc_one))(
         train_keys[seed_idx], grid_models, jnp.asarray([lam for lam, _ in grid], jnp.float32)
     )
+    jax.block_until_ready(dbc_params)
     log(f"{env_id}: dbc ({len(lams)} lambda_dm x {sc.seeds} seeds) {time.time() - t0:.0f} s")
 
     # 3. ensemble BC (tau 0) and Swarm BC (tau > 0) in one program
@@ -358,6 +360,7 @@ def study_env(env_id: str, sc: Scale, seed: int) -> tuple[list[dict], dict]:
         )
 
     ens_params, ens_stats = jax.jit(jax.vmap(ens_one))(ens_keys, taus)
+    jax.block_until_ready(ens_params)
     log(f"{env_id}: ensemble + swarm {time.time() - t0:.0f} s")
 
     # 4. evaluation: the same episode starts for every method
@@ -805,6 +808,7 @@ def study_task(
         return r.params, _curves(r.metrics, steps, points, 0.0)
 
     bc_params, bc_logs = jax.jit(jax.vmap(bc_one))(train_keys, data, num_valid)
+    jax.block_until_ready(bc_params)  # dispatch is asynchronous: time the work, not the call
     info["bc_time_s"] = time.time() - t0
     log(f"{task}: bc {info['bc_time_s']:.0f} s")
 
@@ -827,6 +831,7 @@ def study_task(
         pick(models),
         jnp.asarray([lam for lam, _ in grid], jnp.float32),
     )
+    jax.block_until_ready(dbc_params)
     info["dbc_time_s"] = time.time() - t0
     log(f"{task}: dbc ({len(lams)} lambda_DM x {sc.seeds} seeds) {info['dbc_time_s']:.0f} s")
 
