@@ -41,6 +41,7 @@ from jaxbc.io import (
     machine_description,
     resumable_timed,
 )
+from jaxbc.stats import aggregate_scores, markdown_table, plot_performance_profiles
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,6 @@ def arm_scores(rows: list[dict]) -> tuple[dict[str, np.ndarray], list[str]]:
 
 
 def statistics(rows: list[dict], reps: int = 10_000) -> dict:
-    from jaxbc.stats import aggregate_scores
 
     scores, envs = arm_scores(rows)
     out = aggregate_scores(
@@ -229,22 +229,10 @@ def write_outputs(
         f"## Statistics ({stats['num_runs']['DAgger (last)']} seeds x {stats['num_tasks']} envs, "
         "stratified bootstrap 95% CIs, `jaxbc.stats`)",
         "",
-        "| arm | IQM | mean | optimality gap |",
-        "|---|---|---|---|",
+        markdown_table(stats),
     ]
-    for arm, ms in stats["metrics"].items():
-        cells = [
-            f"{ms[k]['point']:.2f} [{ms[k]['ci'][0]:.2f}, {ms[k]['ci'][1]:.2f}]"
-            for k in ("iqm", "mean", "optimality_gap")
-        ]
-        lines.append(f"| {arm} | " + " | ".join(cells) + " |")
-    lines += ["", "| probability of improvement | P [95% CI] |", "|---|---|"]
-    for k, v in stats["probability_of_improvement"].items():
-        lines.append(f"| {k} | {v['point']:.2f} [{v['ci'][0]:.2f}, {v['ci'][1]:.2f}] |")
     atomic_write_bytes(out_dir / f"{name}.md", ("\n".join(lines) + "\n").encode())
     plot(summary, out_dir / f"{name}.png")
-    from jaxbc.stats import plot_performance_profiles
-
     plot_performance_profiles(
         arm_scores(rows)[0],
         out_dir / f"{name}_profiles.png",

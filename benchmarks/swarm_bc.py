@@ -106,6 +106,7 @@ from jaxbc.io import (
     resumable_timed,
 )
 from jaxbc.rollout import evaluate_fn, init_carry, rollout_steps
+from jaxbc.stats import aggregate_scores, markdown_table, plot_performance_profiles
 
 # tau's units: this study's committed results use the width-normalised form (see
 # jaxbc.bc.losses.hidden_alignment_penalty; paper tau = this tau / (members * width * layers))
@@ -351,8 +352,6 @@ def counts_statistics(rows: list[dict], resamples: int = 10_000) -> dict:
     bootstrap CI. Aggregates: ``jaxbc.stats.aggregate_scores`` over the (env, episodes) tasks
     (IQM and mean of the scaled return, stratified bootstrap) and P(X > Y).
     """
-    from jaxbc.stats import aggregate_scores
-
     by = {(r["env"], r["episodes"], r["method"], r["seed"]): r["scaled_return"] for r in rows}
     tasks = list(dict.fromkeys((r["env"], r["episodes"]) for r in rows))
     seeds = sorted({r["seed"] for r in rows})
@@ -424,18 +423,8 @@ def write_markdown(
             f"Aggregate over all {len(stats['tasks'])} (env, episodes) tasks, scaled return "
             "(`jaxbc.stats.aggregate_scores`: stratified bootstrap over seeds):",
             "",
-            "| method | IQM [95% CI] | mean [95% CI] | optimality gap [95% CI] |",
-            "|---|---|---|---|",
+            markdown_table(agg, digits=3),
         ]
-        for m in METHODS:
-            cell = [
-                f"{agg['metrics'][m][k]['point']:.3f} [{agg['metrics'][m][k]['ci'][0]:.3f}, {agg['metrics'][m][k]['ci'][1]:.3f}]"
-                for k in ("iqm", "mean", "optimality_gap")
-            ]
-            lines.append(f"| {m} | " + " | ".join(cell) + " |")
-        lines += ["", "| probability of improvement | P [95% CI] |", "|---|---|"]
-        for k, v in agg["probability_of_improvement"].items():
-            lines.append(f"| {k} | {v['point']:.3f} [{v['ci'][0]:.3f}, {v['ci'][1]:.3f}] |")
         lines += [
             "",
             "Paired difference of the scaled return per (env, episodes), mean over seeds [95% paired "
@@ -1173,8 +1162,6 @@ def main(
     atomic_write_csv(out_dir / f"{name}.csv", rows)
     write_markdown(out_dir / f"{name}.md", summary, sweep_summary, meta, stats)
     plot(summary, out_dir, name)
-    from jaxbc.stats import plot_performance_profiles
-
     plot_performance_profiles(
         {m: np.array(v) for m, v in stats["scores"].items()},
         out_dir / f"{name}_profiles.png",

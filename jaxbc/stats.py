@@ -179,6 +179,37 @@ def aggregate_scores(
     return out
 
 
+_METRIC_NAMES = {
+    "iqm": "IQM",
+    "mean": "mean",
+    "median": "median",
+    "optimality_gap": "optimality gap",
+}
+
+
+def markdown_table(result: Mapping[str, Any], digits: int = 2) -> str:
+    """:func:`aggregate_scores`'s result as two Markdown tables: each method's metrics as
+    ``point [lo, hi]`` and each probability of improvement."""
+    first = next(iter(result["metrics"].values()))
+    metrics = list(first)
+
+    def cell(v: Mapping[str, Any]) -> str:
+        return f"{v['point']:.{digits}f} [{v['ci'][0]:.{digits}f}, {v['ci'][1]:.{digits}f}]"
+
+    lines = [
+        "| method | " + " | ".join(_METRIC_NAMES.get(m, m) for m in metrics) + " |",
+        "|---|" + "---|" * len(metrics),
+    ]
+    lines += [
+        f"| {name} | " + " | ".join(cell(ms[m]) for m in metrics) + " |"
+        for name, ms in result["metrics"].items()
+    ]
+    if result.get("probability_of_improvement"):
+        lines += ["", "| probability of improvement | P [95% CI] |", "|---|---|"]
+        lines += [f"| {k} | {cell(v)} |" for k, v in result["probability_of_improvement"].items()]
+    return "\n".join(lines)
+
+
 def performance_profiles(
     score_dict: Mapping[str, Any],
     taus: Any = None,

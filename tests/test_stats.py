@@ -10,6 +10,7 @@ pytest.importorskip("rliable")
 
 from jaxbc.stats import (  # noqa: E402
     aggregate_scores,
+    markdown_table,
     performance_profiles,
     plot_performance_profiles,
     stratified_bootstrap,
@@ -132,3 +133,13 @@ def test_missing_rliable_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "rliable", None)
     with pytest.raises(ImportError, match=r'pip install "jaxbc\[stats\]"'):
         aggregate_scores({"a": [[1.0]]})
+
+
+def test_markdown_table_lists_every_method_metric_and_comparison():
+    scores = {"A": [[0.2, 0.4], [0.3, 0.5]], "B": [[0.6, 0.8], [0.7, 0.9]]}
+    res = aggregate_scores(scores, metrics=("iqm", "optimality_gap"), reps=200)
+    table = markdown_table(res, digits=3).splitlines()
+    assert table[0] == "| method | IQM | optimality gap |"
+    a = res["metrics"]["A"]["iqm"]
+    assert table[2].startswith(f"| A | {a['point']:.3f} [{a['ci'][0]:.3f}, {a['ci'][1]:.3f}]")
+    assert table[-1].startswith("| A > B | 0.000 [")
