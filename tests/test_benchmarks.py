@@ -11,6 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow  # a benchmark's smoke run (compiles its programs): ~1-2 min each
 def test_swarm_study_smoke(tmp_path):
     subprocess.run(
         [
@@ -114,6 +115,7 @@ def test_swarm_paper_protocol_smoke(tmp_path):
     assert (tmp_path / "swarm_paper.md").exists() and (tmp_path / "swarm_paper.csv").exists()
 
 
+@pytest.mark.slow  # a benchmark's smoke run (compiles its programs): ~1-2 min each
 def test_speed_json_keys():
     p = subprocess.run(
         [
@@ -165,6 +167,7 @@ def test_dagger_study_smoke(tmp_path):
     }
 
 
+@pytest.mark.slow  # a benchmark's smoke run (compiles its programs): ~1-2 min each
 def test_hades_sweep_smoke(tmp_path):
     cmd = [
         sys.executable,
@@ -191,6 +194,7 @@ def test_hades_sweep_smoke(tmp_path):
     assert bad.returncode != 0 and "unknown setting(s) ['no_such_setting']" in bad.stderr
 
 
+@pytest.mark.slow  # a benchmark's smoke run (compiles its programs): ~1-2 min each
 def test_sweep_benchmark_smoke(tmp_path):
     subprocess.run(
         [sys.executable, "benchmarks/sweep.py", "--scale", "smoke", "--out-dir", str(tmp_path)],
