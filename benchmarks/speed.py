@@ -35,19 +35,7 @@ def synthetic_dataset(
     rng = np.random.default_rng(seed)
     obs = rng.normal(size=(n, obs_dim)).astype(np.float32)
     act = np.tanh(obs[:, :act_dim] + 0.1 * rng.normal(size=(n, act_dim))).astype(np.float32)
-    return Dataset(
-        obs=obs,
-        action=act,
-        reward=np.zeros(n, np.float32),
-        next_obs=obs,
-        terminated=np.zeros(n, bool),
-        truncated=np.zeros(n, bool),
-        episode_id=np.zeros(n, np.int32),
-        episode_returns=np.zeros(1, np.float32),
-        env_id="synthetic",
-        action_space=Box((-1.0,) * act_dim, (1.0,) * act_dim),
-        observation_shape=(obs_dim,),
-    )
+    return Dataset.from_pairs(obs, act, "synthetic", Box((-1.0,) * act_dim, (1.0,) * act_dim))
 
 
 def time_train(cfg: BCConfig, loss, data: Dataset, repeats: int) -> tuple[float, float]:

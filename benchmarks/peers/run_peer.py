@@ -132,18 +132,11 @@ def expert_dataset(expert, env, num_envs: int, length: int, key) -> tuple[Datase
     t0 = time.perf_counter()
     obs, act = jax.block_until_ready(compiled(expert.params, key))
     run_s = time.perf_counter() - t0
-    n = obs.shape[0]
-    data = Dataset(
-        obs=obs,
-        action=act,
-        reward=jnp.zeros(n, jnp.float32),
-        next_obs=obs,
-        terminated=jnp.zeros(n, bool),
-        truncated=jnp.zeros(n, bool),
-        episode_id=jnp.zeros(n, jnp.int32),
-        episode_returns=jnp.zeros(1, jnp.float32),
-        env_id=env.id,
-        action_space=env.action_space,
+    data = Dataset.from_pairs(
+        obs,
+        act,
+        env.id,
+        env.action_space,
         observation_shape=tuple(env.observation_shape),
         env_options=tuple(env.options),
     )

@@ -64,6 +64,30 @@ class Dataset:
     # inner loop's full-batch recipe); "" for demonstrations. `jaxbc bc` uses it by default.
     train_recipe: str = struct.field(pytree_node=False, default="")
 
+    @classmethod
+    def from_pairs(
+        cls, obs: Any, action: Any, env_id: str, action_space: ActionSpace, **fields: Any
+    ) -> Dataset:
+        """State-action pairs without rewards or episode boundaries (one episode of return
+        0, ``next_obs = obs``): what BC needs when the data comes from elsewhere.
+        ``fields`` sets any other field (``env_options``, ``source``, ...)."""
+        xp = jnp if isinstance(obs, jax.Array) else np
+        n = obs.shape[0]
+        return cls(
+            obs=obs,
+            action=action,
+            reward=xp.zeros(n, xp.float32),
+            next_obs=obs,
+            terminated=xp.zeros(n, bool),
+            truncated=xp.zeros(n, bool),
+            episode_id=xp.zeros(n, xp.int32),
+            episode_returns=xp.zeros(1, xp.float32),
+            env_id=env_id,
+            action_space=action_space,
+            observation_shape=fields.pop("observation_shape", tuple(obs.shape[1:])),
+            **fields,
+        )
+
     @property
     def size(self) -> int:
         return int(self.reward.shape[0])
