@@ -173,21 +173,8 @@ def test_dbc_training_reuses_programs():
     from jaxbc.envs import Box
 
     rng = np.random.default_rng(0)
-    n = 64
-    obs = rng.normal(size=(n, 2)).astype(np.float32)
-    data = Dataset(
-        obs=obs,
-        action=np.tanh(obs[:, :1]),
-        reward=np.zeros(n, np.float32),
-        next_obs=obs,
-        terminated=np.zeros(n, bool),
-        truncated=np.zeros(n, bool),
-        episode_id=np.zeros(n, np.int32),
-        episode_returns=np.zeros(1, np.float32),
-        env_id="toy",
-        action_space=Box((-1.0,), (1.0,)),
-        observation_shape=(2,),
-    )
+    obs = rng.normal(size=(64, 2)).astype(np.float32)
+    data = Dataset.from_pairs(obs, np.tanh(obs[:, :1]), "toy", Box((-1.0,), (1.0,)))
     train_dm = jax.jit(
         make_diffusion_train(DiffusionConfig(T=10, hidden=8, steps=5, batch_size=16))
     )

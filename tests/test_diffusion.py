@@ -46,19 +46,7 @@ def toy_dataset(n: int = 2000, seed: int = 0, discrete: bool = False) -> Dataset
         act, space = (c > 0).astype(np.int32), Discrete(2)
     else:
         act, space = (0.5 * c + 0.2 + 0.1 * rng.normal(size=n))[:, None].astype(np.float32), BOX
-    return Dataset(
-        obs=obs,
-        action=act,
-        reward=np.zeros(n, np.float32),
-        next_obs=obs,
-        terminated=np.zeros(n, bool),
-        truncated=np.zeros(n, bool),
-        episode_id=np.zeros(n, np.int32),
-        episode_returns=np.zeros(1, np.float32),
-        env_id="toy",
-        action_space=space,
-        observation_shape=(1,),
-    )
+    return Dataset.from_pairs(obs, act, "toy", space)
 
 
 @pytest.fixture(scope="module")
