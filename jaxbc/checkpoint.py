@@ -39,6 +39,11 @@ def _manager(directory: Path) -> Any:
     return ocp.CheckpointManager(directory.absolute(), options=options)
 
 
+def _step_dir(directory: Path, step: int) -> Path:
+    """Where the manager above puts ``step`` (its ``step_prefix`` and fixed length)."""
+    return directory / f"step_{step:09d}"
+
+
 def save_checkpoint(directory: str | Path, state: Any, step: int) -> Path:
     """Save ``state`` as ``directory/step_<step>`` and keep only the newest two (orbax's
     ``CheckpointManager``: written to a temporary directory, then renamed)."""
@@ -48,7 +53,7 @@ def save_checkpoint(directory: str | Path, state: Any, step: int) -> Path:
     with _manager(directory) as mngr:
         mngr.save(step, args=ocp.args.StandardSave(_unwrap_keys(state)), force=True)
         mngr.wait_until_finished()
-    return directory / f"step_{step:09d}"
+    return _step_dir(directory, step)
 
 
 def latest_checkpoint(directory: str | Path) -> tuple[Path, int] | None:
@@ -58,7 +63,7 @@ def latest_checkpoint(directory: str | Path) -> tuple[Path, int] | None:
         return None
     with _manager(directory) as mngr:
         step = mngr.latest_step()
-    return None if step is None else (directory / f"step_{step:09d}", int(step))
+    return None if step is None else (_step_dir(directory, int(step)), int(step))
 
 
 def restore_checkpoint(path: str | Path, template: Any) -> Any:
