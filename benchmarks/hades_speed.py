@@ -41,7 +41,7 @@ import numpy as np
 import tyro
 
 from jaxbc.hades import make_hades, make_strategy, solution_template
-from jaxbc.hades.core import hades_preset
+from jaxbc.hades.core import hades_preset, map_members
 from jaxbc.hades.strategies import paper_strategy_options
 from jaxbc.io import atomic_write_json, best_time, enable_compilation_cache, machine_description
 
@@ -181,26 +181,21 @@ def measure(name: str, generations: int, member_block: int | None = None) -> dic
     population, _ = es.ask(jax.random.key(1), state.es_state, es.default_params)
     inits = jax.vmap(hades.policy.init)(jax.random.split(jax.random.key(2), k))
 
-    block = hades.member_block
-
-    def over_members(f, xs):
-        """``f`` over the population axis as the generation does it: blocks of
-        ``member_block`` (``lax.map`` over blocks, vmap inside), or one vmap when 0."""
-        if block == 0 or block >= pop:
-            return jax.vmap(f)(xs)
-        return jax.lax.map(f, xs, batch_size=block)
+    block = hades.member_block  # over the population as the generation does it
 
     @jax.jit
     def inner(population, inits):
-        trained = over_members(lambda d: jax.vmap(lambda i: hades.train(d, i))(inits), population)
+        trained = map_members(
+            lambda d: jax.vmap(lambda i: hades.train(d, i))(inits), population, block
+        )
         return sum(jnp.sum(x) for x in jax.tree.leaves(trained))
 
     member_params = jax.tree.map(lambda x: jnp.broadcast_to(x, (pop, *x.shape)), inits)
 
     @jax.jit
     def rollout(params, key):
-        return over_members(
-            lambda p: jax.vmap(hades.returns, in_axes=(0, None))(p, key), params
+        return map_members(
+            lambda p: jax.vmap(hades.returns, in_axes=(0, None))(p, key), params, block
         ).sum()
 
     env, n_env = hades.env, pop * k * cfg.num_envs

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
@@ -290,6 +291,16 @@ def make_mesh(num_devices: int | None) -> Mesh | None:
 HYPER_FIELDS = ("inner_lr", "adam_eps", "max_grad_norm")
 
 
+def map_members(f: Callable[[Any], Any], members: Any, block: int) -> Any:
+    """``f`` over the leading (member) axis of ``members``: one ``vmap`` when ``block`` is 0
+    or covers them all, else ``lax.map`` over blocks of ``block`` with ``vmap`` inside (each
+    block's weights stay in cache; the same values either way)."""
+    size = jax.tree.leaves(members)[0].shape[0]
+    if block == 0 or block >= size:
+        return jax.vmap(f)(members)
+    return jax.lax.map(f, members, batch_size=block)
+
+
 @dataclass(frozen=True, eq=False)
 class Hades:
     """Pure HaDES pieces for one env/config/strategy; see the module docstring.
@@ -436,10 +447,7 @@ class Hades:
         block = self.member_block
 
         def evaluate(population, inits, key):
-            size = jax.tree.leaves(population)[0].shape[0]
-            if block == 0 or block >= size:
-                return jax.vmap(self.fitness, in_axes=(0, None, None))(population, inits, key)
-            return jax.lax.map(lambda d: self.fitness(d, inits, key), population, batch_size=block)
+            return map_members(lambda d: self.fitness(d, inits, key), population, block)
 
         if self.mesh is None:
             return evaluate(population, inits, key)
