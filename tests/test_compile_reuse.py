@@ -184,3 +184,27 @@ def test_dbc_training_reuses_programs():
         lambda: train_bc(cfg, jax.random.key(0), data, dbc_loss, diffusion=dm_a, lambda_dm=0.2),
         lambda: train_bc(cfg, jax.random.key(0), data, dbc_loss, diffusion=dm_b, lambda_dm=30.0),
     ) == (0, 0)
+
+
+@pytest.mark.parametrize("strategy", ["SNES", "Open_ES", "SimpleGA"])
+def test_hades_generation_keeps_the_state_types(strategy):
+    """A generation returns the state with the types it took (shape, dtype, weak type): a
+    weak-typed leaf after ``tell`` (Open_ES's ``std`` was one) made the second chunk of every
+    run compile the whole generation again."""
+    from jaxbc.hades import HadesConfig, make_hades, make_strategy, solution_template
+
+    cfg = HadesConfig(
+        dataset_size=2,
+        inner_steps=2,
+        num_envs=2,
+        eval_steps=10,
+        policy=PolicyConfig(hidden_sizes=(8,)),
+    )
+    hades = make_hades(cfg, make_strategy(strategy, 4, solution_template(cfg)))
+
+    def types(tree):
+        return [(x.shape, x.dtype, x.weak_type) for x in jax.tree.leaves(tree)]
+
+    state = jax.eval_shape(hades.init, jax.random.key(0))
+    after = jax.eval_shape(lambda s: hades.generation(s)[0], state)
+    assert types(after) == types(state)

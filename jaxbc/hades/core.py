@@ -252,6 +252,12 @@ class HadesState(struct.PyTreeNode):
     generation: jax.Array
 
 
+def _strong(tree: Any) -> Any:
+    """Every array leaf strongly typed: a state that leaves a generation with the types it
+    entered with keeps one compiled scan for every chunk (a weak-typed leaf recompiles it)."""
+    return jax.tree.map(lambda x: jnp.asarray(x, x.dtype) if _is_array(x) else x, tree)
+
+
 def _is_array(x: Any) -> bool:
     return isinstance(x, jax.Array) and not jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
 
@@ -486,8 +492,7 @@ class Hades:
             jnp.asarray(-jnp.inf, jnp.float32),
             jnp.zeros((), jnp.int32),
         )
-        # strong types everywhere, as after a generation: one compiled scan serves every chunk
-        return jax.tree.map(lambda x: jnp.asarray(x, x.dtype) if _is_array(x) else x, state)
+        return _strong(state)
 
     def generation(self, state: HadesState) -> tuple[HadesState, GenerationInfo]:
         """ask -> evaluate the population -> tell (fitness ``-returns``: evosax minimises)."""
@@ -500,6 +505,7 @@ class Hades:
         inits = self.generation_inits(state, k_init)
         returns = _sanitize(self.evaluate_population(population, inits, k_eval).astype(jnp.float32))
         es_state, _ = self.strategy.tell(k_tell, population, -returns, es_state, params)
+        es_state = _strong(es_state)  # e.g. Open_ES's tell makes `std` weak-typed
         i = jnp.argmax(returns)
         better = returns[i] > state.best_fitness
         best_data = jax.tree.map(
