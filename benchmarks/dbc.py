@@ -100,6 +100,7 @@ from jaxbc.io import (
     machine_description,
 )
 from jaxbc.rollout import evaluate_fn
+from jaxbc.stats import aggregate_scores, markdown_table, plot_performance_profiles
 
 PerEnv = tuple[tuple[str, object], ...]  # (env id, value) pairs; frozen-dataclass friendly
 
@@ -449,11 +450,42 @@ def summarize(rows: list[dict]) -> list[dict]:
     return out
 
 
+ARMS = ("bc", "dbc", "ensemble", "swarm")  # the locomotion study's arms, on the same data
+COMPARISONS = (("dbc", "bc"), ("ensemble", "bc"), ("swarm", "ensemble"))
+
+
+def arm_scores(rows: list[dict]) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Scaled returns as rliable score matrices ``[seeds, envs]`` per arm (the lambda sweep's
+    extra runs left out)."""
+    envs = list(dict.fromkeys(r["env"] for r in rows))
+    seeds = sorted({r["seed"] for r in rows})
+    by = {(r["env"], r["method"], r["seed"]): r["scaled_return"] for r in rows}
+    return {
+        arm: np.array([[by[(e, arm, s)] for e in envs] for s in seeds])
+        for arm in ARMS
+        if all((e, arm, s) in by for e in envs for s in seeds)
+    }, envs
+
+
+def statistics(rows: list[dict], reps: int = 10_000) -> dict:
+    """IQM, mean and optimality gap per arm and P(X > Y) for :data:`COMPARISONS`, stratified
+    bootstrap over seeds (``jaxbc.stats``: rliable's metrics)."""
+    scores, envs = arm_scores(rows)
+    pairs = [(x, y) for x, y in COMPARISONS if x in scores and y in scores]
+    out = aggregate_scores(
+        scores, metrics=("iqm", "mean", "optimality_gap"), comparisons=pairs, reps=reps
+    )
+    out["tasks"] = envs
+    return out
+
+
 def _pm(mean, std, fmt: str = ".2f") -> str:
     return "–" if mean is None else f"{mean:{fmt}} ± {std:{fmt}}"
 
 
-def write_markdown(path: Path, summary: list[dict], infos: list[dict], meta: dict) -> None:
+def write_markdown(
+    path: Path, summary: list[dict], infos: list[dict], meta: dict, stats: dict | None = None
+) -> None:
     lines = [
         "# Diffusion-BC study",
         "",
@@ -498,6 +530,18 @@ def write_markdown(path: Path, summary: list[dict], infos: list[dict], meta: dic
             f"| {r['lambda_dm']:g} | {_pm(r['scaled_return'], r['scaled_return_std'])} | {_pm(r['goal_reach'], r['goal_reach_std'])} "
             f"| {_pm(r['crash'], r['crash_std'])} |"
             for r in sweep
+        ]
+    if stats:
+        lines += [
+            "",
+            f"## Aggregates over {len(stats['tasks'])} tasks ({', '.join(stats['tasks'])})",
+            "",
+            "Scaled return; point [95% stratified bootstrap CI over seeds] (`jaxbc.stats`, "
+            f"rliable's metrics; {stats['num_runs']['bc']} seeds per arm, arms paired on the same "
+            "demonstrations). Optimality gap: mean shortfall below the expert (1), scores above 1 "
+            "clipped. Performance profiles: the `_profiles.png` beside this file.",
+            "",
+            markdown_table(stats),
         ]
     lines += [
         "",
@@ -1124,6 +1168,7 @@ def run_multimodal(
     out_dir: Path,
     name: str,
     samples_only: bool = False,
+    report_only: bool = False,
 ) -> None:
     sc = MM_SCALES[scale]
     if tasks:
@@ -1183,6 +1228,7 @@ def main(
     out_dir: Path = Path("benchmarks/results"),
     name: str | None = None,
     samples_only: bool = False,
+    report_only: bool = False,
 ) -> None:
     """Args:
     scale: cpu (2 cores: locomotion 13 min measured, multimodal ~1 h estimated), paper (GPU),
@@ -1196,6 +1242,8 @@ def main(
     out_dir: where results go.
     name: file stem of the results (default: dbc, or dbc_multimodal).
     samples_only: multimodal: only seed 0's DDPM per task and dbc_ddpm_samples.{png,json}.
+    report_only: locomotion: rewrite the report (aggregates, plots) from the runs saved in
+        out_dir/<name>.json; trains nothing (the meta's command stays the run's).
     """
     if protocol == "multimodal":
         if envs:
@@ -1212,6 +1260,22 @@ def main(
     if tasks:
         raise SystemExit("error: --tasks belongs to --protocol multimodal")
     name = name or "dbc"
+    if report_only:
+        path = out_dir / f"{name}.json"
+        if not path.exists():
+            raise SystemExit(f"error: --report-only needs the saved runs in {path}")
+        saved = json.loads(path.read_text())
+        if envs or (scale, seed) != (saved["meta"]["scale"], saved["meta"]["seed"]):
+            raise SystemExit(
+                f"error: --report-only rewrites {path} as it was run (scale "
+                f"{saved['meta']['scale']}, seed {saved['meta']['seed']}, all its envs)"
+            )
+        meta = {
+            **saved["meta"],
+            "report_command": "python benchmarks/dbc.py " + " ".join(sys.argv[1:]),
+        }
+        write_locomotion(out_dir, name, meta, saved["data"], saved["runs"], csv=False)
+        return
     sc = SCALES[scale]
     if envs:
         sc = dataclasses.replace(sc, envs=tuple(envs))
@@ -1223,7 +1287,6 @@ def main(
         r, info = study_env(env_id, sc, seed)
         rows += r
         infos.append(info)
-    summary = summarize(rows)
     meta = {
         "command": "python benchmarks/dbc.py " + " ".join(sys.argv[1:]),
         "machine": machine_description(),
@@ -1233,13 +1296,30 @@ def main(
         "paper_reference": {f"{e} {m}": v for (e, m), v in PAPER.items()},
         **{k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(sc).items()},
     }
+    write_locomotion(out_dir, name, meta, infos, rows)
+
+
+def write_locomotion(
+    out_dir: Path, name: str, meta: dict, infos: list[dict], rows: list[dict], csv: bool = True
+) -> None:
+    """The locomotion study's files: runs and summary (json, csv), report with the rliable
+    aggregates (md), bar chart and performance profiles (png)."""
+    summary = summarize(rows)
+    stats = statistics(rows)
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(
-        out_dir / f"{name}.json", {"meta": meta, "data": infos, "summary": summary, "runs": rows}
+        out_dir / f"{name}.json",
+        {"meta": meta, "data": infos, "summary": summary, "statistics": stats, "runs": rows},
     )
-    atomic_write_csv(out_dir / f"{name}.csv", rows)
-    write_markdown(out_dir / f"{name}.md", summary, infos, meta)
+    if csv:  # (a report-only rewrite leaves the run's CSV as written)
+        atomic_write_csv(out_dir / f"{name}.csv", rows)
+    write_markdown(out_dir / f"{name}.md", summary, infos, meta, stats)
     plot(summary, out_dir / f"{name}.png")
+    plot_performance_profiles(
+        arm_scores(rows)[0],
+        out_dir / f"{name}_profiles.png",
+        title=f"DBC study: {', '.join(stats['tasks'])}",
+    )
     print((out_dir / f"{name}.md").read_text())
 
 

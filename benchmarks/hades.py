@@ -43,6 +43,7 @@ from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import tyro
 
 from jaxbc import envs as jenvs
@@ -548,6 +549,55 @@ def summarize(rows: list[dict]) -> list[dict]:
     return out
 
 
+def variant_scores(rows: list[dict]) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Scaled returns of the distilled data as rliable score matrices ``[seeds, tasks]``.
+
+    Tasks are the (env, D) pairs both variants finished on the same seeds, and the seeds are
+    those every such task has (at least 2), so the arms are paired. Arms: F and R from fresh
+    inits (comparable) and F from its evolution's fixed init.
+    """
+    seeds: dict[tuple, set[int]] = {}
+    for r in rows:
+        seeds.setdefault((r["env"], r["dataset_size"], r["variant"]), set()).add(r["seed"])
+    pairs = {(e, d) for e, d, _ in seeds}
+    tasks = sorted(
+        (t for t in pairs if seeds.get((*t, "F")) == seeds.get((*t, "R"))),
+        key=lambda t: (str(t[0]), t[1]),
+    )
+    common = sorted(set.intersection(*(seeds[(*t, "F")] for t in tasks))) if tasks else []
+    if len(common) < 2:
+        return {}, []
+    by = {(r["env"], r["dataset_size"], r["variant"], r["seed"]): r for r in rows}
+
+    def matrix(variant: str, key: str) -> np.ndarray:
+        return np.array([[by[(*t, variant, s)][key] for t in tasks] for s in common])
+
+    scores = {
+        "HaDES-F, new inits": matrix("F", "scaled_mean_data_new_inits"),
+        "HaDES-R, new inits": matrix("R", "scaled_mean_data_new_inits"),
+        "HaDES-F, fixed init": matrix("F", "scaled_mean_data_fixed_init"),
+    }
+    return scores, [f"{e} D={d}" for e, d in tasks]
+
+
+def statistics(rows: list[dict], reps: int = 10_000) -> dict | None:
+    """rliable aggregates (IQM, mean, optimality gap; P(F > R) from fresh inits) over the
+    tasks both variants finished, stratified bootstrap over seeds (``jaxbc.stats``)."""
+    from jaxbc.stats import aggregate_scores
+
+    scores, tasks = variant_scores(rows)
+    if not tasks:
+        return None
+    out = aggregate_scores(
+        scores,
+        metrics=("iqm", "mean", "optimality_gap"),
+        comparisons=[("HaDES-F, new inits", "HaDES-R, new inits")],
+        reps=reps,
+    )
+    out["tasks"] = tasks
+    return out
+
+
 def _fmt_ci(v: dict | None, digits: int = 2) -> str:
     if v is None:
         return "-"
@@ -597,6 +647,23 @@ def write_report(out_dir: Path, meta: dict, rows: list[dict], transfer_rows: lis
                 f"| {_fmt_ci(g['scaled_mean_data_fixed_init'])} | {_fmt_ci(g['scaled_mean_data_new_inits'])} "
                 f"| {_fmt(g['random_return'])} / {_fmt(g['expert_return'])} | {_fmt(g['paper_population_mean'])} |"
             )
+    stats = statistics(rows)
+    if stats is not None:
+        from jaxbc.stats import markdown_table, plot_performance_profiles
+
+        lines += [
+            "",
+            f"## Aggregates over {len(stats['tasks'])} tasks ({', '.join(stats['tasks'])})",
+            "",
+            "Scaled return of the distilled data; point [95% stratified bootstrap CI over seeds] "
+            f"(`jaxbc.stats`, rliable's metrics; {stats['num_runs']['HaDES-F, new inits']} seeds). "
+            "Optimality gap: mean shortfall below the expert (1). Profile: `hades_profiles.png`.",
+            "",
+            markdown_table(stats),
+        ]
+        plot_performance_profiles(
+            variant_scores(rows)[0], out_dir / "hades_profiles.png", title="HaDES: distilled data"
+        )
     if transfer_rows:
         lines += [
             "",
@@ -749,7 +816,13 @@ def main(
         }
         atomic_write_json(
             out_dir / "hades.json",
-            {"meta": meta, "runs": rows, "summary": summarize(rows), "transfer": transfer_rows},
+            {
+                "meta": meta,
+                "runs": rows,
+                "summary": summarize(rows),
+                "statistics": statistics(rows),
+                "transfer": transfer_rows,
+            },
         )
         atomic_write_csv(out_dir / "hades.csv", curves)
         if transfer_rows:
