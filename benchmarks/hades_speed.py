@@ -11,8 +11,9 @@ population 64, 2x512 ReLU, 64 full-batch inner steps, 8 envs x 1024 steps), ``ho
 (population 2048, HaDES-R with k=2, the paper's settings).
 
 For each: seconds per generation (mean of ``--generations`` after compiling; the
-population evaluated in ``member_block`` blocks), the same shapes' inner training alone and
-fitness rollouts alone (each over the population in the same member blocks), and the env
+population trained in ``train_block`` blocks and evaluated in ``member_block`` blocks), the
+same shapes' inner training alone and fitness rollouts alone (each over the population in the
+same blocks), and the env
 steps alone (constant actions). FLOPs are counted from the config (matmuls; inner steps forward + backward = 3x
 forward, rollouts forward only). Floors: ``flop_floor_s`` = FLOPs / the rate of a
 member-blocked MLP chain of the rollout's shapes measured here three times (before, between
@@ -147,13 +148,16 @@ def bandwidth(gib: float) -> float:
     return 2.0 * x.nbytes / best_time(f, x, repeats=3)
 
 
-def measure(name: str, generations: int, member_block: int | None = None) -> dict:
+def measure(
+    name: str, generations: int, member_block: int | None = None, train_block: int | None = None
+) -> dict:
     spec = CONFIGS[name]
     cfg = hades_preset(
         spec["env"],
         variant=spec["variant"],
         num_devices=1,
         member_block=member_block,
+        train_block=train_block,
         **spec["config"],
     )
     options = paper_strategy_options(spec["strategy"], spec["population"])
@@ -181,22 +185,18 @@ def measure(name: str, generations: int, member_block: int | None = None) -> dic
     population, _ = es.ask(jax.random.key(1), state.es_state, es.default_params)
     inits = jax.vmap(hades.policy.init)(jax.random.split(jax.random.key(2), k))
 
-    block = hades.member_block  # over the population as the generation does it
-
+    # over the population as the generation does it: training in train_block blocks, the
+    # rollouts of the trained policies in member_block blocks
     @jax.jit
     def inner(population, inits):
-        trained = map_members(
-            lambda d: jax.vmap(lambda i: hades.train(d, i))(inits), population, block
-        )
+        trained = map_members(lambda d: hades.train_inits(d, inits), population, hades.train_block)
         return sum(jnp.sum(x) for x in jax.tree.leaves(trained))
 
     member_params = jax.tree.map(lambda x: jnp.broadcast_to(x, (pop, *x.shape)), inits)
 
     @jax.jit
     def rollout(params, key):
-        return map_members(
-            lambda p: jax.vmap(hades.returns, in_axes=(0, None))(p, key), params, block
-        ).sum()
+        return map_members(lambda p: hades.mean_return(p, key), params, hades.member_block).sum()
 
     env, n_env = hades.env, pop * k * cfg.num_envs
     zero_action = jnp.zeros(env.action_space.shape, env.action_space.dtype)
@@ -237,6 +237,7 @@ def measure(name: str, generations: int, member_block: int | None = None) -> dic
     return {
         "config": name,
         "member_block": hades.member_block,
+        "train_block": hades.train_block,
         "env": spec["env"],
         "strategy": spec["strategy"],
         "population": pop,
@@ -276,7 +277,9 @@ def main(
     generations: int = 3,
     only: str | None = None,
     member_blocks: list[int] | None = None,
+    train_blocks: list[int] | None = None,
     member_block: int | None = None,
+    train_block: int | None = None,
     out_dir: Path = Path("benchmarks/results"),
     timeout_s: int = 900,
 ) -> None:
@@ -289,14 +292,23 @@ def main(
         only: internal: measure one configuration in this process and print its JSON row.
         member_blocks: measure each configuration with each of these ``HadesConfig.member_block``
             values (0: the whole population in one vmap, the old program); default: automatic only.
+        train_blocks: the ``HadesConfig.train_block`` of each of ``member_blocks`` (paired in
+            order; default: automatic for each).
         member_block: internal: the block for ``--only``.
+        train_block: internal: the inner loop's block for ``--only``.
         out_dir: where hades_speed_<backend>.json goes.
         timeout_s: per-configuration limit.
     """
     enable_compilation_cache()
     if only:
-        print(jsonlib.dumps(measure(only, generations, member_block)))
+        print(jsonlib.dumps(measure(only, generations, member_block, train_block)))
         return
+    blocks = list(member_blocks or [None])
+    trains = list(train_blocks or [None] * len(blocks))
+    if len(trains) != len(blocks):
+        raise SystemExit(
+            f"error: --train-blocks needs one value per --member-blocks value ({len(blocks)}), got {len(trains)}"
+        )
     names = configs or [n for n in CONFIGS if n != "smoke" and (paper or not n.startswith("paper"))]
     rows: list[dict] = []
     meta = {
@@ -305,9 +317,12 @@ def main(
         "jax": jax.__version__,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name, block in [(n, b) for n in names for b in (member_blocks or [None])]:
+    for name, block, train in [
+        (n, b, t) for n in names for b, t in zip(blocks, trains, strict=True)
+    ]:
         cmd = [sys.executable, __file__, "--only", name, "--generations", str(generations)]
         cmd += [] if block is None else ["--member-block", str(block)]
+        cmd += [] if train is None else ["--train-block", str(train)]
         try:
             p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
             ok = p.returncode == 0
@@ -328,7 +343,7 @@ def main(
             print(f"{r['config']}: ERROR {r['error'][-300:]}")
         else:
             print(
-                f"{r['config']} (member block {r['member_block']}): {r['gen_s']:.2f} s/gen (inner {r['inner_only_s']:.2f}, rollout {r['rollout_only_s']:.2f}, "
+                f"{r['config']} (train / member block {r['train_block']} / {r['member_block']}): {r['gen_s']:.2f} s/gen (inner {r['inner_only_s']:.2f}, rollout {r['rollout_only_s']:.2f}, "
                 f"env {r['env_only_s']:.2f}); floor {r['floor_s']:.2f} s (flop {r['flop_floor_s']:.2f}, "
                 f"bw {r['bandwidth_floor_s']:.2f}) -> ratio {r['floor_ratio']:.2f}; peak {r['device_peak_gib']}"
             )

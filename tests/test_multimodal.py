@@ -176,6 +176,7 @@ def test_study_names_missing_expert(tmp_path):
     study.check_experts((TWO_GOALS,), zoo_dir=tmp_path)  # the toy task needs no zoo expert
 
 
+@pytest.mark.slow  # runs the study script end to end (~90 s); -m slow
 def test_study_smoke(tmp_path):
     subprocess.run(
         [sys.executable, "benchmarks/dbc.py", "--scale", "smoke", "--out-dir", str(tmp_path)],

@@ -97,6 +97,10 @@ class HadesConfig:
     # batched matmuls then touch only a block's weights, which stay in cache on a CPU.
     # None: automatic (4 on CPU; the whole local shard at once on GPU/TPU); 0: whole shard.
     member_block: int | None = None
+    # members (and inits) trained together in the inner loop, the same way. 1: one at a time
+    # with no vmap at all; None: automatic (1 on CPU, where a vmapped inner loop's batched
+    # matmuls ran ~2x slower than plain ones even at batch 1; whole shard on GPU/TPU).
+    train_block: int | None = None
 
     @property
     def inits_per_generation(self) -> int:
@@ -128,8 +132,9 @@ class HadesConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.eval_steps is not None and self.eval_steps < 1:
             raise ValueError(f"eval_steps must be >= 1 or None, got {self.eval_steps}")
-        if self.member_block is not None and self.member_block < 0:
-            raise ValueError(f"member_block must be >= 0 or None, got {self.member_block}")
+        for name in ("member_block", "train_block"):
+            if getattr(self, name) is not None and getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 or None, got {getattr(self, name)}")
         if self.num_devices is not None and self.num_devices < 1:
             raise ValueError(f"num_devices must be >= 1 or None, got {self.num_devices}")
         if self.fitness_episodes not in FITNESS_EPISODES:
@@ -299,11 +304,14 @@ HYPER_FIELDS = ("inner_lr", "adam_eps", "max_grad_norm")
 
 def map_members(f: Callable[[Any], Any], members: Any, block: int) -> Any:
     """``f`` over the leading (member) axis of ``members``: one ``vmap`` when ``block`` is 0
-    or covers them all, else ``lax.map`` over blocks of ``block`` with ``vmap`` inside (each
-    block's weights stay in cache; the same values either way)."""
+    or covers them all, a plain ``lax.map`` (no vmap) when it is 1, else ``lax.map`` over
+    blocks of ``block`` with ``vmap`` inside (each block's weights stay in cache). The values
+    agree to float rounding (batched and plain matmuls may round differently)."""
     size = jax.tree.leaves(members)[0].shape[0]
     if block == 0 or block >= size:
         return jax.vmap(f)(members)
+    if block == 1:
+        return jax.lax.map(f, members)
     return jax.lax.map(f, members, batch_size=block)
 
 
@@ -432,12 +440,19 @@ class Hades:
             self.env, self.policy_fn(), params, key, cfg.num_envs, self.eval_steps
         ).mean()
 
+    def train_inits(self, data: dict, inits: Any) -> Any:
+        """Policies trained on ``data`` from each of the ``k`` stacked ``inits`` (``[k, ...]``),
+        mapped like the population (:attr:`train_block`)."""
+        return map_members(lambda init: self.train(data, init), inits, self.train_block)
+
+    def mean_return(self, trained: Any, key: jax.Array) -> jax.Array:
+        """Mean of :meth:`returns` over ``k`` stacked trained policies (keys split ``k`` ways)."""
+        k = jax.tree.leaves(trained)[0].shape[0]
+        return jax.vmap(self.returns)(trained, jax.random.split(key, k)).mean()
+
     def fitness(self, data: dict, inits: Any, key: jax.Array) -> jax.Array:
         """Return of policies trained on ``data`` from each of the ``k`` stacked ``inits``, averaged."""
-        k = jax.tree.leaves(inits)[0].shape[0]
-        return jax.vmap(lambda init, kk: self.returns(self.train(data, init), kk))(
-            inits, jax.random.split(key, k)
-        ).mean()
+        return self.mean_return(self.train_inits(data, inits), key)
 
     @property
     def member_block(self) -> int:
@@ -447,13 +462,24 @@ class Hades:
             block = 4 if jax.default_backend() == "cpu" else 0
         return block
 
+    @property
+    def train_block(self) -> int:
+        """Members (and inits) trained together per device (0: all; 1: one at a time)."""
+        block = self.config.train_block
+        if block is None:
+            block = 1 if jax.default_backend() == "cpu" else 0
+        return block
+
     def evaluate_population(self, population: dict, inits: Any, key: jax.Array) -> jax.Array:
         """``[P]`` fitness; the population axis is split over the mesh's devices, and each
-        device evaluates its members in blocks of :attr:`member_block` (same values)."""
-        block = self.member_block
+        device trains its members in blocks of :attr:`train_block`, then evaluates them in
+        blocks of :attr:`member_block` (the same values as :meth:`fitness` member by member)."""
 
         def evaluate(population, inits, key):
-            return map_members(lambda d: self.fitness(d, inits, key), population, block)
+            trained = map_members(
+                lambda d: self.train_inits(d, inits), population, self.train_block
+            )
+            return map_members(lambda t: self.mean_return(t, key), trained, self.member_block)
 
         if self.mesh is None:
             return evaluate(population, inits, key)
