@@ -7,7 +7,9 @@ all measured in the same run on this machine.
 Configurations (``CONFIGS``): ``minatar64`` (Breakout-MinAtar, D=16, HaDES-F, SNES
 population 64, 2x512 ReLU, 64 full-batch inner steps, 8 envs x 1024 steps), ``hopper16``
 (brax/hopper positional, population 16, D=64, 2x512 tanh Gaussian, 200 inner steps,
-4 envs x 256 steps) and, with ``--paper``, ``paper_breakout`` / ``paper_hopper``
+4 envs x 256 steps), ``cartpole256`` (speed.py's CartPole generation: SNES population 256,
+D=4, 2x64 policies, 64 inner steps, 4 envs x 500 steps), ``minatar64_2x64`` (minatar64 with
+the families study's 2x64 policies) and, with ``--paper``, ``paper_breakout`` / ``paper_hopper``
 (population 2048, HaDES-R with k=2, the paper's settings).
 
 For each: seconds per generation (mean of ``--generations`` after compiling; the
@@ -41,6 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 import tyro
 
+from jaxbc.bc import PolicyConfig
 from jaxbc.hades import make_hades, make_strategy, solution_template
 from jaxbc.hades.core import hades_preset, map_members
 from jaxbc.hades.strategies import paper_strategy_options
@@ -60,6 +63,26 @@ CONFIGS: dict[str, dict[str, Any]] = {
         population=16,
         variant="F",
         config=dict(dataset_size=64, num_envs=4, eval_steps=256, inner_steps=200),
+    ),
+    "cartpole256": dict(  # speed.py's CartPole generation: tiny nets, many members
+        env="CartPole-v1",
+        strategy="SNES",
+        population=256,
+        variant="F",
+        config=dict(dataset_size=4, num_envs=4, eval_steps=500, inner_steps=64),
+    ),
+    "minatar64_2x64": dict(  # the families study's MinAtar policy size
+        env="Breakout-MinAtar",
+        strategy="SNES",
+        population=64,
+        variant="F",
+        config=dict(
+            dataset_size=16,
+            num_envs=8,
+            eval_steps=1024,
+            inner_steps=64,
+            policy=PolicyConfig(hidden_sizes=(64, 64), activation="relu", torso="mlp"),
+        ),
     ),
     "smoke": dict(
         env="CartPole-v1",

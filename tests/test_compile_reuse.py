@@ -132,19 +132,25 @@ def test_memory_stays_flat_over_100_evaluations(cartpole):
     assert c.count == 0 and grown < 20, f"{c.count} compiles, {grown:.1f} MiB growth"
 
 
-def test_hades_reuses_its_programs():
-    """``run_hades`` re-made with equal arguments, then with another inner lr and SNES sigma
-    (``std_init``: strategy params are data), compiles nothing; the distilled data's fitness
-    evaluation is reused the same way. A structural change (population) does compile."""
-    from jaxbc.hades import HadesConfig, make_strategy, run_hades, solution_template
+def tiny_hades_config():
+    from jaxbc.hades import HadesConfig
 
-    cfg = HadesConfig(
+    return HadesConfig(
         dataset_size=2,
         inner_steps=4,
         num_envs=2,
         eval_steps=20,
         policy=PolicyConfig(hidden_sizes=(8,)),
     )
+
+
+def test_hades_reuses_its_programs():
+    """``run_hades`` re-made with equal arguments, then with another inner lr and SNES sigma
+    (``std_init``: strategy params are data), compiles nothing; the distilled data's fitness
+    evaluation is reused the same way. A structural change (population) does compile."""
+    from jaxbc.hades import make_strategy, run_hades, solution_template
+
+    cfg = tiny_hades_config()
 
     def run(config=cfg, sigma=0.5, population=4, key=0):
         es = make_strategy("SNES", population, solution_template(config), sigma=sigma)
@@ -191,15 +197,9 @@ def test_hades_generation_keeps_the_state_types(strategy):
     """A generation returns the state with the types it took (shape, dtype, weak type): a
     weak-typed leaf after ``tell`` (Open_ES's ``std`` was one) made the second chunk of every
     run compile the whole generation again."""
-    from jaxbc.hades import HadesConfig, make_hades, make_strategy, solution_template
+    from jaxbc.hades import make_hades, make_strategy, solution_template
 
-    cfg = HadesConfig(
-        dataset_size=2,
-        inner_steps=2,
-        num_envs=2,
-        eval_steps=10,
-        policy=PolicyConfig(hidden_sizes=(8,)),
-    )
+    cfg = tiny_hades_config()
     hades = make_hades(cfg, make_strategy(strategy, 4, solution_template(cfg)))
 
     def types(tree):

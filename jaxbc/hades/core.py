@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
@@ -95,11 +96,12 @@ class HadesConfig:
     num_devices: int | None = None  # devices the population is split over; None: all
     # members evaluated together (vmap inside a block, lax.map over blocks): each step's
     # batched matmuls then touch only a block's weights, which stay in cache on a CPU.
-    # None: automatic (4 on CPU; the whole local shard at once on GPU/TPU); 0: whole shard.
+    # None: automatic (4 on CPU for policies of >= SMALL_POLICY_PARAMS parameters; else,
+    # and on GPU/TPU, the whole local shard at once); 0: whole shard.
     member_block: int | None = None
     # members (and inits) trained together in the inner loop, the same way. 1: one at a time
-    # with no vmap at all; None: automatic (1 on CPU, where a vmapped inner loop's batched
-    # matmuls ran ~2x slower than plain ones even at batch 1; whole shard on GPU/TPU).
+    # with no vmap at all; None: automatic (1 on CPU for large policies, where a vmapped inner
+    # loop's batched matmuls ran ~2x slower than plain ones even at batch 1; else 0).
     train_block: int | None = None
 
     @property
@@ -302,16 +304,34 @@ def make_mesh(num_devices: int | None) -> Mesh | None:
 HYPER_FIELDS = ("inner_lr", "adam_eps", "max_grad_norm")
 
 
+# below this many policy parameters the automatic blocks are 0 (one vmap) on CPU too: tiny
+# nets are bound by per-op overhead, which batching all members amortises. Measured
+# (benchmarks/results/hades_speed_small/): CartPole 2x64 (4.6k parameters) 0.75 s/gen as one
+# vmap vs 1.21 s in blocks; Breakout-MinAtar 2x64 (30k) 3.84 s vs 1.68 s.
+SMALL_POLICY_PARAMS = 16_384
+
+
+def _block(configured: int | None, cpu_default: int, policy_params: int) -> int:
+    """A configured block size, or the default: ``cpu_default`` on CPU for policies of at
+    least :data:`SMALL_POLICY_PARAMS` parameters, else 0 (the whole shard at once)."""
+    if configured is not None:
+        return configured
+    large = policy_params >= SMALL_POLICY_PARAMS
+    return cpu_default if jax.default_backend() == "cpu" and large else 0
+
+
 def map_members(f: Callable[[Any], Any], members: Any, block: int) -> Any:
     """``f`` over the leading (member) axis of ``members``: one ``vmap`` when ``block`` is 0
     or covers them all, a plain ``lax.map`` (no vmap) when it is 1, else ``lax.map`` over
     blocks of ``block`` with ``vmap`` inside (each block's weights stay in cache). The values
     agree to float rounding (batched and plain matmuls may round differently)."""
     size = jax.tree.leaves(members)[0].shape[0]
-    if block == 0 or block >= size:
-        return jax.vmap(f)(members)
+    if block == 1 and size == 1:  # (a vmap of size 1 would bring the batched matmuls back)
+        return jax.tree.map(lambda y: y[None], f(jax.tree.map(lambda x: x[0], members)))
     if block == 1:
         return jax.lax.map(f, members)
+    if block == 0 or block >= size:
+        return jax.vmap(f)(members)
     return jax.lax.map(f, members, batch_size=block)
 
 
@@ -457,18 +477,18 @@ class Hades:
     @property
     def member_block(self) -> int:
         """Members evaluated together per device (0: all of the local shard)."""
-        block = self.config.member_block
-        if block is None:
-            block = 4 if jax.default_backend() == "cpu" else 0
-        return block
+        return _block(self.config.member_block, 4, self.policy_params)
 
     @property
     def train_block(self) -> int:
         """Members (and inits) trained together per device (0: all; 1: one at a time)."""
-        block = self.config.train_block
-        if block is None:
-            block = 1 if jax.default_backend() == "cpu" else 0
-        return block
+        return _block(self.config.train_block, 1, self.policy_params)
+
+    @functools.cached_property
+    def policy_params(self) -> int:
+        """Parameters of one policy (decides the automatic blocks)."""
+        shapes = jax.eval_shape(self.policy.init, jax.random.key(0))
+        return sum(math.prod(x.shape) for x in jax.tree.leaves(shapes))
 
     def evaluate_population(self, population: dict, inits: Any, key: jax.Array) -> jax.Array:
         """``[P]`` fitness; the population axis is split over the mesh's devices, and each
