@@ -40,14 +40,65 @@ def test_swarm_study_smoke(tmp_path):
     assert all(r["action_difference_expert"] > 0.0 for r in runs if r["method"] != "bc")
 
 
-def _swarm_module():
+def _benchmark_module(name: str):
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("swarm_bc", ROOT / "benchmarks" / "swarm_bc.py")
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
-    sys.modules["swarm_bc"] = mod  # dataclasses resolve annotations through it
+    sys.modules[name] = mod  # dataclasses resolve annotations through it
     spec.loader.exec_module(mod)
     return mod
+
+
+def _swarm_module():
+    return _benchmark_module("swarm_bc")
+
+
+def test_hades_study_aggregates_pair_the_variants_on_common_seeds():
+    """Tasks both variants finished on the same seeds enter the score matrices ([seeds,
+    tasks]); a task with one variant only, or other seeds, does not; F over R everywhere
+    gives P(F > R) = 1."""
+    mod = _benchmark_module("hades")
+    rows = []
+    for env, d, variants, seeds in (
+        ("A", 4, "FR", (0, 1, 2)),
+        ("B", 64, "FR", (0, 1, 2)),
+        ("C", 4, "F", (0, 1, 2)),  # R not run yet
+        ("D", 4, "FR", (0, 1)),  # F and R on 2 seeds only: the common seeds would be 2
+    ):
+        for v in variants:
+            for s in seeds:
+                new = 0.5 + 0.1 * s if v == "F" else 0.1 * s
+                fixed = 0.9 if v == "F" else None
+                rows.append(
+                    {"env": env, "dataset_size": d, "variant": v, "seed": s,
+                     "scaled_mean_data_new_inits": new, "scaled_mean_data_fixed_init": fixed}
+                )  # fmt: skip
+    scores, tasks = mod.variant_scores(rows)
+    assert tasks == ["A D=4", "B D=64", "D D=4"]
+    np.testing.assert_allclose(scores["HaDES-F, new inits"], [[0.5] * 3, [0.6] * 3])  # seeds 0, 1
+    np.testing.assert_allclose(scores["HaDES-R, new inits"], [[0.0] * 3, [0.1] * 3])
+    stats = mod.statistics(rows, reps=200)
+    assert stats["probability_of_improvement"]["HaDES-F, new inits > HaDES-R, new inits"][
+        "point"
+    ] == pytest.approx(1.0)
+    assert mod.variant_scores([r for r in rows if r["seed"] == 0]) == ({}, [])  # one seed
+
+
+def test_dbc_study_aggregates_every_arm_over_envs_and_seeds():
+    mod = _benchmark_module("dbc")
+    rows = [
+        {"env": e, "method": m, "seed": s, "scaled_return": 0.1 * s + (0.5 if m == "dbc" else 0.0)}
+        for e in ("A", "B")
+        for m in ("bc", "dbc", "ensemble", "swarm", "dbc_sweep")
+        for s in range(3)
+    ]
+    scores, envs = mod.arm_scores(rows)
+    assert envs == ["A", "B"] and set(scores) == {"bc", "dbc", "ensemble", "swarm"}
+    np.testing.assert_allclose(scores["dbc"], [[0.5, 0.5], [0.6, 0.6], [0.7, 0.7]])
+    stats = mod.statistics(rows, reps=200)
+    assert stats["tasks"] == ["A", "B"]
+    assert stats["probability_of_improvement"]["dbc > bc"]["point"] > 0.5
 
 
 def test_counts_statistics_pair_seeds_and_read_the_ci():
