@@ -9,7 +9,8 @@ population 64, 2x512 ReLU, 64 full-batch inner steps, 8 envs x 1024 steps), ``ho
 (brax/hopper positional, population 16, D=64, 2x512 tanh Gaussian, 200 inner steps,
 4 envs x 256 steps), ``cartpole256`` (speed.py's CartPole generation: SNES population 256,
 D=4, 2x64 policies, 64 inner steps, 4 envs x 500 steps), ``minatar64_2x64`` (minatar64 with
-the families study's 2x64 policies) and, with ``--paper``, ``paper_breakout`` / ``paper_hopper``
+the families study's 2x64 policies), ``breakout_cpu`` (the cpu study's Breakout job: 2x64,
+4 envs x 500 steps) and, with ``--paper``, ``paper_breakout`` / ``paper_hopper``
 (population 2048, HaDES-R with k=2, the paper's settings).
 
 For each: seconds per generation (mean of ``--generations`` after compiling; the
@@ -80,6 +81,19 @@ CONFIGS: dict[str, dict[str, Any]] = {
             dataset_size=16,
             num_envs=8,
             eval_steps=1024,
+            inner_steps=64,
+            policy=PolicyConfig(hidden_sizes=(64, 64), activation="relu", torso="mlp"),
+        ),
+    ),
+    "breakout_cpu": dict(  # the cpu-scale HaDES study's Breakout job (benchmarks/hades.py)
+        env="Breakout-MinAtar",
+        strategy="SNES",
+        population=64,
+        variant="F",
+        config=dict(
+            dataset_size=16,
+            num_envs=4,
+            eval_steps=500,
             inner_steps=64,
             policy=PolicyConfig(hidden_sizes=(64, 64), activation="relu", torso="mlp"),
         ),

@@ -109,7 +109,7 @@ def test_member_blocks_give_the_same_fitness():
     the inner loop and of the rollouts equals the plain vmap, and each member's fitness is
     :meth:`Hades.fitness` of its data alone."""
     fits = {}
-    for train, member in ((0, 0), (1, 1), (3, 3), (1, 4), (2, 0)):  # 3 leaves a remainder
+    for train, member in ((0, 0), (1, 1), (3, 3), (1, 4)):  # 3 leaves a remainder
         h = _tiny(dataclasses.replace(TINY, member_block=member, train_block=train, variant="R"))
         state = jax.jit(h.init)(jax.random.key(0))
         _, info = jax.jit(h.generation)(state)

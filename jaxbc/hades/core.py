@@ -100,8 +100,9 @@ class HadesConfig:
     # and on GPU/TPU, the whole local shard at once); 0: whole shard.
     member_block: int | None = None
     # members (and inits) trained together in the inner loop, the same way. 1: one at a time
-    # with no vmap at all; None: automatic (1 on CPU for large policies, where a vmapped inner
-    # loop's batched matmuls ran ~2x slower than plain ones even at batch 1; else 0).
+    # with no vmap at all; None: automatic (on CPU 1 for policies of >= LARGE_POLICY_PARAMS,
+    # where a vmapped inner loop's batched matmuls ran ~2x slower than plain ones even at
+    # batch 1, 4 from SMALL_POLICY_PARAMS; else, and on GPU/TPU, the whole shard).
     train_block: int | None = None
 
     @property
@@ -304,20 +305,25 @@ def make_mesh(num_devices: int | None) -> Mesh | None:
 HYPER_FIELDS = ("inner_lr", "adam_eps", "max_grad_norm")
 
 
-# below this many policy parameters the automatic blocks are 0 (one vmap) on CPU too: tiny
-# nets are bound by per-op overhead, which batching all members amortises. Measured
-# (benchmarks/results/hades_speed_small/): CartPole 2x64 (4.6k parameters) 0.75 s/gen as one
-# vmap vs 1.21 s in blocks; Breakout-MinAtar 2x64 (30k) 3.84 s vs 1.68 s.
+# The automatic blocks on CPU, by policy size (benchmarks/results/hades_speed_small/):
+# below SMALL_POLICY_PARAMS one vmap (tiny nets are bound by per-op overhead, which batching
+# all members amortises: CartPole 2x64, 4.6k parameters); from there rollouts in blocks of 4
+# and the inner loop in blocks of 4 (Breakout 2x64, 30k); from LARGE_POLICY_PARAMS the inner
+# loop one member at a time with no vmap (2x512 nets: XLA:CPU's batched matmuls ran ~2x
+# slower than plain ones; hades_speed_cpu.json).
 SMALL_POLICY_PARAMS = 16_384
+LARGE_POLICY_PARAMS = 131_072
 
 
-def _block(configured: int | None, cpu_default: int, policy_params: int) -> int:
-    """A configured block size, or the default: ``cpu_default`` on CPU for policies of at
-    least :data:`SMALL_POLICY_PARAMS` parameters, else 0 (the whole shard at once)."""
+def _block(configured: int | None, policy_params: int, large: int, medium: int) -> int:
+    """A configured block size, or the default for a policy of ``policy_params`` parameters:
+    ``large`` / ``medium`` on CPU from :data:`LARGE_POLICY_PARAMS` /
+    :data:`SMALL_POLICY_PARAMS`, else 0 (the whole shard at once; always off CPU)."""
     if configured is not None:
         return configured
-    large = policy_params >= SMALL_POLICY_PARAMS
-    return cpu_default if jax.default_backend() == "cpu" and large else 0
+    if jax.default_backend() != "cpu" or policy_params < SMALL_POLICY_PARAMS:
+        return 0
+    return large if policy_params >= LARGE_POLICY_PARAMS else medium
 
 
 def map_members(f: Callable[[Any], Any], members: Any, block: int) -> Any:
@@ -477,12 +483,12 @@ class Hades:
     @property
     def member_block(self) -> int:
         """Members evaluated together per device (0: all of the local shard)."""
-        return _block(self.config.member_block, 4, self.policy_params)
+        return _block(self.config.member_block, self.policy_params, large=4, medium=4)
 
     @property
     def train_block(self) -> int:
         """Members (and inits) trained together per device (0: all; 1: one at a time)."""
-        return _block(self.config.train_block, 1, self.policy_params)
+        return _block(self.config.train_block, self.policy_params, large=1, medium=4)
 
     @functools.cached_property
     def policy_params(self) -> int:
