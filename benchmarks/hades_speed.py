@@ -50,6 +50,8 @@ from jaxbc.hades.core import hades_preset, map_members
 from jaxbc.hades.strategies import paper_strategy_options
 from jaxbc.io import atomic_write_json, best_time, enable_compilation_cache, machine_description
 
+_2X64 = PolicyConfig(hidden_sizes=(64, 64), activation="relu", torso="mlp")
+
 CONFIGS: dict[str, dict[str, Any]] = {
     "minatar64": dict(
         env="Breakout-MinAtar",
@@ -77,26 +79,14 @@ CONFIGS: dict[str, dict[str, Any]] = {
         strategy="SNES",
         population=64,
         variant="F",
-        config=dict(
-            dataset_size=16,
-            num_envs=8,
-            eval_steps=1024,
-            inner_steps=64,
-            policy=PolicyConfig(hidden_sizes=(64, 64), activation="relu", torso="mlp"),
-        ),
+        config=dict(dataset_size=16, num_envs=8, eval_steps=1024, inner_steps=64, policy=_2X64),
     ),
     "breakout_cpu": dict(  # the cpu-scale HaDES study's Breakout job (benchmarks/hades.py)
         env="Breakout-MinAtar",
         strategy="SNES",
         population=64,
         variant="F",
-        config=dict(
-            dataset_size=16,
-            num_envs=4,
-            eval_steps=500,
-            inner_steps=64,
-            policy=PolicyConfig(hidden_sizes=(64, 64), activation="relu", torso="mlp"),
-        ),
+        config=dict(dataset_size=16, num_envs=4, eval_steps=500, inner_steps=64, policy=_2X64),
     ),
     "smoke": dict(
         env="CartPole-v1",
