@@ -1168,7 +1168,6 @@ def run_multimodal(
     out_dir: Path,
     name: str,
     samples_only: bool = False,
-    report_only: bool = False,
 ) -> None:
     sc = MM_SCALES[scale]
     if tasks:
@@ -1248,6 +1247,8 @@ def main(
     if protocol == "multimodal":
         if envs:
             raise SystemExit("error: --envs belongs to the locomotion protocol; use --tasks")
+        if report_only:
+            raise SystemExit("error: --report-only belongs to the locomotion protocol")
         run_multimodal(
             scale,
             tuple(tasks) if tasks else None,

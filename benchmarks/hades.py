@@ -607,7 +607,13 @@ def _fmt_ci(v: dict | None, digits: int = 2) -> str:
     return f"{v['mean']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
-def write_report(out_dir: Path, meta: dict, rows: list[dict], transfer_rows: list[dict]) -> None:
+def write_report(
+    out_dir: Path,
+    meta: dict,
+    rows: list[dict],
+    transfer_rows: list[dict],
+    stats: dict | None = None,
+) -> None:
     lines = [
         "# HaDES behaviour distillation",
         "",
@@ -647,8 +653,7 @@ def write_report(out_dir: Path, meta: dict, rows: list[dict], transfer_rows: lis
                 f"| {_fmt_ci(g['scaled_mean_data_fixed_init'])} | {_fmt_ci(g['scaled_mean_data_new_inits'])} "
                 f"| {_fmt(g['random_return'])} / {_fmt(g['expert_return'])} | {_fmt(g['paper_population_mean'])} |"
             )
-    stats = statistics(rows)
-    if stats is not None:
+    if stats is not None:  # statistics(rows), computed once by the caller
         from jaxbc.stats import markdown_table, plot_performance_profiles
 
         lines += [
@@ -814,20 +819,21 @@ def main(
             "eval_inits": sc.eval_inits,
             "jax_version": jax.__version__,
         }
+        stats = statistics(rows)
         atomic_write_json(
             out_dir / "hades.json",
             {
                 "meta": meta,
                 "runs": rows,
                 "summary": summarize(rows),
-                "statistics": statistics(rows),
+                "statistics": stats,
                 "transfer": transfer_rows,
             },
         )
         atomic_write_csv(out_dir / "hades.csv", curves)
         if transfer_rows:
             atomic_write_csv(out_dir / "hades_transfer.csv", transfer_rows)
-        write_report(out_dir, meta, rows, transfer_rows)
+        write_report(out_dir, meta, rows, transfer_rows, stats)
 
     if resume and (out_dir / "hades.json").exists():
         saved = json.loads((out_dir / "hades.json").read_text())

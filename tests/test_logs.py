@@ -229,8 +229,8 @@ def wandb_history(run_dir: Path) -> list[dict]:
 
 def test_cli_bc_wandb_offline_run_holds_the_losses(demos, capsys, tmp_path, monkeypatch):
     pytest.importorskip("wandb")
-    for name, value in (("WANDB_MODE", "offline"), ("WANDB_DIR", str(tmp_path))):
-        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     monkeypatch.setenv("WANDB_SILENT", "true")
     _, data = demos
     path = save_dataset(data, tmp_path / "demos.npz")
