@@ -490,6 +490,11 @@ def write_markdown(
         "# Diffusion-BC study",
         "",
         f"Command: `{meta['command']}`  ",
+        *(
+            [f"Report rewritten from its saved runs by: `{meta['report_command']}`  "]
+            if "report_command" in meta
+            else []
+        ),
         f"Machine: {meta['machine']}; seeds 0..{meta['seeds'] - 1} (vmapped); wall time {meta['wall_time_s']:.0f} s; "
         f"{meta['demo_episodes']} expert episodes per env; deterministic tanh MLP policies, Adam lr {meta['lr']} "
         f"with linear decay to 0, batch {meta['batch_size']}, grad clip 0.5, {meta['steps']} steps; diffusion "
