@@ -176,6 +176,29 @@ def test_diffusion_error_is_higher_off_the_expert_distribution(toy):
     assert float(m_wrong["expert_diffusion_loss"]) > 1.2 * float(m["expert_diffusion_loss"])
 
 
+@pytest.mark.parametrize("antithetic", [True, False])
+def test_dbc_expert_term_draws_steps_like_the_official_loss(toy, antithetic):
+    """The expert term is the batch-mean noise error at the model's step sampling: antithetic
+    pairs (t, T-1-t) by default, as the official DBC loss draws them, uniform when told."""
+    import dataclasses
+
+    from jaxbc.diffusion import noise_prediction_error
+
+    _, model = toy
+    model = model.replace(config=dataclasses.replace(model.config, antithetic=antithetic))
+    policy, params, batch = _policy_batch(n=64)
+    key = jax.random.key(5)
+    _, m = dbc_loss(policy, params, batch, key, model)
+    k_t, k_eps = jax.random.split(key)
+    t = sample_timesteps(k_t, 64, model.config.T, antithetic)
+    x = jnp.concatenate(
+        [model.normalize_obs(batch.raw_obs), model.normalize_action(batch.action)], -1
+    )
+    eps = jax.random.normal(k_eps, x.shape, x.dtype)
+    want = noise_prediction_error(model.net, model.params, model.schedule, x, t, eps).mean()
+    assert float(m["expert_diffusion_loss"]) == pytest.approx(float(want), rel=1e-6)
+
+
 def test_gradients_skip_the_diffusion_model_and_reach_the_policy(toy):
     _, model = toy
     policy, params, batch = _policy_batch()

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 
 from jaxbc.bc.losses import Batch, member_bc_loss, penalty_weight, swarm_penalty_or_metric
 from jaxbc.bc.policies import Policy, action_difference, ensemble_apply
-from jaxbc.diffusion import DiffusionModel, noise_prediction_error
+from jaxbc.diffusion import DiffusionModel, noise_prediction_error, sample_timesteps
 
 
 def _check(policy: Policy, batch: Batch, diffusion: DiffusionModel) -> None:
@@ -65,7 +65,8 @@ def dbc_loss(
 
     Per member, ``L_DM = max(L_agent - L_expert, 0)`` (``normalize_dm``) or ``L_agent``:
     batch-mean noise-prediction errors of ``[s, pi(s)]`` and ``[s, a]`` with one shared step
-    and noise per sample. Gaussian policies contribute their mean action.
+    and noise per sample, steps in antithetic pairs when the model's config says so (the
+    official code's reductions: per-dimension means, the clip on the batch means). Gaussian policies contribute their mean action.
     ``lambda_dm = 0`` gives exactly the BC loss and gradient.
     """
     _check(policy, batch, diffusion)
@@ -86,7 +87,8 @@ def dbc_loss(
     )(outputs.out)
     b = expert.shape[0]
     k_t, k_eps = jax.random.split(key)
-    t = jax.random.randint(k_t, (b,), 0, diffusion.config.T)
+    # the official DBC loss draws t in antithetic pairs (t, T-1-t), like its pretraining
+    t = sample_timesteps(k_t, b, diffusion.config.T, diffusion.config.antithetic)
     eps = jax.random.normal(k_eps, expert.shape, expert.dtype)
 
     def error(x):
