@@ -2,7 +2,7 @@
 well the distilled data teaches policies (and, with --transfer, other architectures).
 
     python benchmarks/hades.py --scale smoke             # seconds (CI)
-    python benchmarks/hades.py --scale cpu --transfer    # 23 min on the idle 2-core CPU (measured)
+    python benchmarks/hades.py --scale cpu --transfer    # 23 min on an idle 2-core CPU (first run)
     python benchmarks/hades.py --scale paper --transfer  # GPU: the paper's settings (days)
     python benchmarks/hades.py --scale families --resume # every family, 3 seeds, in pieces
 
