@@ -3,6 +3,7 @@ trajectories, as in Chen et al. (ICML 2024), plus the multimodal TwoGoals2D-v0 t
 
     python benchmarks/dbc.py --scale smoke    # seconds: TwoGoals2D-v0 only, checks the pipeline
     python benchmarks/dbc.py --scale cpu      # 13 min on the 2-core CPU (measured, shared)
+    python benchmarks/dbc.py --scale cpu_large --name dbc_large  # paper policy sizes, ~1 h (estimate)
     python benchmarks/dbc.py --scale paper    # GPU: the paper's settings
 
 Per env, 5 demonstration episodes come from the expert: the zoo PPO expert for the Brax
@@ -101,6 +102,7 @@ from jaxbc.io import (
 )
 from jaxbc.rollout import evaluate_fn
 from jaxbc.stats import aggregate_scores, markdown_table, plot_performance_profiles
+from jaxbc.stats import paired_difference as stats_paired_difference
 
 PerEnv = tuple[tuple[str, object], ...]  # (env id, value) pairs; frozen-dataclass friendly
 
@@ -163,6 +165,31 @@ SCALES = {
         5,
         0.25,
         10,
+    ),
+    # the paper's policy sizes at what about an hour of the idle 2-core CPU affords (not run
+    # yet; estimated from timed pieces on the shared CPU: a width-512 DDPM step 0.016 s per
+    # seed, 1,024: 0.048 s): DDPM width 512 (paper 1,024) and 10,000 steps (paper ~300k), 5
+    # paired seeds, BC vs DBC only (members 0: no ensemble arms), the locomotion envs only
+    # (the toy question is the multimodal protocol's)
+    "cpu_large": Scale(
+        (HALFCHEETAH, WALKER),
+        5,
+        5,
+        5000,
+        128,
+        1e-3,
+        ((HALFCHEETAH, (256, 256)), (WALKER, (1024, 1024))),
+        (256, 256),
+        LAMBDAS,
+        0.2,
+        (),
+        1000,
+        512,
+        10_000,
+        1e-3,
+        0,
+        0.25,
+        5,
     ),
     "cpu": Scale(
         ENVS,
@@ -348,6 +375,24 @@ def study_env(env_id: str, sc: Scale, seed: int) -> tuple[list[dict], dict]:
     jax.block_until_ready(dbc_params)
     log(f"{env_id}: dbc ({len(lams)} lambda_dm x {sc.seeds} seeds) {time.time() - t0:.0f} s")
 
+    eval_keys = jax.random.split(jax.random.fold_in(key, 4), sc.seeds)
+    runs = [("bc", 0.0, s, 1, 0.0) for s in range(sc.seeds)] + [
+        ("dbc" if lam == lam_main else "dbc_sweep", lam, s, 1, 0.0) for lam, s in grid
+    ]
+    if sc.members == 0:  # BC vs DBC only (the ensemble arms are context, and costly at width)
+        t0 = time.time()
+        single = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), bc_params, dbc_params)
+        single_keys = jnp.concatenate([eval_keys, eval_keys[seed_idx]])
+        single_out = jax.device_get(make_eval(env, cfg, sc.eval_episodes)(single, single_keys))
+        log(f"{env_id}: evaluation {time.time() - t0:.0f} s")
+        stats = jax.device_get(
+            jax.tree.map(lambda a, b: jnp.concatenate([a, b]), bc_stats, dbc_stats)
+        )
+        return [
+            _row(env_id, m, lam, s, mem, tau, single_out, stats, i, info)
+            for i, (m, lam, s, mem, tau) in enumerate(runs)
+        ], info
+
     # 3. ensemble BC (tau 0) and Swarm BC (tau > 0) in one program
     t0 = time.time()
     ens_cfg = dataclasses.replace(cfg, members=sc.members)
@@ -366,7 +411,6 @@ def study_env(env_id: str, sc: Scale, seed: int) -> tuple[list[dict], dict]:
 
     # 4. evaluation: the same episode starts for every method
     t0 = time.time()
-    eval_keys = jax.random.split(jax.random.fold_in(key, 4), sc.seeds)
     single = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), bc_params, dbc_params)
     single_keys = jnp.concatenate([eval_keys, eval_keys[seed_idx]])
     single_out = jax.device_get(make_eval(env, cfg, sc.eval_episodes)(single, single_keys))
@@ -375,9 +419,6 @@ def study_env(env_id: str, sc: Scale, seed: int) -> tuple[list[dict], dict]:
     )
     log(f"{env_id}: evaluation {time.time() - t0:.0f} s")
 
-    runs = [("bc", 0.0, s, 1, 0.0) for s in range(sc.seeds)] + [
-        ("dbc" if lam == lam_main else "dbc_sweep", lam, s, 1, 0.0) for lam, s in grid
-    ]
     stats = jax.device_get(jax.tree.map(lambda a, b: jnp.concatenate([a, b]), bc_stats, dbc_stats))
     rows = [
         _row(env_id, m, lam, s, mem, tau, single_out, stats, i, info)
@@ -476,6 +517,27 @@ def statistics(rows: list[dict], reps: int = 10_000) -> dict:
         scores, metrics=("iqm", "mean", "optimality_gap"), comparisons=pairs, reps=reps
     )
     out["tasks"] = envs
+    out["paired"] = paired_differences(rows)
+    return out
+
+
+def paired_differences(rows: list[dict]) -> list[dict]:
+    """Per env and comparison in :data:`COMPARISONS`: the mean paired difference in scaled
+    return over seeds (both arms trained on the same demonstrations and evaluated from the
+    same starts per seed) with its 95% percentile bootstrap CI."""
+    by = {(r["env"], r["method"], r["seed"]): r["scaled_return"] for r in rows}
+    out = []
+    for env_id in dict.fromkeys(r["env"] for r in rows):
+        for x, y in COMPARISONS:
+            seeds = sorted(s for (e, m, s) in by if e == env_id and m == x and (env_id, y, s) in by)
+            if len(seeds) < 2:
+                continue
+            d = paired_difference(
+                [by[(env_id, x, s)] for s in seeds],
+                [by[(env_id, y, s)] for s in seeds],
+                names=(x, y),
+            )
+            out.append({"env": env_id, "x": x, "y": y, **d})
     return out
 
 
@@ -499,8 +561,13 @@ def write_markdown(
         f"{meta['demo_episodes']} expert episodes per env; deterministic tanh MLP policies, Adam lr {meta['lr']} "
         f"with linear decay to 0, batch {meta['batch_size']}, grad clip 0.5, {meta['steps']} steps; diffusion "
         f"model T = {meta['diffusion_T']}, width {meta['diffusion_hidden']}, {meta['diffusion_steps']} pretraining "
-        f"steps, one per seed; ensembles: {meta['members']} members, Swarm tau = {meta['tau']}; "
-        f"{meta['eval_episodes']} evaluation episodes per run.",
+        f"steps, one per seed; "
+        + (
+            f"ensembles: {meta['members']} members, Swarm tau = {meta['tau']}; "
+            if meta["members"]
+            else "no ensemble arms; "
+        )
+        + f"{meta['eval_episodes']} evaluation episodes per run.",
         "",
         "Return and scaled return `(R - R_random) / (R_expert - R_random)` as mean ± std over seeds. "
         "Goal reach / crash: fraction of evaluation episodes that reached a goal / hit the obstacle "
@@ -547,6 +614,26 @@ def write_markdown(
             "clipped. Performance profiles: the `_profiles.png` beside this file.",
             "",
             markdown_table(stats),
+        ]
+    if stats and stats.get("paired"):
+        lines += [
+            "",
+            "## Paired differences per env",
+            "",
+            "Mean over seeds of X - Y in scaled return (same demonstrations, evaluation starts "
+            "and, for DBC vs BC, initialisation and minibatches per seed) with a 95% percentile "
+            "bootstrap CI (`scipy.stats.bootstrap`, paired, 9,999 resamples). With 3 seeds a "
+            "bootstrap has only 10 distinct resamples and its percentile interval runs narrower "
+            "than the truth: read such intervals as rough, and a CI that only just excludes 0 as "
+            "weak evidence.",
+            "",
+            "| env | X - Y | mean [95% CI] | seeds | reading |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {d['env']} | {d['x']} - {d['y']} | {d['mean']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}] "
+            f"| {d['n']} | {d['reading']} |"
+            for d in stats["paired"]
         ]
     lines += [
         "",
@@ -725,34 +812,21 @@ def seed_datasets(expert, env, episodes: int, key: jax.Array, seeds: int):
     return stacked, np.asarray([d.size for d in ds]), ds
 
 
-def paired_difference(a, b, confidence: float = 0.95, seed: int = 0) -> dict:
-    """Mean and percentile-bootstrap CI (``scipy.stats.bootstrap``, paired: seeds resampled
-    together) of ``a - b`` over seeds, and the reading from whether the CI excludes 0."""
-    from scipy.stats import bootstrap
-
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    d = a - b
-    if np.ptp(d) == 0:  # every seed gives the same difference: the resampled mean cannot move
-        lo = hi = float(d[0])
-    else:
-        res = bootstrap(
-            (a, b),
-            lambda x, y, axis=-1: np.mean(x - y, axis=axis),
-            paired=True,
-            vectorized=True,
-            confidence_level=confidence,
-            n_resamples=9999,
-            method="percentile",
-            rng=np.random.default_rng(seed),
-        )
-        lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
+def paired_difference(
+    a, b, confidence: float = 0.95, seed: int = 0, names: tuple[str, str] = ("DBC", "BC")
+) -> dict:
+    """Mean and 95% paired percentile-bootstrap CI of ``a - b`` over seeds
+    (:func:`jaxbc.stats.paired_difference`), and the reading from whether the CI excludes 0
+    (``names``: how the reading calls arms a and b)."""
+    mean, lo, hi = stats_paired_difference(a, b, confidence, seed=seed)
+    x, y = names
     if lo > 0:
-        reading = "DBC > BC: supported at this budget"
+        reading = f"{x} > {y}: supported at this budget"
     elif hi < 0:
-        reading = "DBC < BC: supported at this budget"
+        reading = f"{x} < {y}: supported at this budget"
     else:
         reading = "a difference is not supported at this budget (CI includes 0)"
-    return {"mean": float(d.mean()), "ci": [lo, hi], "n": int(len(d)), "reading": reading}
+    return {"mean": mean, "ci": [lo, hi], "n": len(a), "reading": reading}
 
 
 def _curves(metrics: dict, steps: int, points: int, lam) -> dict:
@@ -1224,7 +1298,7 @@ def run_multimodal(
 
 
 def main(
-    scale: Literal["cpu", "paper", "smoke"] = "cpu",
+    scale: Literal["cpu", "cpu_large", "paper", "smoke"] = "cpu",
     protocol: Literal["locomotion", "multimodal"] = "locomotion",
     envs: list[str] | None = None,
     tasks: list[str] | None = None,
@@ -1235,8 +1309,9 @@ def main(
     report_only: bool = False,
 ) -> None:
     """Args:
-    scale: cpu (2 cores: locomotion 13 min measured, multimodal ~1 h estimated), paper (GPU),
-        smoke (checks the pipeline).
+    scale: cpu (2 cores: locomotion 13 min measured, multimodal ~1 h estimated), cpu_large
+        (locomotion at the paper's policy sizes, DDPM width 512, 5 seeds, BC vs DBC: ~1 h
+        estimated), paper (GPU), smoke (checks the pipeline).
     protocol: locomotion (BC, DBC, ensemble, Swarm on Brax + TwoGoals2D-v0; dbc.*) or
         multimodal (BC vs DBC where the observation hides the mode: toy_visible, toy_hidden,
         maze; dbc_multimodal.* and dbc_ddpm_samples.png).

@@ -106,7 +106,12 @@ from jaxbc.io import (
     resumable_timed,
 )
 from jaxbc.rollout import evaluate_fn, init_carry, rollout_steps
-from jaxbc.stats import aggregate_scores, markdown_table, plot_performance_profiles
+from jaxbc.stats import (
+    aggregate_scores,
+    markdown_table,
+    paired_difference,
+    plot_performance_profiles,
+)
 
 # tau's units: this study's committed results use the width-normalised form (see
 # jaxbc.bc.losses.hidden_alignment_penalty; paper tau = this tau / (members * width * layers))
@@ -360,7 +365,7 @@ def counts_statistics(rows: list[dict], resamples: int = 10_000) -> dict:
     for e, c in tasks:
         for x, y in COMPARISONS:
             i = tasks.index((e, c))
-            d, lo, hi = paired_diff_ci(scores[x][:, i], scores[y][:, i], resamples)
+            d, lo, hi = paired_difference(scores[x][:, i], scores[y][:, i], resamples=resamples)
             paired.append(
                 {
                     "env": e,
@@ -636,28 +641,6 @@ def mean_ci(x: np.ndarray, resamples: int, seed: int = 0) -> tuple[float, float,
     return float(x.mean()), float(ci.low), float(ci.high)
 
 
-def paired_diff_ci(
-    x: np.ndarray, y: np.ndarray, resamples: int, seed: int = 0
-) -> tuple[float, float, float]:
-    """Mean of ``x - y`` over paired seeds and its 95% percentile bootstrap CI (seeds
-    resampled as pairs: ``scipy.stats.bootstrap(paired=True)``)."""
-    from scipy.stats import bootstrap
-
-    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
-    if len(x) < 2:
-        return float((x - y).mean()), float("nan"), float("nan")
-    ci = bootstrap(
-        (x, y),
-        lambda a, b, axis: np.mean(a - b, axis=axis),
-        paired=True,
-        vectorized=True,
-        n_resamples=resamples,
-        method="percentile",
-        rng=np.random.default_rng(seed),
-    ).confidence_interval
-    return float((x - y).mean()), float(ci.low), float(ci.high)
-
-
 def reading(lo: float, hi: float, direction: int) -> str:
     """ "supported" if the CI excludes 0 in the paper's direction, "opposite" if it excludes
     0 the other way, else "not supported at this budget"."""
@@ -878,7 +861,7 @@ def paper_summary(runs: list[dict], resamples: int) -> list[dict]:
                     for m, direction in CLAIMS.items():
                         x = np.array([seeds[s][m] for s in common])
                         y = np.array([ens[s][m] for s in common])
-                        d, lo, hi = paired_diff_ci(x, y, resamples)
+                        d, lo, hi = paired_difference(x, y, resamples=resamples)
                         agg[f"diff_{m}"], agg[f"diff_{m}_ci_lo"], agg[f"diff_{m}_ci_hi"] = d, lo, hi
                         agg[f"reading_{m}"] = reading(lo, hi, direction)
                 out.append(agg)

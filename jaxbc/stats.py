@@ -90,6 +90,42 @@ def stratified_bootstrap(scores: np.ndarray, reps: int, rng: np.random.Generator
     return np.take_along_axis(np.broadcast_to(scores, (reps, n, t)), idx, axis=1)
 
 
+def paired_difference(
+    x: Sequence[float] | np.ndarray,
+    y: Sequence[float] | np.ndarray,
+    confidence: float = 0.95,
+    resamples: int = 9999,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """``(mean, lo, hi)``: the mean of ``x - y`` over paired runs (seed ``i`` of X with seed
+    ``i`` of Y) and its percentile bootstrap CI, the pairs resampled together
+    (``scipy.stats.bootstrap(paired=True)``). Fewer than 2 pairs: no CI (nan); the same
+    difference in every pair: the CI is that difference."""
+    from scipy.stats import bootstrap
+
+    a, b = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(
+            f"paired scores must be two 1-D arrays of one length, got {a.shape}, {b.shape}"
+        )
+    d = a - b
+    if len(d) < 2:
+        return float(d.mean()) if len(d) else float("nan"), float("nan"), float("nan")
+    if np.ptp(d) == 0:  # the resampled mean cannot move
+        return float(d[0]), float(d[0]), float(d[0])
+    ci = bootstrap(
+        (a, b),
+        lambda u, v, axis=-1: np.mean(u - v, axis=axis),
+        paired=True,
+        vectorized=True,
+        confidence_level=confidence,
+        n_resamples=resamples,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    ).confidence_interval
+    return float(d.mean()), float(ci.low), float(ci.high)
+
+
 def _interval(values: np.ndarray, confidence: float) -> list[float]:
     a = (1.0 - confidence) / 2.0
     lo, hi = np.percentile(values, [100 * a, 100 * (1 - a)], axis=0)

@@ -101,6 +101,26 @@ def test_dbc_study_aggregates_every_arm_over_envs_and_seeds():
     assert stats["probability_of_improvement"]["dbc > bc"]["point"] > 0.5
 
 
+def test_dbc_study_pairs_each_arm_with_its_baseline_per_env():
+    """DBC 0.2 above BC on every seed of env A, level on B: A's CI excludes 0, B's is 0."""
+    mod = _benchmark_module("dbc")
+    rng = np.random.default_rng(0)
+    rows = []
+    for e, gain in (("A", 0.2), ("B", 0.0)):
+        for s in range(5):
+            base = float(rng.uniform(0.2, 0.8))
+            rows += [
+                {"env": e, "method": "bc", "seed": s, "scaled_return": base},
+                {"env": e, "method": "dbc", "seed": s, "scaled_return": base + gain},
+            ]
+    by = {(d["env"], d["x"], d["y"]): d for d in mod.paired_differences(rows)}
+    assert set(by) == {("A", "dbc", "bc"), ("B", "dbc", "bc")}  # no ensemble arms: skipped
+    assert by[("A", "dbc", "bc")]["mean"] == pytest.approx(0.2)
+    assert by[("A", "dbc", "bc")]["reading"].startswith("dbc > bc: supported")
+    assert by[("B", "dbc", "bc")]["ci"] == [0.0, 0.0]
+    assert "not supported" in by[("B", "dbc", "bc")]["reading"]
+
+
 def test_counts_statistics_pair_seeds_and_read_the_ci():
     """Swarm better than the ensemble by 0.1 on every seed and task: paired CIs above 0;
     BC equal to the ensemble: a zero CI and P = 0.5."""
@@ -133,7 +153,7 @@ def test_swarm_paper_protocol_rules():
     assert m.choose_budget({50: 0.05, 100: 0.65}) == 50
     # paired bootstrap CI of the difference; readings follow the CI and the claimed direction
     x = np.array([0.5, 0.6, 0.55, 0.7, 0.65])
-    d, lo, hi = m.paired_diff_ci(x, x - 0.1, 2000)
+    d, lo, hi = m.paired_difference(x, x - 0.1, resamples=2000)
     assert d == pytest.approx(0.1) and lo == pytest.approx(0.1) and hi == pytest.approx(0.1)
     assert m.reading(lo, hi, 1) == "supported" and m.reading(lo, hi, -1) == "opposite"
     assert m.reading(-0.1, 0.2, 1) == "not supported at this budget"

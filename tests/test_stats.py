@@ -143,3 +143,21 @@ def test_markdown_table_lists_every_method_metric_and_comparison():
     a = res["metrics"]["A"]["iqm"]
     assert table[2].startswith(f"| A | {a['point']:.3f} [{a['ci'][0]:.3f}, {a['ci'][1]:.3f}]")
     assert table[-1].startswith("| A > B | 0.000 [")
+
+
+def test_paired_difference_resamples_pairs():
+    """Seeds resampled as pairs: a constant shift on top of large seed-to-seed spread has a
+    narrow CI (an unpaired bootstrap would be as wide as the spread)."""
+    from jaxbc.stats import paired_difference
+
+    rng = np.random.default_rng(1)
+    base = rng.uniform(0.0, 10.0, size=8)
+    shift = 0.5 + rng.normal(0.0, 0.05, size=8)
+    mean, lo, hi = paired_difference(base + shift, base, resamples=4000)
+    assert mean == pytest.approx(shift.mean())
+    assert lo < mean < hi and hi - lo < 0.2 and lo > 0.4
+    assert paired_difference([1.0, 2.0], [0.5, 1.5]) == (0.5, 0.5, 0.5)  # every pair equal
+    m, lo, hi = paired_difference([1.0], [0.0])
+    assert m == 1.0 and np.isnan(lo) and np.isnan(hi)
+    with pytest.raises(ValueError, match="paired"):
+        paired_difference([1.0, 2.0], [1.0])
