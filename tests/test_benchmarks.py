@@ -305,3 +305,42 @@ def test_hades_study_resumes_in_pieces(tmp_path):
     lo, hi = group["final_population_mean"]["ci"]
     assert lo <= group["final_population_mean"]["mean"] <= hi
     assert "Over seeds" in (tmp_path / "hades.md").read_text()
+
+
+def test_peer_summary_pairs_seeds_of_each_framework(tmp_path):
+    """Seed files of one scale become one summary: per-seed returns, and jaxbc - brax paired
+    by seed (a constant +100 on every seed has the CI [100, 100])."""
+    mod = _benchmark_module("peers/run_peer")
+
+    def run(seed, base):
+        arms = {
+            a: {
+                "final_return": {"mean": base + (100.0 if a.startswith("jaxbc") else 0.0)},
+                "grad_steps_per_s": 200.0 if a.startswith("jaxbc") else 100.0,
+                "env_steps_per_s": 1000.0,
+                "run_s": 1.0,
+                "compile_s": 2.0,
+            }
+            for a in ("brax_bc", "brax_dagger", "jaxbc_bc", "jaxbc_dagger")
+        }
+        o = {
+            "arms": arms,
+            "settings": {"seed": seed, "num_envs": 2},
+            "command": f"run --seed {seed}",
+            "machine": "test",
+            "expert_return": {"mean": 2000.0},
+        }
+        name = "brax_bc_cpu_learn" + (f"_s{seed}" if seed else "")
+        (tmp_path / f"{name}.json").write_text(json.dumps(o))
+
+    for seed, base in ((0, 300.0), (1, 500.0), (2, 400.0)):
+        run(seed, base)
+    (tmp_path / "brax_bc_cpu_learn_seeds.json").write_text("{}")  # an older summary: ignored
+    mod.summarize_seeds("cpu_learn", tmp_path)
+    out = json.loads((tmp_path / "brax_bc_cpu_learn_seeds.json").read_text())
+    assert out["seeds"] == [0, 1, 2]
+    assert out["arms"]["jaxbc_bc"]["final_return_per_seed"] == [400.0, 600.0, 500.0]
+    for p in out["paired"]:
+        assert p["return_difference"] == 100.0 and p["ci"] == [100.0, 100.0]
+        assert p["grad_steps_per_s_ratio_median"] == 2.0
+    assert (tmp_path / "brax_bc_cpu_learn_seeds.md").read_text().count("|") > 20

@@ -1,6 +1,7 @@
 """jaxbc's BC and DAgger against brax's ``brax.training.agents.bc`` on equal work, one run.
 
-    python benchmarks/peers/run_peer.py --scale cpu
+    python benchmarks/peers/run_peer.py --scale cpu        # throughput, a few minutes
+    python benchmarks/peers/run_peer.py --scale cpu_learn  # returns that say something, ~15 min
     python benchmarks/peers/run_peer.py --scale gpu
 
 Both sides learn from the same teacher on brax hopper (positional backend, 1,000-step
@@ -68,6 +69,16 @@ SCALES = {
         dagger_steps=8,
         hidden_sizes=[64, 64],
         eval_episodes=5,
+    ),
+    # enough data and steps on 2 CPU cores for the returns to say something (~15 min)
+    "cpu_learn": dict(
+        num_envs=32,
+        demo_length=128,
+        batch_size=256,
+        epochs=8,
+        dagger_steps=12,
+        hidden_sizes=[64, 64],
+        eval_episodes=10,
     ),
     # one GPU
     "gpu": dict(
@@ -192,7 +203,16 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--peer-python", default="/tmp/peer_venv/bin/python")
     p.add_argument("--out", type=Path, default=OUT)
+    p.add_argument(
+        "--summarize",
+        action="store_true",
+        help="train nothing: gather the scale's runs in --out (one file per --seed) into "
+        "brax_bc_<scale>_seeds.{json,md} with means and 95%% bootstrap CIs over seeds",
+    )
     args = p.parse_args()
+    if args.summarize:
+        summarize_seeds(args.scale, args.out)
+        return
     s = settings_for(args.scale, args.seed)
     expert = load_expert(s["env_id"])
     env = envs.make(s["env_id"], backend=s["backend"], episode_length=s["episode_length"])
@@ -321,7 +341,9 @@ def main() -> None:
     out["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     out["equal"] = EQUAL
     out["not_equal"] = NOT_EQUAL
-    name = "brax_bc" if args.scale == "cpu" else f"brax_bc_{args.scale}"
+    name = ("brax_bc" if args.scale == "cpu" else f"brax_bc_{args.scale}") + (
+        f"_s{args.seed}" if args.seed else ""
+    )
     atomic_write_json(args.out / f"{name}.json", out)
     atomic_write_bytes(args.out / f"{name}.md", report(out).encode())
     print(report(out))
@@ -359,6 +381,100 @@ NOT_EQUAL = [
     "(run_s_without_evals subtracts its separately measured cost)",
     "brax arms run in a separate process (peer venv): jax versions are recorded per side",
 ]
+
+
+COMPARE = (("jaxbc_bc", "brax_bc"), ("jaxbc_dagger", "brax_dagger"))
+
+
+def summarize_seeds(scale: str, out: Path) -> None:
+    """Per arm over the seeds run at ``scale``: final return and throughput; per pair in
+    :data:`COMPARE`, the paired difference in final return (seed ``s`` of both arms: the same
+    teacher, settings and evaluation key) with a 95% percentile bootstrap CI."""
+    from jaxbc.stats import paired_difference
+
+    stem = "brax_bc" if scale == "cpu" else f"brax_bc_{scale}"
+    runs = {}
+    for path in sorted(out.glob(f"{stem}*.json")):
+        rest = path.stem.removeprefix(stem)
+        if rest == "" or (rest.startswith("_s") and rest[2:].isdigit()):
+            o = json.loads(path.read_text())
+            runs[o["settings"]["seed"]] = o
+    if len(runs) < 2:
+        raise SystemExit(f"error: --summarize needs runs of 2+ seeds in {out} ({stem}*.json)")
+    seeds = sorted(runs)
+    first = runs[seeds[0]]
+    arms = {}
+    for arm in first["arms"]:
+        ret = np.array([runs[s]["arms"][arm]["final_return"]["mean"] for s in seeds])
+        arms[arm] = {
+            "final_return_per_seed": ret.round(1).tolist(),
+            "final_return_mean": float(ret.mean()),
+            **{
+                k + "_median": float(np.median([runs[s]["arms"][arm][k] for s in seeds]))
+                for k in ("grad_steps_per_s", "env_steps_per_s", "run_s", "compile_s")
+            },
+        }
+    pairs = []
+    for x, y in COMPARE:
+        a = [runs[s]["arms"][x]["final_return"]["mean"] for s in seeds]
+        b = [runs[s]["arms"][y]["final_return"]["mean"] for s in seeds]
+        mean, lo, hi = paired_difference(a, b)
+        speed = [
+            runs[s]["arms"][x]["grad_steps_per_s"] / runs[s]["arms"][y]["grad_steps_per_s"]
+            for s in seeds
+        ]
+        pairs.append(
+            {
+                "x": x,
+                "y": y,
+                "return_difference": mean,
+                "ci": [lo, hi],
+                "grad_steps_per_s_ratio_median": float(np.median(speed)),
+            }
+        )
+    summary = {
+        "command": "python benchmarks/peers/run_peer.py " + " ".join(sys.argv[1:]),
+        "runs": [f"{stem}{'' if s == 0 else f'_s{s}'}.json" for s in seeds],
+        "commands": [runs[s]["command"] for s in seeds],
+        "machine": first["machine"],
+        "seeds": seeds,
+        "settings": {k: v for k, v in first["settings"].items() if k != "seed"},
+        "expert_return": first["expert_return"],
+        "arms": arms,
+        "paired": pairs,
+        "statistics": "paired percentile bootstrap over seeds (jaxbc.stats.paired_difference, 9,999 resamples)",
+    }
+    lines = [
+        f"# jaxbc vs brax.training.agents.bc over seeds ({scale})",
+        "",
+        f"`{summary['command']}` gathered {', '.join(summary['runs'])} ({first['machine']}). "
+        f"Settings as in each run's report; expert return {first['expert_return']['mean']:.0f}.",
+        "",
+        "| arm | final return per seed | mean | grad steps/s (median) | env steps/s (median) | compile s (median) |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for arm, a in arms.items():
+        lines.append(
+            f"| {arm} | {', '.join(f'{v:.0f}' for v in a['final_return_per_seed'])} | "
+            f"{a['final_return_mean']:.0f} | {a['grad_steps_per_s_median']:,.0f} | "
+            f"{a['env_steps_per_s_median']:,.0f} | {a['compile_s_median']:.0f} |"
+        )
+    lines += [
+        "",
+        f"Paired over {len(seeds)} seeds (95% percentile bootstrap; with 3 seeds only 10 "
+        "distinct resamples, so read the interval as rough):",
+        "",
+        "| X - Y | final return difference [95% CI] | grad steps/s ratio X / Y (median) |",
+        "| --- | --- | --- |",
+    ]
+    lines += [
+        f"| {p['x']} - {p['y']} | {p['return_difference']:+.0f} [{p['ci'][0]:+.0f}, {p['ci'][1]:+.0f}] "
+        f"| {p['grad_steps_per_s_ratio_median']:.2f} |"
+        for p in pairs
+    ]
+    atomic_write_json(out / f"{stem}_seeds.json", summary)
+    atomic_write_bytes(out / f"{stem}_seeds.md", ("\n".join(lines) + "\n").encode())
+    print("\n".join(lines))
 
 
 def report(o: dict) -> str:
