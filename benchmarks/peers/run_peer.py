@@ -411,7 +411,14 @@ def summarize_seeds(scale: str, out: Path) -> None:
             "final_return_mean": float(ret.mean()),
             **{
                 k + "_median": float(np.median([runs[s]["arms"][arm][k] for s in seeds]))
-                for k in ("grad_steps_per_s", "env_steps_per_s", "run_s", "compile_s")
+                for k in (
+                    "grad_steps_per_s",
+                    "env_steps_per_s",
+                    "run_s",
+                    "compile_s",
+                    "grad_steps_per_s_without_evals",  # jaxbc DAgger: its evaluations taken out
+                )
+                if all(k in runs[s]["arms"][arm] for s in seeds)
             },
         }
     pairs = []
@@ -459,6 +466,13 @@ def summarize_seeds(scale: str, out: Path) -> None:
             f"{a['final_return_mean']:.0f} | {a['grad_steps_per_s_median']:,.0f} | "
             f"{a['env_steps_per_s_median']:,.0f} | {a['compile_s_median']:.0f} |"
         )
+    for arm, a in arms.items():
+        if "grad_steps_per_s_without_evals_median" in a:
+            lines += [
+                "",
+                f"{arm} without its per-iteration one-episode evaluations (brax's DAgger has none): "
+                f"{a['grad_steps_per_s_without_evals_median']:,.0f} grad steps/s (median).",
+            ]
     lines += [
         "",
         f"Paired over {len(seeds)} seeds (95% percentile bootstrap; with 3 seeds only 10 "
