@@ -622,10 +622,10 @@ def write_markdown(
             "",
             "Mean over seeds of X - Y in scaled return (same demonstrations, evaluation starts "
             "and, for DBC vs BC, initialisation and minibatches per seed) with a 95% percentile "
-            "bootstrap CI (`scipy.stats.bootstrap`, paired, 9,999 resamples). With 3 seeds a "
-            "bootstrap has only 10 distinct resamples and its percentile interval runs narrower "
-            "than the truth: read such intervals as rough, and a CI that only just excludes 0 as "
-            "weak evidence.",
+            "bootstrap CI (`scipy.stats.bootstrap`, paired, 9,999 resamples). With few seeds the "
+            "percentile interval runs narrower than the truth (with 3 it is the range of the "
+            "per-seed differences, so excluding 0 means the same sign in every seed): read it "
+            "as rough, and a CI that only just excludes 0 as weak evidence.",
             "",
             "| env | X - Y | mean [95% CI] | seeds | reading |",
             "|---|---|---|---|---|",

@@ -15,8 +15,11 @@ os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 
 import jax  # noqa: E402
 
+# read like jax reads it (its import already did, unless something imported jax earlier)
 jax.config.update(
-    "jax_disable_most_optimizations", os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] not in ("0", "")
+    "jax_disable_most_optimizations",
+    os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"].strip().lower()
+    in ("1", "true", "t", "yes", "y", "on"),
 )
 
 from jaxbc.io import enable_compilation_cache  # noqa: E402

@@ -344,3 +344,32 @@ def test_peer_summary_pairs_seeds_of_each_framework(tmp_path):
         assert p["return_difference"] == 100.0 and p["ci"] == [100.0, 100.0]
         assert p["grad_steps_per_s_ratio_median"] == 2.0
     assert (tmp_path / "brax_bc_cpu_learn_seeds.md").read_text().count("|") > 20
+    # the cpu stem's files are not mixed with other scales'; stale runs are refused
+    (tmp_path / "brax_bc.json").write_text((tmp_path / "brax_bc_cpu_learn.json").read_text())
+    with pytest.raises(SystemExit, match="2\+ seeds"):
+        mod.summarize_seeds("cpu", tmp_path)
+    o = json.loads((tmp_path / "brax_bc_cpu_learn_s2.json").read_text())
+    o["settings"]["num_envs"] = 4
+    (tmp_path / "brax_bc_cpu_learn_s2.json").write_text(json.dumps(o))
+    with pytest.raises(SystemExit, match="other settings"):
+        mod.summarize_seeds("cpu_learn", tmp_path)
+
+
+@pytest.mark.slow  # trains a smoke-size DDPM, BC and DBC (~1 min)
+def test_dbc_study_without_ensemble_arms(tmp_path):
+    """members = 0 (the cpu_large scale's setting): BC and DBC only, and the report's pairs
+    and aggregates work without the ensemble arms."""
+    import dataclasses
+
+    mod = _benchmark_module("dbc")
+    sc = dataclasses.replace(mod.SCALES["smoke"], members=0)
+    rows, info = mod.study_env(mod.TWO_GOALS, sc, 0)
+    assert {r["method"] for r in rows} == {"bc", "dbc", "dbc_sweep"} or {
+        r["method"] for r in rows
+    } == {"bc", "dbc"}
+    meta = {"command": "test", "machine": "test", "scale": "smoke", "seed": 0, "wall_time_s": 0.0}
+    meta |= {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(sc).items()}
+    mod.write_locomotion(tmp_path, "dbc", meta, [info], rows)
+    out = json.loads((tmp_path / "dbc.json").read_text())
+    assert [(d["x"], d["y"]) for d in out["statistics"]["paired"]] == [("dbc", "bc")]
+    assert "no ensemble arms" in (tmp_path / "dbc.md").read_text()

@@ -393,16 +393,29 @@ def summarize_seeds(scale: str, out: Path) -> None:
     from jaxbc.stats import paired_difference
 
     stem = "brax_bc" if scale == "cpu" else f"brax_bc_{scale}"
-    runs = {}
+    runs, files = {}, {}
     for path in sorted(out.glob(f"{stem}*.json")):
         rest = path.stem.removeprefix(stem)
         if rest == "" or (rest.startswith("_s") and rest[2:].isdigit()):
             o = json.loads(path.read_text())
-            runs[o["settings"]["seed"]] = o
+            seed = o["settings"]["seed"]
+            if seed in runs:
+                raise SystemExit(f"error: seed {seed} is in both {files[seed]} and {path.name}")
+            runs[seed], files[seed] = o, path.name
     if len(runs) < 2:
         raise SystemExit(f"error: --summarize needs runs of 2+ seeds in {out} ({stem}*.json)")
     seeds = sorted(runs)
     first = runs[seeds[0]]
+
+    def setup(o: dict) -> dict:  # (the expert's return differs by seed: its evaluation key)
+        return {k: v for k, v in o["settings"].items() if k != "seed"}
+
+    for s in seeds:
+        if setup(runs[s]) != setup(first):
+            raise SystemExit(
+                f"error: {files[s]} was run with other settings than {files[seeds[0]]}; "
+                "move stale runs out of the way"
+            )
     arms = {}
     for arm in first["arms"]:
         ret = np.array([runs[s]["arms"][arm]["final_return"]["mean"] for s in seeds])
@@ -441,7 +454,7 @@ def summarize_seeds(scale: str, out: Path) -> None:
         )
     summary = {
         "command": "python benchmarks/peers/run_peer.py " + " ".join(sys.argv[1:]),
-        "runs": [f"{stem}{'' if s == 0 else f'_s{s}'}.json" for s in seeds],
+        "runs": [files[s] for s in seeds],
         "commands": [runs[s]["command"] for s in seeds],
         "machine": first["machine"],
         "seeds": seeds,
@@ -475,8 +488,9 @@ def summarize_seeds(scale: str, out: Path) -> None:
             ]
     lines += [
         "",
-        f"Paired over {len(seeds)} seeds (95% percentile bootstrap; with 3 seeds only 10 "
-        "distinct resamples, so read the interval as rough):",
+        f"Paired over {len(seeds)} seeds (95% percentile bootstrap; with few seeds it runs "
+        "narrow, and with 3 it is the range of the per-seed differences: excluding 0 then means "
+        "the same sign in every seed):",
         "",
         "| X - Y | final return difference [95% CI] | grad steps/s ratio X / Y (median) |",
         "| --- | --- | --- |",
