@@ -88,6 +88,13 @@ CONFIGS: dict[str, dict[str, Any]] = {
         variant="F",
         config=dict(dataset_size=16, num_envs=4, eval_steps=500, inner_steps=64, policy=_2X64),
     ),
+    "freeway_families": dict(  # the families study's Freeway job (few envs, a long window)
+        env="Freeway-MinAtar",
+        strategy="SNES",
+        population=64,
+        variant="F",
+        config=dict(dataset_size=16, num_envs=2, eval_steps=2500, inner_steps=64, policy=_2X64),
+    ),
     "smoke": dict(
         env="CartPole-v1",
         strategy="SNES",
