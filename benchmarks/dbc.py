@@ -375,25 +375,25 @@ def study_env(env_id: str, sc: Scale, seed: int) -> tuple[list[dict], dict]:
     jax.block_until_ready(dbc_params)
     log(f"{env_id}: dbc ({len(lams)} lambda_dm x {sc.seeds} seeds) {time.time() - t0:.0f} s")
 
+    # 3. evaluation of the single policies: the same episode starts for every method
+    t0 = time.time()
     eval_keys = jax.random.split(jax.random.fold_in(key, 4), sc.seeds)
+    single = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), bc_params, dbc_params)
+    single_keys = jnp.concatenate([eval_keys, eval_keys[seed_idx]])
+    single_out = jax.device_get(make_eval(env, cfg, sc.eval_episodes)(single, single_keys))
+    log(f"{env_id}: evaluation (bc, dbc) {time.time() - t0:.0f} s")
     runs = [("bc", 0.0, s, 1, 0.0) for s in range(sc.seeds)] + [
         ("dbc" if lam == lam_main else "dbc_sweep", lam, s, 1, 0.0) for lam, s in grid
     ]
+    stats = jax.device_get(jax.tree.map(lambda a, b: jnp.concatenate([a, b]), bc_stats, dbc_stats))
+    rows = [
+        _row(env_id, m, lam, s, mem, tau, single_out, stats, i, info)
+        for i, (m, lam, s, mem, tau) in enumerate(runs)
+    ]
     if sc.members == 0:  # BC vs DBC only (the ensemble arms are context, and costly at width)
-        t0 = time.time()
-        single = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), bc_params, dbc_params)
-        single_keys = jnp.concatenate([eval_keys, eval_keys[seed_idx]])
-        single_out = jax.device_get(make_eval(env, cfg, sc.eval_episodes)(single, single_keys))
-        log(f"{env_id}: evaluation {time.time() - t0:.0f} s")
-        stats = jax.device_get(
-            jax.tree.map(lambda a, b: jnp.concatenate([a, b]), bc_stats, dbc_stats)
-        )
-        return [
-            _row(env_id, m, lam, s, mem, tau, single_out, stats, i, info)
-            for i, (m, lam, s, mem, tau) in enumerate(runs)
-        ], info
+        return rows, info
 
-    # 3. ensemble BC (tau 0) and Swarm BC (tau > 0) in one program
+    # 4. ensemble BC (tau 0) and Swarm BC (tau > 0) in one program, evaluated from the same starts
     t0 = time.time()
     ens_cfg = dataclasses.replace(cfg, members=sc.members)
     taus = jnp.asarray([0.0] * sc.seeds + [sc.tau] * sc.seeds, jnp.float32)
@@ -408,22 +408,12 @@ def study_env(env_id: str, sc: Scale, seed: int) -> tuple[list[dict], dict]:
     ens_params, ens_stats = jax.jit(jax.vmap(ens_one))(ens_keys, taus)
     jax.block_until_ready(ens_params)
     log(f"{env_id}: ensemble + swarm {time.time() - t0:.0f} s")
-
-    # 4. evaluation: the same episode starts for every method
     t0 = time.time()
-    single = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), bc_params, dbc_params)
-    single_keys = jnp.concatenate([eval_keys, eval_keys[seed_idx]])
-    single_out = jax.device_get(make_eval(env, cfg, sc.eval_episodes)(single, single_keys))
     ens_out = jax.device_get(
         make_eval(env, ens_cfg, sc.eval_episodes)(ens_params, jnp.concatenate([eval_keys] * 2))
     )
-    log(f"{env_id}: evaluation {time.time() - t0:.0f} s")
+    log(f"{env_id}: evaluation (ensemble, swarm) {time.time() - t0:.0f} s")
 
-    stats = jax.device_get(jax.tree.map(lambda a, b: jnp.concatenate([a, b]), bc_stats, dbc_stats))
-    rows = [
-        _row(env_id, m, lam, s, mem, tau, single_out, stats, i, info)
-        for i, (m, lam, s, mem, tau) in enumerate(runs)
-    ]
     ens_runs = [("ensemble", s) for s in range(sc.seeds)] + [("swarm", s) for s in range(sc.seeds)]
     ens_stats = jax.device_get(ens_stats)
     rows += [

@@ -66,7 +66,8 @@ def dbc_loss(
     Per member, ``L_DM = max(L_agent - L_expert, 0)`` (``normalize_dm``) or ``L_agent``:
     batch-mean noise-prediction errors of ``[s, pi(s)]`` and ``[s, a]`` with one shared step
     and noise per sample, steps in antithetic pairs when the model's config says so (the
-    official code's reductions: per-dimension means, the clip on the batch means). Gaussian policies contribute their mean action.
+    official code's reductions: per-dimension means, the clip on the batch means). Gaussian
+    policies contribute their mean action.
     ``lambda_dm = 0`` gives exactly the BC loss and gradient.
     """
     _check(policy, batch, diffusion)
