@@ -341,9 +341,7 @@ def main() -> None:
     out["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     out["equal"] = EQUAL
     out["not_equal"] = NOT_EQUAL
-    name = ("brax_bc" if args.scale == "cpu" else f"brax_bc_{args.scale}") + (
-        f"_s{args.seed}" if args.seed else ""
-    )
+    name = results_stem(args.scale) + (f"_s{args.seed}" if args.seed else "")
     atomic_write_json(args.out / f"{name}.json", out)
     atomic_write_bytes(args.out / f"{name}.md", report(out).encode())
     print(report(out))
@@ -386,13 +384,18 @@ NOT_EQUAL = [
 COMPARE = (("jaxbc_bc", "brax_bc"), ("jaxbc_dagger", "brax_dagger"))
 
 
+def results_stem(scale: str) -> str:
+    """File stem of a scale's results (seed s > 0 adds ``_s<s>``, the summary ``_seeds``)."""
+    return "brax_bc" if scale == "cpu" else f"brax_bc_{scale}"
+
+
 def summarize_seeds(scale: str, out: Path) -> None:
     """Per arm over the seeds run at ``scale``: final return and throughput; per pair in
     :data:`COMPARE`, the paired difference in final return (seed ``s`` of both arms: the same
     teacher, settings and evaluation key) with a 95% percentile bootstrap CI."""
     from jaxbc.stats import paired_difference
 
-    stem = "brax_bc" if scale == "cpu" else f"brax_bc_{scale}"
+    stem = results_stem(scale)
     runs, files = {}, {}
     for path in sorted(out.glob(f"{stem}*.json")):
         rest = path.stem.removeprefix(stem)
@@ -458,7 +461,7 @@ def summarize_seeds(scale: str, out: Path) -> None:
         "commands": [runs[s]["command"] for s in seeds],
         "machine": first["machine"],
         "seeds": seeds,
-        "settings": {k: v for k, v in first["settings"].items() if k != "seed"},
+        "settings": setup(first),
         "expert_return": first["expert_return"],
         "arms": arms,
         "paired": pairs,
