@@ -59,6 +59,7 @@ from jaxbc.hades import (
     make_strategy,
     plot_dataset,
     run_hades,
+    run_seconds,
     save_curves,
     solution_template,
 )
@@ -370,7 +371,8 @@ def run_job(
         progress=True,
         settings={"strategy_options": _describe(options)},
     )
-    wall = time.time() - t0
+    # the whole run's seconds across resumes (older checkpoints did not keep them: this process's)
+    wall = run_seconds(res.history) or time.time() - t0
     h = res.history
     k_best, k_mean, k_fixed, k_ref = jax.random.split(jax.random.key(10_000 + seed), 4)
     best, mean = (

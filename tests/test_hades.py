@@ -23,6 +23,7 @@ from jaxbc.hades import (
     make_strategy,
     plot_dataset,
     run_hades,
+    run_seconds,
     save_curves,
     solution_template,
     state_image,
@@ -285,6 +286,26 @@ def test_checkpoint_kill_and_resume_equals_uninterrupted(tmp_path):
         np.testing.assert_array_equal(a, b)
     for k in ("generation", "best", "mean", "std"):
         np.testing.assert_array_equal(full.history[k], resumed.history[k])
+    # wall seconds run across the resume: the first process's chunk is kept, the total grows
+    secs = resumed.history["run_seconds"]
+    assert secs.shape == (4,) and secs[1] == pytest.approx(first.history["run_seconds"][-1])
+    assert np.all(np.diff(secs) >= 0) and run_seconds(resumed.history) > secs[1] > 0
+    # a history saved before run_seconds was kept: unknown, not a wrong (partial) total
+    hist_file = tmp_path / "b" / "hades_history.json"
+    old_hist = json.loads(hist_file.read_text())
+    del old_hist["run_seconds"]
+    hist_file.write_text(json.dumps(old_hist))
+    older = run_hades(
+        TINY,
+        strategy(),
+        key,
+        6,
+        checkpoint_dir=tmp_path / "b",
+        checkpoint_every=2,
+        resume=True,
+        progress=False,
+    )
+    assert np.isnan(older.history["run_seconds"][:4]).all() and run_seconds(older.history) is None
     with pytest.raises(ValueError, match="another config"):
         run_hades(
             dataclasses.replace(TINY, inner_steps=11),

@@ -20,7 +20,7 @@ from jaxbc.hades.outputs import (
     save_curves,
     state_image,
 )
-from jaxbc.hades.run import HadesRun, run_hades
+from jaxbc.hades.run import HadesRun, run_hades, run_seconds
 from jaxbc.hades.strategies import (
     FITNESS_SHAPINGS,
     HillClimber,
@@ -53,6 +53,7 @@ __all__ = [
     "make_strategy",
     "plot_dataset",
     "run_hades",
+    "run_seconds",
     "save_curves",
     "softmax_rank_weights",
     "solution_template",

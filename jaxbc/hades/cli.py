@@ -106,7 +106,7 @@ def hades(
     from jaxbc.experts.expert import zoo_name
     from jaxbc.hades.core import hades_preset, solution_template
     from jaxbc.hades.outputs import distilled_dataset, plot_dataset, save_curves
-    from jaxbc.hades.run import run_hades
+    from jaxbc.hades.run import run_hades, run_seconds
     from jaxbc.hades.strategies import make_strategy, paper_strategy_options
     from jaxbc.io import atomic_write_json
 
@@ -168,7 +168,7 @@ def hades(
     finally:
         if logger is not None:
             logger.close()
-    wall = time.time() - t0
+    wall = run_seconds(result.history) or time.time() - t0  # across resumes where known
     ds = distilled_dataset(result.hades, result.state, "best")
     path = out / "distilled.npz"
     h = result.history

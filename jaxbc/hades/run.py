@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,9 @@ from jaxbc.logs import Logger
 HISTORY_FILE = "hades_history.json"
 CONFIG_FILE = "hades_config.json"
 SUMMARY_KEYS = ("best", "mean", "std")
+RUN_SECONDS = (
+    "run_seconds"  # wall seconds since the run first started, at each generation's chunk end
+)
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,7 @@ class HadesRun:
 
     hades: Hades
     state: HadesState
-    history: dict[str, np.ndarray]  # generation (1-based), best, mean, std: each [G]
+    history: dict[str, np.ndarray]  # generation (1-based), best, mean, std, run_seconds: each [G]
     resumed_from: int  # generations restored from a checkpoint (0: fresh start)
     config_changes: tuple = ()  # settings changed on resume (allow_config_change), oldest first
 
@@ -73,7 +77,15 @@ def run_settings(
 
 
 def _empty_history() -> dict[str, list]:
-    return {"generation": [], **{k: [] for k in SUMMARY_KEYS}}
+    return {"generation": [], **{k: [] for k in SUMMARY_KEYS}, RUN_SECONDS: []}
+
+
+def run_seconds(history: dict) -> float | None:
+    """Wall seconds the run took, across resumes (None for runs saved before this was kept)."""
+    secs = history.get(RUN_SECONDS)
+    if secs is None or not len(secs) or not np.isfinite(secs[-1]):
+        return None
+    return float(secs[-1])
 
 
 def _save(directory: Path, state: HadesState, history: dict[str, list], step: int) -> None:
@@ -112,6 +124,8 @@ def _restore(
     if (directory / HISTORY_FILE).exists():
         saved_hist = json.loads((directory / HISTORY_FILE).read_text())
         keep = [i for i, g in enumerate(saved_hist["generation"]) if g <= step]
+        # histories written before run_seconds was kept: unknown (nan) for those generations
+        saved_hist.setdefault(RUN_SECONDS, [float("nan")] * len(saved_hist["generation"]))
         history = {k: [saved_hist[k][i] for i in keep] for k in history}
     return state, history, step
 
@@ -173,6 +187,9 @@ def run_hades(
         atomic_write_json(directory / CONFIG_FILE, config.to_dict())
         write_run_settings(directory, all_settings, changes)
     resumed_from = done
+    # seconds spent before this process (nan if unknown), so resumed runs report the whole run
+    prior = history[RUN_SECONDS][-1] if history[RUN_SECONDS] else 0.0
+    start = time.perf_counter()
     from tqdm.auto import tqdm
 
     with tqdm(
@@ -190,6 +207,7 @@ def run_hades(
             history["generation"] += list(range(done + 1, done + n + 1))
             for k in SUMMARY_KEYS:
                 history[k] += [float(v) for v in getattr(summary, k)]
+            history[RUN_SECONDS] += [prior + time.perf_counter() - start] * n
             if logger is not None:
                 for i in range(len(history["generation"]) - n, len(history["generation"])):
                     logger.log(history["generation"][i], {k: history[k][i] for k in SUMMARY_KEYS})
@@ -198,7 +216,6 @@ def run_hades(
                 _save(directory, state, history, done)
             bar.update(n)
             bar.set_postfix(best=f"{history['best'][-1]:.1f}", mean=f"{history['mean'][-1]:.1f}")
-    arrays = {
-        k: np.asarray(v, np.int64 if k == "generation" else np.float32) for k, v in history.items()
-    }
+    dtypes = {"generation": np.int64, RUN_SECONDS: np.float64}
+    arrays = {k: np.asarray(v, dtypes.get(k, np.float32)) for k, v in history.items()}
     return HadesRun(hades, state, arrays, resumed_from, tuple(changes))
