@@ -5,6 +5,7 @@ well the distilled data teaches policies (and, with --transfer, other architectu
     python benchmarks/hades.py --scale cpu --transfer    # 23 min on an idle 2-core CPU (first run)
     python benchmarks/hades.py --scale paper --transfer  # GPU: the paper's settings (days)
     python benchmarks/hades.py --scale families --resume # every family, 3 seeds, in pieces
+    python benchmarks/hades.py --scale families --report-only  # its report again, runs nothing
 
 families: brax/hopper and brax/walker2d (D=64 and D=4, the paper's Open_ES, population 16,
 2x32 policies, 40 generations, fitness over a 500-step window) and the four MinAtar games (D=16, the Breakout recipe below,
@@ -518,6 +519,13 @@ def _mean_ci(values: list[float]) -> dict:
     return {"mean": m["point"], "ci": m["ci"], "n": len(values)}
 
 
+def _paper_cell(group: dict) -> str:
+    """The paper's population mean and, in brackets, the same on our scale."""
+    if group["paper_population_mean"] is None:
+        return "-"
+    return f"{_fmt(group['paper_population_mean'])} ({_fmt(group.get('paper_scaled'))})"
+
+
 def summarize(rows: list[dict]) -> list[dict]:
     """Per (env, D, variant): mean and 95% CI over seeds of the population mean and of the
     distilled data's (scaled) returns."""
@@ -536,6 +544,12 @@ def summarize(rows: list[dict]) -> list[dict]:
             "random_return": rs[0]["random_return"],
             "expert_return": rs[0]["expert_return"],
             "paper_population_mean": rs[0]["paper_population_mean"],
+            # the paper's result on our scale (its population mean, our random and expert)
+            "paper_scaled": None
+            if rs[0]["paper_population_mean"] is None
+            else scaled(
+                rs[0]["paper_population_mean"], rs[0]["expert_return"], rs[0]["random_return"]
+            ),
         }
         for k in (
             "first_population_mean",
@@ -620,7 +634,8 @@ def write_report(
         "# HaDES behaviour distillation",
         "",
         f"Command: `{meta['command']}`  ",
-        f"Machine: {meta['machine']}; wall time {meta['wall_time_s']:.0f} s; scale {meta['scale']}; "
+        f"Machine: {meta['machine']}; wall time {meta['wall_time_s']:.0f} s (the last invocation), "
+        f"the runs' HaDES time summed {sum(r['wall_time_s'] for r in rows):.0f} s; scale {meta['scale']}; "
         f"seeds {sorted({r['seed'] for r in rows})}.",
         "",
         "Population mean return at the first and last generation; then the distilled (ES mean) dataset "
@@ -645,7 +660,7 @@ def write_report(
             "## Over seeds: mean [95% bootstrap CI]",
             "",
             "| env | D | variant | seeds | pop mean first -> last | data, fixed init (scaled) "
-            "| data, new inits (scaled) | random / expert | paper pop mean |",
+            "| data, new inits (scaled) | random / expert | paper pop mean (scaled) |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
         for g in summary:
@@ -653,7 +668,8 @@ def write_report(
                 f"| {g['env']} | {g['dataset_size']} | {g['variant']} | {len(g['seeds'])} "
                 f"| {_fmt_ci(g['first_population_mean'], 1)} -> {_fmt_ci(g['final_population_mean'], 1)} "
                 f"| {_fmt_ci(g['scaled_mean_data_fixed_init'])} | {_fmt_ci(g['scaled_mean_data_new_inits'])} "
-                f"| {_fmt(g['random_return'])} / {_fmt(g['expert_return'])} | {_fmt(g['paper_population_mean'])} |"
+                f"| {_fmt(g['random_return'])} / {_fmt(g['expert_return'])} "
+                f"| {_paper_cell(g)} |"
             )
     if stats is not None:  # statistics(rows), computed once by the caller
         from jaxbc.stats import markdown_table, plot_performance_profiles
@@ -685,6 +701,29 @@ def write_report(
                 f"| {r['lr']:.3g} | {r['return']:.1f} | {_fmt(r['scaled_return'])} |"
             )
     atomic_write_bytes(out_dir / "hades.md", ("\n".join(lines) + "\n").encode())
+
+
+def load_results(out_dir: Path, scale: str) -> dict:
+    """A study's saved hades.json, refused if it holds another scale's runs."""
+    path = out_dir / "hades.json"
+    if not path.exists():
+        raise SystemExit(f"no {path}: nothing to report (run the study first)")
+    saved = json.loads(path.read_text())
+    if saved["meta"]["scale"] != scale:
+        raise SystemExit(f"{path} holds scale {saved['meta']['scale']!r}, not {scale!r}")
+    return saved
+
+
+def rewrite_report(out_dir: Path, scale: str) -> None:
+    """hades.md and hades.json's derived parts again from the saved runs (runs nothing)."""
+    saved = load_results(out_dir, scale)
+    rows, transfer_rows = saved["runs"], saved.get("transfer", [])
+    stats = statistics(rows)
+    atomic_write_json(
+        out_dir / "hades.json", {**saved, "summary": summarize(rows), "statistics": stats}
+    )
+    write_report(out_dir, saved["meta"], rows, transfer_rows, stats)
+    print((out_dir / "hades.md").read_text())
 
 
 def write_memory_report(out_dir: Path, scale: str, rows: list[dict]) -> None:
@@ -767,6 +806,7 @@ def main(
     seeds: int | None = None,
     out_dir: Path | None = None,
     resume: bool = False,
+    report_only: bool = False,
 ) -> None:
     """Run the HaDES study and write its report.
 
@@ -785,9 +825,26 @@ def main(
         resume: keep the runs already in out_dir/hades.json, continue unfinished ones from
             their checkpoints (out_dir/hades_checkpoints/<run>, saved every chunk), run the
             rest: a long study in pieces, across sessions.
+        report_only: run nothing: rewrite hades.md and hades.json's summary and statistics
+            from the runs saved in out_dir/hades.json (after a change to the report).
     """
     if out_dir is None:
         out_dir = Path("benchmarks/results") / ("hades_families" if scale == "families" else "")
+    if report_only:
+        others = {
+            "--transfer": transfer,
+            "--memory": memory,
+            "--envs": envs,
+            "--seed": seed,
+            "--generations": generations,
+            "--variants": variants,
+            "--seeds": seeds,
+            "--resume": resume,
+        }
+        if used := [k for k, v in others.items() if v]:
+            raise SystemExit(f"--report-only runs nothing: drop {', '.join(used)}")
+        rewrite_report(out_dir, scale)
+        return
     enable_compilation_cache()
     sc = SCALES[scale]
     if seeds is not None:
@@ -838,11 +895,7 @@ def main(
         write_report(out_dir, meta, rows, transfer_rows, stats)
 
     if resume and (out_dir / "hades.json").exists():
-        saved = json.loads((out_dir / "hades.json").read_text())
-        if saved["meta"]["scale"] != scale:
-            raise SystemExit(
-                f"{out_dir / 'hades.json'} holds scale {saved['meta']['scale']!r}, not {scale!r}"
-            )
+        saved = load_results(out_dir, scale)
         rows, transfer_rows = saved["runs"], saved.get("transfer", [])
         if (out_dir / "hades.csv").exists():
             with open(out_dir / "hades.csv") as f:

@@ -1,6 +1,7 @@
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -471,6 +472,38 @@ def test_benchmark_memory_plan(tmp_path):
     job = json.loads((tmp_path / "hades_memory_smoke.json").read_text())["jobs"][0]
     assert job["population"] == 8 and job["inits"] == 2 and job["total_gib"] > 0
     assert not (tmp_path / "hades.json").exists()  # nothing was run
+
+
+def test_benchmark_report_only_rewrites_the_report_from_saved_runs(tmp_path):
+    """A finished study's report again from its hades.json: nothing runs, the summary puts
+    the paper's result on our scale, and flags that would run something are refused."""
+    shutil.copy(ROOT / "benchmarks/results/hades_families/hades.json", tmp_path / "hades.json")
+
+    def report(*flags: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "benchmarks/hades.py", "--out-dir", str(tmp_path), *flags]
+        return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+    p = report("--scale", "families", "--report-only")
+    assert p.returncode == 0, p.stderr[-3000:]
+    saved = json.loads((tmp_path / "hades.json").read_text())
+    md = (tmp_path / "hades.md").read_text()
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["hades.json", "hades.md"] + (
+        ["hades_profiles.png"] if saved["statistics"] else []
+    )
+    g = next(g for g in saved["summary"] if g["paper_population_mean"] is not None)
+    expected = (g["paper_population_mean"] - g["random_return"]) / (
+        g["expert_return"] - g["random_return"]
+    )
+    assert g["paper_scaled"] == pytest.approx(expected)
+    assert f"| {g['paper_population_mean']} ({expected:.2f}) |" in md
+    assert md.count(f"| {g['env']} | {g['dataset_size']} | {g['variant']} |") == 1 + sum(
+        (r["env"], r["dataset_size"], r["variant"]) == (g["env"], g["dataset_size"], g["variant"])
+        for r in saved["runs"]
+    )  # one summary row plus one row per run
+    refused = report("--scale", "families", "--report-only", "--resume")
+    assert refused.returncode != 0 and "drop --resume" in refused.stderr
+    other_scale = report("--scale", "cpu", "--report-only")
+    assert other_scale.returncode != 0 and "holds scale 'families'" in other_scale.stderr
 
 
 def test_distilled_dataset_stores_its_recipe_and_the_fitness_of_what_it_stores(tmp_path, capsys):
