@@ -265,23 +265,23 @@ def test_checkpoint_kill_and_resume_equals_uninterrupted(tmp_path):
         return make_strategy("SNES", 8, solution_template(TINY), sigma=0.5)
 
     key = jax.random.key(3)
-    full = run_hades(
-        TINY, strategy(), key, 4, checkpoint_dir=tmp_path / "a", checkpoint_every=2, progress=False
-    )
-    first = run_hades(
-        TINY, strategy(), key, 2, checkpoint_dir=tmp_path / "b", checkpoint_every=2, progress=False
-    )
+
+    def run(directory: str, generations: int, resume: bool = False):
+        return run_hades(
+            TINY,
+            strategy(),
+            key,
+            generations,
+            checkpoint_dir=tmp_path / directory,
+            checkpoint_every=2,
+            resume=resume,
+            progress=False,
+        )
+
+    full = run("a", 4)
+    first = run("b", 2)
     assert first.resumed_from == 0 and int(first.state.generation) == 2
-    resumed = run_hades(
-        TINY,
-        strategy(),
-        key,
-        4,
-        checkpoint_dir=tmp_path / "b",
-        checkpoint_every=2,
-        resume=True,
-        progress=False,
-    )
+    resumed = run("b", 4, resume=True)
     assert resumed.resumed_from == 2 and int(resumed.state.generation) == 4
     for a, b in zip(_leaves(full.state), _leaves(resumed.state), strict=True):
         np.testing.assert_array_equal(a, b)
@@ -296,16 +296,7 @@ def test_checkpoint_kill_and_resume_equals_uninterrupted(tmp_path):
     old_hist = json.loads(hist_file.read_text())
     del old_hist["run_seconds"]
     hist_file.write_text(json.dumps(old_hist))
-    older = run_hades(
-        TINY,
-        strategy(),
-        key,
-        6,
-        checkpoint_dir=tmp_path / "b",
-        checkpoint_every=2,
-        resume=True,
-        progress=False,
-    )
+    older = run("b", 6, resume=True)
     assert np.isnan(older.history["run_seconds"][:4]).all() and run_seconds(older.history) is None
     with pytest.raises(ValueError, match="another config"):
         run_hades(
