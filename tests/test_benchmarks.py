@@ -101,6 +101,20 @@ def test_dbc_study_aggregates_every_arm_over_envs_and_seeds():
     assert stats["probability_of_improvement"]["dbc > bc"]["point"] > 0.5
 
 
+def test_dbc_study_reports_how_much_the_diffusion_term_weighed():
+    """lambda_DM L_DM / L_BC per seed, then the mean: a reader sees whether the term acted."""
+    mod = _benchmark_module("dbc")
+    base = {"env": "A", "mean_return": 1.0, "scaled_return": 0.5, "goal_reach": None, "crash": None}
+    rows = [
+        {**base, "method": "bc", "lambda_dm": None, "seed": 0, "bc_loss": 0.1, "dm_loss": None},
+        {**base, "method": "dbc", "lambda_dm": 0.2, "seed": 0, "bc_loss": 0.1, "dm_loss": 0.05},
+        {**base, "method": "dbc", "lambda_dm": 0.2, "seed": 1, "bc_loss": 0.2, "dm_loss": 0.05},
+    ]
+    by = {r["method"]: r for r in mod.summarize(rows)}
+    assert by["bc"]["dm_term_ratio"] is None
+    assert by["dbc"]["dm_term_ratio"] == pytest.approx((0.2 * 0.5 + 0.2 * 0.25) / 2)
+
+
 def test_dbc_study_pairs_each_arm_with_its_baseline_per_env():
     """DBC 0.2 above BC on every seed of env A, level on B: A's CI excludes 0, B's is 0."""
     mod = _benchmark_module("dbc")
