@@ -714,15 +714,26 @@ def load_results(out_dir: Path, scale: str) -> dict:
     return saved
 
 
+def write_results(out_dir: Path, meta: dict, rows: list[dict], transfer_rows: list[dict]) -> None:
+    """hades.json (runs and what derives from them: summary, statistics) and hades.md."""
+    stats = statistics(rows)
+    atomic_write_json(
+        out_dir / "hades.json",
+        {
+            "meta": meta,
+            "runs": rows,
+            "summary": summarize(rows),
+            "statistics": stats,
+            "transfer": transfer_rows,
+        },
+    )
+    write_report(out_dir, meta, rows, transfer_rows, stats)
+
+
 def rewrite_report(out_dir: Path, scale: str) -> None:
     """hades.md and hades.json's derived parts again from the saved runs (runs nothing)."""
     saved = load_results(out_dir, scale)
-    rows, transfer_rows = saved["runs"], saved.get("transfer", [])
-    stats = statistics(rows)
-    atomic_write_json(
-        out_dir / "hades.json", {**saved, "summary": summarize(rows), "statistics": stats}
-    )
-    write_report(out_dir, saved["meta"], rows, transfer_rows, stats)
+    write_results(out_dir, saved["meta"], saved["runs"], saved.get("transfer", []))
     print((out_dir / "hades.md").read_text())
 
 
@@ -878,21 +889,10 @@ def main(
             "eval_inits": sc.eval_inits,
             "jax_version": jax.__version__,
         }
-        stats = statistics(rows)
-        atomic_write_json(
-            out_dir / "hades.json",
-            {
-                "meta": meta,
-                "runs": rows,
-                "summary": summarize(rows),
-                "statistics": stats,
-                "transfer": transfer_rows,
-            },
-        )
         atomic_write_csv(out_dir / "hades.csv", curves)
         if transfer_rows:
             atomic_write_csv(out_dir / "hades_transfer.csv", transfer_rows)
-        write_report(out_dir, meta, rows, transfer_rows, stats)
+        write_results(out_dir, meta, rows, transfer_rows)
 
     if resume and (out_dir / "hades.json").exists():
         saved = load_results(out_dir, scale)

@@ -8,7 +8,6 @@ before any work starts, and writes its outputs atomically only when the run succ
 from __future__ import annotations
 
 import os
-import shlex
 import sys
 from pathlib import Path
 from typing import Any, Literal
@@ -103,6 +102,7 @@ def train_expert(
     from jaxbc.experts import preset
     from jaxbc.experts import train_expert as run
     from jaxbc.experts.expert import zoo_name
+    from jaxbc.io import command_line
 
     if resume and checkpoint_dir is None:
         reject("--resume", "needs --checkpoint-dir (the directory to resume from)")
@@ -128,7 +128,7 @@ def train_expert(
     check_output(out, force, files=("expert.json", "params.msgpack"))
     check_directory(checkpoint_dir, "--checkpoint-dir")
     check_logs(log_dir, wandb_project, force, append=resume)
-    command = "jaxbc " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = command_line()
     logger = open_logs(log_dir, wandb_project, {**config.to_dict(), "seed": seed}, append=resume)
     try:
         expert = run(

@@ -90,6 +90,14 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> None:
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
+def command_line(prog: str = "jaxbc") -> str:
+    """This process's command line as a user would retype it, recorded with results."""
+    import shlex
+    import sys
+
+    return " ".join([prog, *(shlex.quote(a) for a in sys.argv[1:])])
+
+
 def machine_description() -> str:
     """A short human-readable name of the machine, recorded with results."""
     import platform

@@ -381,9 +381,11 @@ def test_continuous_actions_and_minatar_pictures(tmp_path):
     assert (tmp_path / "minatar.png").stat().st_size > 0
 
 
-def test_cli_prints_json(tmp_path, capsys):
+def test_cli_prints_json(tmp_path, capsys, monkeypatch):
     from jaxbc.hades.cli import hades
+    from jaxbc.io import machine_description
 
+    monkeypatch.setattr(sys, "argv", ["jaxbc", "hades", "--env", "CartPole-v1", "--out", "a b"])
     hades(
         "CartPole-v1",
         population=8,
@@ -405,6 +407,10 @@ def test_cli_prints_json(tmp_path, capsys):
     )
     assert Path(res["dataset"]).exists() and load_dataset(res["dataset"]).size == 4
     assert (tmp_path / "curves.png").exists() and (tmp_path / "distilled.png").exists()
+    # the saved result says how it was made and where
+    saved = json.loads((tmp_path / "result.json").read_text())
+    assert saved["command"] == "jaxbc hades --env CartPole-v1 --out 'a b'"
+    assert saved["machine"] == machine_description() and saved["wall_time_s"] > 0
 
 
 @pytest.mark.slow  # runs the study script end to end (~90 s); -m slow

@@ -108,7 +108,7 @@ def hades(
     from jaxbc.hades.outputs import distilled_dataset, plot_dataset, save_curves
     from jaxbc.hades.run import run_hades, run_seconds
     from jaxbc.hades.strategies import make_strategy, paper_strategy_options
-    from jaxbc.io import atomic_write_json
+    from jaxbc.io import atomic_write_json, command_line, machine_description
 
     overrides: dict = {"variant": variant}  # flags left out keep the preset's values
     if dataset_size is not None:
@@ -186,6 +186,8 @@ def hades(
         "resumed_from": result.resumed_from,
         "seed": seed,
         "wall_time_s": round(wall, 2),
+        "command": command_line(),
+        "machine": machine_description(),
         "dataset": str(path),
         "curves": str(out / "curves.csv"),
         "out": str(out),

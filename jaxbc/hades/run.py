@@ -35,9 +35,8 @@ from jaxbc.logs import Logger
 HISTORY_FILE = "hades_history.json"
 CONFIG_FILE = "hades_config.json"
 SUMMARY_KEYS = ("best", "mean", "std")
-RUN_SECONDS = (
-    "run_seconds"  # wall seconds since the run first started, at each generation's chunk end
-)
+# history key: wall seconds since the run first started, at each generation's chunk end
+RUN_SECONDS = "run_seconds"
 
 
 @dataclass(frozen=True)
