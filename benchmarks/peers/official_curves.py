@@ -48,6 +48,17 @@ MAIN_GROUPS = (
     "brax/distill/",
 )
 SUMMARY_GENERATIONS = (0, 5, 10, 20, 40, 100, 200, 500, 1000, 1999)
+CSV_HEADER = (
+    "env",
+    "D",
+    "variant",
+    "greedy_act",
+    "seed",
+    "run",
+    "generation",
+    "pop_mean",
+    "pop_max",
+)
 
 
 class _Record:
@@ -153,7 +164,9 @@ def summarize(runs: list[dict], curves: list[np.ndarray]) -> list[dict]:
     the mean over seeds and each seed's value."""
     groups: dict[tuple, list[int]] = {}
     for i, r in enumerate(runs):
-        groups.setdefault((r["env"], r["D"], r["variant"], r["greedy_act"], r["group"]), []).append(i)
+        groups.setdefault((r["env"], r["D"], r["variant"], r["greedy_act"], r["group"]), []).append(
+            i
+        )
     out = []
     for (env, d, variant, greedy, group), idx in sorted(groups.items()):
         at = {}
@@ -177,9 +190,13 @@ def summarize(runs: list[dict], curves: list[np.ndarray]) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--official-repo", type=Path, required=True, help="checkout of behaviour-distillation")
+    p.add_argument(
+        "--official-repo", type=Path, required=True, help="checkout of behaviour-distillation"
+    )
     p.add_argument("--env", action="append", help="ENV_NAME to include (repeatable)")
-    p.add_argument("--all-groups", action="store_true", help="also 5k-generation, half-width, D-sweep runs")
+    p.add_argument(
+        "--all-groups", action="store_true", help="also 5k-generation, half-width, D-sweep runs"
+    )
     p.add_argument("--out-dir", type=Path, default=Path("benchmarks/results/peers"))
     args = p.parse_args(argv)
     envs = tuple(args.env or ("Breakout-MinAtar", "hopper"))
@@ -211,15 +228,20 @@ def main(argv: list[str] | None = None) -> None:
     csv_path = args.out_dir / "hades_official_stored.csv"
     with open(csv_path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["env", "D", "variant", "greedy_act", "seed", "run", "generation", "pop_mean", "pop_max"])
-        for i, (r, mean, best) in enumerate(zip(runs, curves, maxima)):
-            for g, (m, b) in enumerate(zip(mean, best)):
-                w.writerow([r["env"], r["D"], r["variant"], int(r["greedy_act"]), r["seed"], i, g, f"{m:.6g}", f"{b:.6g}"])
+        w.writerow(CSV_HEADER)
+        for i, (r, mean, best) in enumerate(zip(runs, curves, maxima, strict=True)):
+            for g, (m, b) in enumerate(zip(mean, best, strict=True)):
+                ident = (r["env"], r["D"], r["variant"], int(r["greedy_act"]), r["seed"], i)
+                w.writerow([*ident, g, f"{m:.6g}", f"{b:.6g}"])
 
     commit = _git(repo, "rev-parse", "HEAD")
     meta = {
         "command": " ".join(
-            ["python", "benchmarks/peers/official_curves.py", *(shlex.quote(a) for a in sys.argv[1:])]
+            [
+                "python",
+                "benchmarks/peers/official_curves.py",
+                *(shlex.quote(a) for a in sys.argv[1:]),
+            ]
         ),
         "official_repo_commit": commit.strip() if commit else None,
         "machine": f"CPU ({os.cpu_count()} cores, {platform.machine()})",
@@ -248,7 +270,9 @@ def main(argv: list[str] | None = None) -> None:
     for s in meta["summary"]:
         at = s["pop_mean_at_generation"]
         cells = "  ".join(f"g{g}={v['mean']:.2f}" for g, v in at.items())
-        print(f"{s['env']} D={s['D']} {s['variant']} greedy={int(s['greedy_act'])} [{s['group']}]: {cells}")
+        print(
+            f"{s['env']} D={s['D']} {s['variant']} greedy={int(s['greedy_act'])} [{s['group']}]: {cells}"
+        )
 
 
 if __name__ == "__main__":
