@@ -665,13 +665,11 @@ def _bc_config(ds, policy: str, hidden, members: int, steps, batch_size, lr):
     """The dataset's stored recipe (if any) as the base, then the flags given; else the
     defaults (5000 steps, batch 256, lr 1e-3, 2x256)."""
     import dataclasses
-    import json as jsonlib
 
     from jaxbc.bc import BCConfig, PolicyConfig
 
-    if ds.train_recipe:
-        base = BCConfig.from_dict(jsonlib.loads(ds.train_recipe))
-    else:
+    base = BCConfig.from_recipe(ds)
+    if base is None:
         base = BCConfig(
             policy=PolicyConfig(hidden_sizes=(256, 256)), steps=5000, batch_size=256, lr=1e-3
         )

@@ -22,7 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxbc.envs import ActionSpace, Box, Discrete
-from jaxbc.networks import activation, flatten_obs, orthogonal
+from jaxbc.networks import ACTIVATIONS, activation, flatten_obs, orthogonal
+from jaxbc.validation import check_choice, check_float, check_int, check_sizes
 
 POLICY_KINDS = ("deterministic", "gaussian", "categorical")
 INITS = {
@@ -44,10 +45,20 @@ class PolicyConfig:
     tanh_bounded: bool = True  # deterministic/gaussian means squashed into the action bounds
     init_log_std: float = 0.0
 
-    def __post_init__(self):
-        from jaxbc.validation import check_policy_config
+    def __post_init__(self) -> None:
+        self.validate()
 
-        check_policy_config(self)
+    def validate(self) -> PolicyConfig:
+        """Every field; errors name ``PolicyConfig.<field>`` and the allowed values."""
+        owner = "PolicyConfig"
+        check_choice(f"{owner}.kind", self.kind, ("auto", *POLICY_KINDS))
+        check_sizes(f"{owner}.hidden_sizes", self.hidden_sizes, allow_empty=False)
+        check_choice(f"{owner}.activation", self.activation, sorted(ACTIVATIONS))
+        check_choice(f"{owner}.init", self.init, sorted(INITS))
+        check_choice(f"{owner}.torso", self.torso, ("auto", "mlp", "cnn"))
+        check_int(f"{owner}.cnn_channels", self.cnn_channels, 1)
+        check_float(f"{owner}.init_log_std", self.init_log_std)
+        return self
 
 
 class PolicyOutput(NamedTuple):

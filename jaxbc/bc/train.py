@@ -36,13 +36,13 @@ from jaxbc.bc.policies import (
     init_ensemble,
     make_policy,
 )
-from jaxbc.data import Dataset, normalization_stats
+from jaxbc.data import Dataset, DatasetError, normalization_stats
 from jaxbc.envs import ActionSpace, Box, Discrete, space_from_dict
 from jaxbc.io import atomic_write_bytes, atomic_write_json
 from jaxbc.logs import host_callback
 from jaxbc.rollout import PolicyFn, evaluate_fn
 from jaxbc.training import adam_optimizer, fit, per_member, split_static
-from jaxbc.validation import check_bc_config
+from jaxbc.validation import ConfigError, check_float, check_int, checkable
 
 SCHEDULES = ("constant", "cosine", "linear")
 
@@ -86,7 +86,54 @@ class BCConfig:
         self.validate()
 
     def validate(self) -> BCConfig:
-        check_bc_config(self)  # every field, the schedule and eval_every's divisibility
+        """Every field, the schedule and eval_every's divisibility; traced hyperparameters
+        are skipped."""
+        check_int("BCConfig.members", self.members, 1)
+        check_int("BCConfig.steps", self.steps, 1)
+        check_int("BCConfig.batch_size", self.batch_size, 1)
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(
+                f"BCConfig.schedule: unknown schedule {self.schedule!r}; choose from "
+                f"{', '.join(SCHEDULES)}",
+                "schedule",
+            )
+        check_int("BCConfig.warmup_steps", self.warmup_steps, 0)
+        check_int("BCConfig.eval_every", self.eval_every, 0)
+        check_int("BCConfig.eval_episodes", self.eval_episodes, 1)
+        for name, lo, lo_open in (
+            ("lr", 0.0, True),
+            ("weight_decay", 0.0, False),
+            ("max_grad_norm", 0.0, True),
+            ("adam_eps", 0.0, True),
+        ):
+            value = getattr(self, name)
+            if checkable(value):
+                check_float(
+                    f"BCConfig.{name}",
+                    value,
+                    lo,
+                    lo_open=lo_open,
+                    allow_none=name == "max_grad_norm",  # None: no clipping
+                )
+        if (
+            isinstance(self.warmup_steps, int)
+            and isinstance(self.steps, int)
+            and self.warmup_steps > self.steps
+        ):
+            raise ConfigError(
+                f"BCConfig.warmup_steps must be <= steps ({self.steps}), got {self.warmup_steps}",
+                "warmup_steps",
+            )
+        if (
+            isinstance(self.eval_every, int)
+            and self.eval_every
+            and isinstance(self.steps, int)
+            and self.steps % self.eval_every
+        ):
+            raise ConfigError(
+                f"BCConfig.steps ({self.steps}) must be a multiple of eval_every ({self.eval_every})",
+                "steps",
+            )
         return self
 
     def structure(self) -> tuple:
@@ -112,6 +159,19 @@ class BCConfig:
         if "hidden_sizes" in pol:
             pol["hidden_sizes"] = tuple(pol["hidden_sizes"])
         return cls(policy=PolicyConfig(**pol), **d)
+
+    @classmethod
+    def from_recipe(cls, dataset: Dataset) -> BCConfig | None:
+        """The BC config stored with ``dataset`` as its training recipe (HaDES's distilled
+        data), or ``None`` if it stores none; a recipe that is no BCConfig raises
+        :class:`~jaxbc.data.DatasetError`."""
+        recipe = dataset.recipe
+        if recipe is None:
+            return None
+        try:
+            return cls.from_dict(recipe)
+        except (TypeError, ValueError, AttributeError) as e:
+            raise DatasetError(f"the dataset's train_recipe is not a valid BCConfig: {e}") from e
 
 
 @struct.dataclass

@@ -33,6 +33,7 @@ from jaxbc.envs import Env
 from jaxbc.logs import host_callback
 from jaxbc.rollout import PolicyFn, RolloutCarry, Step, evaluate_fn, init_carry, unroll
 from jaxbc.training import split_static
+from jaxbc.validation import check_float, check_int
 
 BETA_SCHEDULES = ("constant", "linear", "exponential")
 
@@ -76,8 +77,6 @@ class DAggerConfig:
         self.validate()
 
     def validate(self) -> DAggerConfig:
-        from jaxbc.validation import check_float, check_int
-
         self.bc.validate()
         check_int("DAggerConfig.iterations", self.iterations, 1)
         check_int("DAggerConfig.num_envs", self.num_envs, 1)

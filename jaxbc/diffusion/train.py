@@ -27,6 +27,7 @@ from jaxbc.envs import Box
 from jaxbc.io import atomic_write_bytes, atomic_write_json
 from jaxbc.networks import flatten_obs
 from jaxbc.training import adam_optimizer, fit
+from jaxbc.validation import check_float
 
 FORMAT = "jaxbc-diffusion"
 FORMAT_VERSION = 1
@@ -53,8 +54,6 @@ class DiffusionConfig:
         self.validate()
 
     def validate(self) -> DiffusionConfig:
-        from jaxbc.validation import check_float
-
         for name in ("lr", "max_grad_norm"):
             value = getattr(self, name)
             if isinstance(value, int | float):

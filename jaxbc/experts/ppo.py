@@ -27,9 +27,10 @@ from flax.training.train_state import TrainState
 from jaxbc import envs
 from jaxbc.envs import Env
 from jaxbc.logs import host_callback
-from jaxbc.networks import ActorCritic
+from jaxbc.networks import ACTIVATIONS, ActorCritic
 from jaxbc.normalize import RunningStats
 from jaxbc.rollout import RolloutCarry, unroll
+from jaxbc.validation import check_choice, check_float, check_int, check_sizes
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,6 @@ class PPOConfig:
         return max(1, self.total_timesteps // self.steps_per_update)
 
     def __post_init__(self):
-        from jaxbc.validation import check_choice, check_float, check_int, check_sizes
-
         for name in (
             "num_envs",
             "num_steps",
@@ -85,8 +84,6 @@ class PPOConfig:
             check_float(f"PPOConfig.{name}", getattr(self, name), 0.0)
         check_float("PPOConfig.init_log_std", self.init_log_std)
         check_sizes("PPOConfig.hidden_sizes", self.hidden_sizes)
-        from jaxbc.networks import ACTIVATIONS
-
         check_choice("PPOConfig.activation", self.activation, sorted(ACTIVATIONS))
 
     def validate(self) -> PPOConfig:
