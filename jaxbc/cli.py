@@ -765,6 +765,7 @@ def dagger(
     from jaxbc.bc import BCConfig, PolicyConfig, swarm_bc_loss
     from jaxbc.bc.evaluation import reference_returns
     from jaxbc.dagger import DAggerConfig, make_dagger
+    from jaxbc.rollout import scaled_return
 
     cfg = DAggerConfig(
         bc=BCConfig(
@@ -825,7 +826,7 @@ def dagger(
         {
             "iteration": k,
             "return": float(res.returns[k]),
-            "scaled_return": (float(res.returns[k]) - random_ret) / (expert_ret - random_ret),
+            "scaled_return": scaled_return(float(res.returns[k]), random_ret, expert_ret),
             "dataset_size": int(res.dataset_size[k]),
             "expert_queries": int(res.expert_queries[k]),
             "train_loss": float(res.train_loss[k]),

@@ -8,7 +8,7 @@ import json
 import jax
 import jax.numpy as jnp
 
-from jaxbc.bc.policies import Policy, action_difference, ensemble_apply, member_actions
+from jaxbc.bc.policies import Policy, ensemble_disagreement
 from jaxbc.bc.train import BCResult
 from jaxbc.data import Dataset
 from jaxbc.experts.expert import ZOO_DIR, zoo_name
@@ -25,12 +25,7 @@ def member_action_difference(result: BCResult, obs: jax.Array, max_states: int =
 
 @functools.lru_cache(maxsize=32)
 def _action_difference_jit(policy: Policy):
-    def run(params, obs):
-        x = (obs - params["obs_mean"]) / params["obs_std"]
-        pts = member_actions(policy, ensemble_apply(policy, params["net"], x))
-        return action_difference(pts if pts.ndim == 3 else pts[..., None])
-
-    return jax.jit(run)
+    return jax.jit(functools.partial(ensemble_disagreement, policy))
 
 
 def reference_returns(

@@ -247,6 +247,16 @@ def action_difference(points: jax.Array) -> jax.Array:
     return jnp.mean(jnp.stack(dists))
 
 
+def ensemble_disagreement(policy: Policy, params: Any, obs: jax.Array) -> jax.Array:
+    """The ensemble's disagreement on raw observations ``obs`` [batch, *obs_shape]: the
+    :func:`action_difference` of its members' actions (action probabilities if discrete).
+    ``params``: ``{"net": member-stacked params, "obs_mean", "obs_std", ...}`` (a trained
+    :class:`~jaxbc.bc.BCResult`'s); the observations are normalised with them first."""
+    x = (obs - params["obs_mean"]) / params["obs_std"]
+    pts = member_actions(policy, ensemble_apply(policy, params["net"], x))
+    return action_difference(pts if pts.ndim == 3 else pts[..., None])
+
+
 def centred_sq_norm(x: jax.Array) -> jax.Array:
     """``sum_m |x_m - mean_m x|^2`` over a leading member axis; exactly 0 for equal members
     (differences to member 0 are formed first, so equal members give exact zeros).
