@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import distrax
 import flax.linen as nn
@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxbc.envs import ActionSpace, Box, Discrete
-from jaxbc.networks import ACTIVATIONS, activation, flatten_obs, orthogonal
+from jaxbc.networks import ACTIVATIONS, PolicyOutput, activation, flatten_obs, orthogonal
 from jaxbc.validation import check_choice, check_float, check_int, check_sizes
 
 POLICY_KINDS = ("deterministic", "gaussian", "categorical")
@@ -59,14 +59,6 @@ class PolicyConfig:
         check_int(f"{owner}.cnn_channels", self.cnn_channels, 1)
         check_float(f"{owner}.init_log_std", self.init_log_std)
         return self
-
-
-class PolicyOutput(NamedTuple):
-    """``out``: logits [.., n] or action/mean [.., d]; ``log_std`` [d] (gaussian) or None."""
-
-    out: jax.Array
-    log_std: jax.Array | None
-    hidden: tuple[jax.Array, ...]
 
 
 class PolicyNet(nn.Module):
@@ -128,13 +120,7 @@ class Policy:
         return self.net.apply(params, obs)
 
     def distribution(self, output: PolicyOutput) -> distrax.Distribution:
-        if self.kind == "categorical":
-            return distrax.Categorical(logits=output.out)
-        if self.kind == "gaussian":
-            return distrax.MultivariateNormalDiag(
-                output.out, jnp.exp(jnp.broadcast_to(output.log_std, output.out.shape))
-            )
-        raise ValueError("a deterministic policy has no action distribution")
+        return action_distribution(self.kind, output)
 
     def action(
         self, output: PolicyOutput, key: jax.Array | None = None, deterministic: bool = True
@@ -147,6 +133,18 @@ class Policy:
         if self.kind == "deterministic" or deterministic:
             return output.out
         return self.action_space.clip(self.distribution(output).sample(seed=key))
+
+
+def action_distribution(kind: str, output: PolicyOutput) -> distrax.Distribution:
+    """The action distribution of a ``categorical`` (logits) or ``gaussian`` (mean, and a
+    state-independent log-std) policy output; the one used by BC's policies and PPO."""
+    if kind == "categorical":
+        return distrax.Categorical(logits=output.out)
+    if kind == "gaussian":
+        return distrax.MultivariateNormalDiag(
+            output.out, jnp.exp(jnp.broadcast_to(output.log_std, output.out.shape))
+        )
+    raise ValueError(f"a {kind} policy has no action distribution")
 
 
 def make_policy(

@@ -21,8 +21,9 @@ import jax
 import jax.numpy as jnp
 from flax import serialization
 
+from jaxbc.bc.policies import action_distribution
 from jaxbc.envs import Env, space_from_dict
-from jaxbc.experts.ppo import ActorCritic, PPOConfig, PPOState, distribution, make_network
+from jaxbc.experts.ppo import ActorCritic, PPOConfig, PPOState, make_network, policy_kind
 from jaxbc.io import atomic_write_bytes, atomic_write_json
 from jaxbc.normalize import RunningStats
 from jaxbc.rollout import PolicyFn
@@ -114,8 +115,8 @@ class ExpertPolicyFn:
             obs = params["obs_stats"].normalize(obs)
         out = self.net.apply(params["net"], obs, method=ActorCritic.policy)
         if self.deterministic:
-            return jnp.argmax(out, -1).astype(jnp.int32) if self.env.discrete else out[0]
-        return distribution(out, self.env.discrete).sample(seed=key)
+            return jnp.argmax(out.out, -1).astype(jnp.int32) if self.env.discrete else out.out
+        return action_distribution(policy_kind(self.env), out).sample(seed=key)
 
 
 def _policy_fn(config: PPOConfig, env: Env, deterministic: bool) -> PolicyFn:
