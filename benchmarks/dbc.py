@@ -251,11 +251,13 @@ def check_experts(env_ids: tuple[str, ...], zoo_dir: Path = ZOO_DIR) -> None:
         except ValueError as err:
             raise SystemExit(f"error: {err}") from None
     missing = [
-        e for e in env_ids if e not in TOY and not (zoo_dir / zoo_name(e) / "expert.json").exists()
+        e
+        for e in env_ids
+        if e not in TOY and not (zoo_dir / zoo_name(e) / "artifact.json").exists()
     ]
     if missing:
         raise SystemExit(
-            f"error: no zoo expert for {', '.join(missing)} (expected {zoo_dir}/<env>/expert.json).\n"
+            f"error: no zoo expert for {', '.join(missing)} (expected {zoo_dir}/<env>/artifact.json).\n"
             f"Train it with:\n  python benchmarks/experts.py --envs {' '.join(missing)} --zoo\n"
             f"or leave it out with --envs (e.g. --envs {TWO_GOALS})."
         )
