@@ -89,7 +89,7 @@ from jaxbc.data.dataset import ARRAY_KEYS
 from jaxbc.diffusion import DiffusionConfig, make_diffusion_train
 from jaxbc.diffusion import sample as diffusion_sample
 from jaxbc.envs.maze import POINT_MAZE
-from jaxbc.envs.multimodal import TOY, episode_outcomes
+from jaxbc.envs.multimodal import TOY
 from jaxbc.experts import load_expert
 from jaxbc.experts.expert import ZOO_DIR, zoo_name
 from jaxbc.experts.scripted import scripted_expert
@@ -100,7 +100,7 @@ from jaxbc.io import (
     enable_compilation_cache,
     machine_description,
 )
-from jaxbc.rollout import evaluate_fn
+from jaxbc.rollout import episode_outcomes, evaluate_fn
 from jaxbc.stats import aggregate_scores, markdown_table, plot_performance_profiles
 from jaxbc.stats import paired_difference as stats_paired_difference
 
@@ -251,11 +251,13 @@ def check_experts(env_ids: tuple[str, ...], zoo_dir: Path = ZOO_DIR) -> None:
         except ValueError as err:
             raise SystemExit(f"error: {err}") from None
     missing = [
-        e for e in env_ids if e not in TOY and not (zoo_dir / zoo_name(e) / "expert.json").exists()
+        e
+        for e in env_ids
+        if e not in TOY and not (zoo_dir / zoo_name(e) / "artifact.json").exists()
     ]
     if missing:
         raise SystemExit(
-            f"error: no zoo expert for {', '.join(missing)} (expected {zoo_dir}/<env>/expert.json).\n"
+            f"error: no zoo expert for {', '.join(missing)} (expected {zoo_dir}/<env>/artifact.json).\n"
             f"Train it with:\n  python benchmarks/experts.py --envs {' '.join(missing)} --zoo\n"
             f"or leave it out with --envs (e.g. --envs {TWO_GOALS})."
         )

@@ -286,7 +286,7 @@ def job_config(job: Job, variant: str) -> HadesConfig:
 def references(env_id: str, env_options: tuple, key: jax.Array) -> tuple[float | None, float]:
     """(expert, random) returns: the zoo's metadata (unmodified envs only), else a measured
     random return and no expert."""
-    meta = ZOO_DIR / zoo_name(env_id) / "expert.json"
+    meta = ZOO_DIR / zoo_name(env_id) / "artifact.json"
     if not env_options and meta.exists():
         return reference_returns(env_id)
     return None, float(random_return(jenvs.make(env_id, **dict(env_options)), key, 32).mean_return)

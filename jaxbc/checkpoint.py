@@ -12,6 +12,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from jaxbc.io import atomic_write_json
+
 
 def _is_key(x: Any) -> bool:
     return isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
@@ -162,6 +164,4 @@ def check_run_settings(
 
 def write_run_settings(directory: str | Path, settings: dict, changes: list[dict]) -> None:
     """Record the settings (and the change log) of the run checkpointed in ``directory``."""
-    from jaxbc.io import atomic_write_json
-
     atomic_write_json(Path(directory) / RUN_FILE, {"settings": settings, "changes": changes})

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import tyro
 
+from jaxbc.artifact import FILES as ARTIFACT_FILES
 from jaxbc.cli_minari import export_minari, import_minari
 from jaxbc.cli_output import (
     ForceFlag,
@@ -91,7 +92,7 @@ def train_expert(
             run's config and seed).
         resume: continue from the newest checkpoint in checkpoint_dir (same config and seed).
         allow_config_change: with --resume, continue although the config or seed differ from
-            the checkpointed run's; the change is recorded in expert.json (config_changes).
+            the checkpointed run's; the change is recorded in the expert's artifact.json (config_changes).
         log_dir: write every PPO update's metrics (episode_return, pg_loss, v_loss, entropy,
             approx_kl, ...) live to DIR/metrics.csv and TensorBoard event files in DIR, and
             the final evaluation as eval_return; an existing metrics.csv is not overwritten
@@ -125,7 +126,7 @@ def train_expert(
         overrides["env_options"] = (("backend", backend),)
     config = preset(env, **overrides)
     out = out or Path("runs/experts") / zoo_name(env)
-    check_output(out, force, files=("expert.json", "params.msgpack"))
+    check_output(out, force, files=ARTIFACT_FILES)
     check_directory(checkpoint_dir, "--checkpoint-dir")
     check_logs(log_dir, wandb_project, force, append=resume)
     command = command_line()
@@ -214,21 +215,9 @@ def evaluate(
         env_id, policy_fn, params = ex.env_id, ex.policy_fn(not stochastic, env), ex.params
         what = {"expert": str(expert)}
     else:
-        import json as jsonlib
-
         from jaxbc.bc import load_policy
 
-        try:
-            pol = load_policy(policy)
-        except (
-            KeyError,
-            TypeError,
-            AttributeError,
-            jsonlib.JSONDecodeError,
-        ) as e:  # an edited policy.json
-            raise ValueError(
-                f"{Path(policy) / 'policy.json'} is damaged or not a jaxbc policy: {type(e).__name__}: {e}"
-            ) from e
+        pol = load_policy(policy)  # an edited artifact.json raises ArtifactError (exit 2)
         if stochastic and pol.policy.kind == "deterministic":
             reject(
                 "--stochastic",
@@ -394,7 +383,7 @@ def diffusion(
 
     Args:
         dataset: dataset file (.npz) with continuous actions.
-        out: output directory (params.msgpack + diffusion.json); pass it to `jaxbc bc --method dbc --diffusion`.
+        out: output directory (a diffusion artifact: artifact.json + params.msgpack); pass it to `jaxbc bc --method dbc --diffusion`.
         steps: gradient steps.
         hidden: noise-net width (the paper uses 1024; 128 suffices for small tasks).
         blocks: number of (Linear + step embedding -> ReLU) blocks.
@@ -420,7 +409,7 @@ def diffusion(
         batch_size=batch_size,
         lr=lr,
     )
-    check_output(out, force, files=("diffusion.json", "params.msgpack"))
+    check_output(out, force, files=ARTIFACT_FILES)
     import jax
 
     ds = _load_demos(dataset, episodes)
@@ -560,7 +549,7 @@ def bc(
         from jaxbc.diffusion import DiffusionConfig
 
         diff_cfg = DiffusionConfig(steps=10_000 if diffusion_steps is None else diffusion_steps)
-    check_output(out, force, files=("policy.json", "params.msgpack"))
+    check_output(out, force, files=ARTIFACT_FILES)
     check_logs(log_dir, wandb_project, force)
     from jaxbc import envs as envs_mod
 
@@ -665,13 +654,11 @@ def _bc_config(ds, policy: str, hidden, members: int, steps, batch_size, lr):
     """The dataset's stored recipe (if any) as the base, then the flags given; else the
     defaults (5000 steps, batch 256, lr 1e-3, 2x256)."""
     import dataclasses
-    import json as jsonlib
 
     from jaxbc.bc import BCConfig, PolicyConfig
 
-    if ds.train_recipe:
-        base = BCConfig.from_dict(jsonlib.loads(ds.train_recipe))
-    else:
+    base = BCConfig.from_recipe(ds)
+    if base is None:
         base = BCConfig(
             policy=PolicyConfig(hidden_sizes=(256, 256)), steps=5000, batch_size=256, lr=1e-3
         )
@@ -767,6 +754,7 @@ def dagger(
     from jaxbc.bc import BCConfig, PolicyConfig, swarm_bc_loss
     from jaxbc.bc.evaluation import reference_returns
     from jaxbc.dagger import DAggerConfig, make_dagger
+    from jaxbc.rollout import scaled_return
 
     cfg = DAggerConfig(
         bc=BCConfig(
@@ -785,7 +773,7 @@ def dagger(
         gate_threshold=gate_threshold,
         eval_episodes=eval_episodes,
     )
-    check_output(out, force, files=("policy.json", "params.msgpack"))
+    check_output(out, force, files=ARTIFACT_FILES)
     check_logs(log_dir, wandb_project, force)
     import jax
     import numpy as np
@@ -827,7 +815,7 @@ def dagger(
         {
             "iteration": k,
             "return": float(res.returns[k]),
-            "scaled_return": (float(res.returns[k]) - random_ret) / (expert_ret - random_ret),
+            "scaled_return": scaled_return(float(res.returns[k]), random_ret, expert_ret),
             "dataset_size": int(res.dataset_size[k]),
             "expert_queries": int(res.expert_queries[k]),
             "train_loss": float(res.train_loss[k]),

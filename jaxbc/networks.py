@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import flax.linen as nn
 import jax
@@ -16,6 +17,15 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "silu": nn.silu,
     "elu": nn.elu,
 }
+
+
+class PolicyOutput(NamedTuple):
+    """``out``: logits [.., n] or action/mean [.., d]; ``log_std`` [d] (gaussian) or None;
+    ``hidden``: each torso layer's activations (Swarm BC aligns them; () where unused)."""
+
+    out: jax.Array
+    log_std: jax.Array | None
+    hidden: tuple[jax.Array, ...]
 
 
 def activation(name: str) -> Callable[[jax.Array], jax.Array]:
@@ -97,19 +107,20 @@ class ActorCritic(nn.Module):
                 "log_std", nn.initializers.constant(self.init_log_std), (self.action_dim,)
             )
 
-    def __call__(self, obs: jax.Array):
-        """Returns (actor output, value). Actor output: logits or (mean, log_std)."""
+    def __call__(self, obs: jax.Array) -> tuple[PolicyOutput, jax.Array]:
+        """Returns (actor output, value); the actor's output holds logits, or the mean and
+        log-std (see :func:`jaxbc.bc.policies.action_distribution`)."""
         x = flatten_obs(obs, self.obs_ndim)
         return self.policy_head(x), self.critic(x)[..., 0]
 
-    def policy(self, obs: jax.Array):
+    def policy(self, obs: jax.Array) -> PolicyOutput:
         return self.policy_head(flatten_obs(obs, self.obs_ndim))
 
     def value(self, obs: jax.Array) -> jax.Array:
         return self.critic(flatten_obs(obs, self.obs_ndim))[..., 0]
 
-    def policy_head(self, x: jax.Array):
+    def policy_head(self, x: jax.Array) -> PolicyOutput:
         out = self.actor(x)
         if self.discrete:
-            return out
-        return out, jnp.broadcast_to(self.log_std, out.shape)
+            return PolicyOutput(out, None, ())
+        return PolicyOutput(out, jnp.broadcast_to(self.log_std, out.shape), ())

@@ -367,6 +367,40 @@ def _evaluate_jit(
     return evaluate_fn(env, policy_fn, num_episodes)(params, key)
 
 
+class Outcomes(NamedTuple):
+    """Per-episode results of :func:`episode_outcomes`, each shaped [num_episodes]."""
+
+    returns: jax.Array
+    lengths: jax.Array
+    goal: jax.Array  # +1 upper goal, -1 lower goal, 0 no goal
+    crashed: jax.Array
+
+    @property
+    def reached(self) -> jax.Array:
+        return self.goal != 0
+
+
+def episode_outcomes(
+    env: Env, policy_fn: PolicyFn, params: Any, key: jax.Array, num_episodes: int
+) -> Outcomes:
+    """Run ``num_episodes`` episodes (one per env, the first episode counts) and record which
+    goal each reached, on envs whose ``info`` reports ``goal`` and ``crashed`` (the two-goals
+    toy task, the point maze). Pure and fixed-shape: jit it, vmap it over policy params."""
+
+    def outcome(s: Step):
+        return s.info["goal"], s.info["crashed"]
+
+    returns, lengths, _, (goal, crashed) = first_episodes(
+        env,
+        policy_actor(policy_fn, params),
+        key,
+        num_episodes,
+        env.max_episode_steps,
+        extra=outcome,
+    )
+    return Outcomes(returns, lengths, goal, crashed)
+
+
 def random_policy(space: ActionSpace) -> PolicyFn:
     """Uniformly random actions over ``space`` (params ignored)."""
 

@@ -72,13 +72,16 @@ def fit(
     progress: Callable[[int, dict[str, float]], Any] | None = None,
     progress_every: int = 100,
     first_step: int | jax.Array = 0,
+    stacked: bool = False,
 ) -> tuple[Any, Any, dict]:
     """Run ``steps`` optimisation steps; returns ``(params, opt_state, metrics per step)``.
 
     ``loss_fn(params, batch, key) -> (loss, metrics)``. ``batches`` is a sampler
-    ``key -> batch`` (minibatches) or a fixed pytree (full batch). With ``key=None`` no keys
-    are drawn (deterministic full-batch training) and the loss gets ``None``. Pass the
-    returned ``opt_state`` back in to continue a run in chunks.
+    ``key -> batch`` (minibatches), a fixed pytree (full batch), or with ``stacked`` a
+    pytree whose leading axis is the step (step ``i`` trains on ``batches[i]``: a pass over
+    fixed minibatches, PPO's epochs). With ``key=None`` no keys are drawn (deterministic
+    training) and the loss gets ``None``. Pass the returned ``opt_state`` back in to
+    continue a run in chunks.
 
     ``progress(step, metrics)`` (a :class:`jaxbc.logs.Logger`'s ``log``) is called on the
     host through ``jax.debug.callback`` with the steps done (counted from ``first_step``, so
@@ -90,14 +93,18 @@ def fit(
     sample = batches if callable(batches) else (lambda _k: batches)
     opt_state = tx.init(params) if opt_state is None else opt_state
 
-    def step(carry, k):
+    def step(carry, x):
         params, opt_state = carry
+        k, batch = x if stacked else (x, None)
         k_batch, k_loss = (None, None) if k is None else jax.random.split(k)
-        grads, metrics = jax.grad(loss_fn, has_aux=True)(params, sample(k_batch), k_loss)
+        batch = batch if stacked else sample(k_batch)
+        grads, metrics = jax.grad(loss_fn, has_aux=True)(params, batch, k_loss)
         updates, opt_state = tx.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), metrics
 
     xs = None if key is None else jax.random.split(key, steps)
+    if stacked:
+        xs = (xs, batches)
     carry = (params, opt_state)
     if progress is None:
         (params, opt_state), metrics = jax.lax.scan(step, carry, xs, length=steps)
@@ -121,12 +128,12 @@ def _scan_reporting(step, carry, xs, steps: int, every: int, first_step, progres
         jax.debug.callback(report, first_step + start + length, last)
         return carry, metrics
 
-    head = None if xs is None else xs[: blocks * every].reshape(blocks, every, *xs.shape[1:])
+    head = jax.tree.map(lambda a: a[: blocks * every].reshape(blocks, every, *a.shape[1:]), xs)
     starts = jnp.arange(blocks) * every
     carry, metrics = jax.lax.scan(lambda c, x: block(c, x, every), carry, (head, starts))
     metrics = jax.tree.map(lambda m: m.reshape(blocks * every, *m.shape[2:]), metrics)
     if rest:
-        tail = None if xs is None else xs[blocks * every :]
+        tail = jax.tree.map(lambda a: a[blocks * every :], xs)
         carry, more = block(carry, (tail, blocks * every), rest)
         metrics = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), metrics, more)
     return carry, metrics

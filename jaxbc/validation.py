@@ -1,4 +1,5 @@
-"""Checks for config fields, shared by every config's ``__post_init__`` and the CLI.
+"""Generic checks for config fields, used by every config's ``__post_init__`` (each config
+validates itself beside its definition) and by the CLI. A leaf: it imports nothing of jaxbc.
 
 Each helper raises :class:`ConfigError` (a ``ValueError``) whose message names the field
 (``BCConfig.lr``) and the allowed range. Values that are JAX tracers (a hyperparameter
@@ -12,6 +13,9 @@ import math
 import numbers
 from collections.abc import Iterable
 from typing import Any
+
+import jax
+import numpy as np
 
 
 class ConfigError(ValueError):
@@ -28,16 +32,9 @@ def concrete(value: Any) -> Any:
         return value
     if isinstance(value, numbers.Number):
         return value
-    try:  # numpy / concrete jax scalars; tracers raise on conversion
-        import jax
-
-        if isinstance(value, jax.core.Tracer):
-            return None
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        import numpy as np
-
+    if isinstance(value, jax.core.Tracer):
+        return None
+    try:  # numpy / concrete jax scalars
         arr = np.asarray(value)
         if arr.ndim == 0 and np.issubdtype(arr.dtype, np.number):
             return arr.item()
@@ -129,82 +126,12 @@ def check_sizes(name: str, value: Any, allow_empty: bool = True) -> None:
 
 
 def _is_tracer(value: Any) -> bool:
-    try:
-        import jax
-
-        return isinstance(value, jax.core.Tracer)
-    except ImportError:  # pragma: no cover
-        return False
+    return isinstance(value, jax.core.Tracer)
 
 
-def _number_or_skip(value: Any) -> bool:
+def checkable(value: Any) -> bool:
     """True if ``value`` should be range-checked: a concrete number, not a tracer or an
     arbitrary object (pytree machinery may rebuild configs with placeholders)."""
     if _is_tracer(value):
         return False
     return concrete(value) is not None or value is None or isinstance(value, str)
-
-
-# --- per-config checks (kept here so the configs' modules stay small) ----------------------
-
-
-def check_policy_config(cfg: Any, owner: str = "PolicyConfig") -> None:
-    from jaxbc.bc.policies import INITS, POLICY_KINDS
-    from jaxbc.networks import ACTIVATIONS
-
-    check_choice(f"{owner}.kind", cfg.kind, ("auto", *POLICY_KINDS))
-    check_sizes(f"{owner}.hidden_sizes", cfg.hidden_sizes, allow_empty=False)
-    check_choice(f"{owner}.activation", cfg.activation, sorted(ACTIVATIONS))
-    check_choice(f"{owner}.init", cfg.init, sorted(INITS))
-    check_choice(f"{owner}.torso", cfg.torso, ("auto", "mlp", "cnn"))
-    check_int(f"{owner}.cnn_channels", cfg.cnn_channels, 1)
-    check_float(f"{owner}.init_log_std", cfg.init_log_std)
-
-
-def check_bc_config(cfg: Any) -> None:
-    """Every field of a :class:`jaxbc.bc.BCConfig`; traced hyperparameters are skipped."""
-    check_int("BCConfig.members", cfg.members, 1)
-    check_int("BCConfig.steps", cfg.steps, 1)
-    check_int("BCConfig.batch_size", cfg.batch_size, 1)
-    if cfg.schedule not in ("constant", "cosine", "linear"):
-        raise ConfigError(
-            f"BCConfig.schedule: unknown schedule {cfg.schedule!r}; choose from constant, cosine, linear",
-            "schedule",
-        )
-    check_int("BCConfig.warmup_steps", cfg.warmup_steps, 0)
-    check_int("BCConfig.eval_every", cfg.eval_every, 0)
-    check_int("BCConfig.eval_episodes", cfg.eval_episodes, 1)
-    for name, lo, lo_open in (
-        ("lr", 0.0, True),
-        ("weight_decay", 0.0, False),
-        ("max_grad_norm", 0.0, True),
-        ("adam_eps", 0.0, True),
-    ):
-        value = getattr(cfg, name)
-        if _number_or_skip(value):
-            check_float(
-                f"BCConfig.{name}",
-                value,
-                lo,
-                lo_open=lo_open,
-                allow_none=name == "max_grad_norm",  # None: no clipping
-            )
-    if (
-        isinstance(cfg.warmup_steps, int)
-        and isinstance(cfg.steps, int)
-        and cfg.warmup_steps > cfg.steps
-    ):
-        raise ConfigError(
-            f"BCConfig.warmup_steps must be <= steps ({cfg.steps}), got {cfg.warmup_steps}",
-            "warmup_steps",
-        )
-    if (
-        isinstance(cfg.eval_every, int)
-        and cfg.eval_every
-        and isinstance(cfg.steps, int)
-        and cfg.steps % cfg.eval_every
-    ):
-        raise ConfigError(
-            f"BCConfig.steps ({cfg.steps}) must be a multiple of eval_every ({cfg.eval_every})",
-            "steps",
-        )

@@ -36,6 +36,8 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 from jaxbc.envs import Env, env_state, one_env  # noqa: E402
+from jaxbc.envs.maze import GOAL_CENTRE, MazeParams, walls  # noqa: E402
+from jaxbc.envs.multimodal import TwoGoalsParams  # noqa: E402
 
 Renderer = Literal["auto", "mujoco", "simple"]
 
@@ -149,8 +151,6 @@ def _classic_frame(
         d.line([(ox, oy), tip], fill=(204, 77, 77), width=max(4, int(s * 0.2)))
         d.ellipse([ox - 5, oy - 5, ox + 5, oy + 5], fill=(0, 0, 0))
     elif env_id.startswith("PointMaze"):  # walls, goal region, the mass
-        from jaxbc.envs.maze import GOAL_CENTRE, MazeParams, walls
-
         wall = walls()
         s = min(w / wall.shape[1], h / wall.shape[0])
         for r, c in zip(*np.nonzero(wall), strict=True):
@@ -161,8 +161,6 @@ def _classic_frame(
         ax, ay, ar = float(obs[0]) * s, float(obs[1]) * s, 0.15 * s
         d.ellipse([ax - ar, ay - ar, ax + ar, ay + ar], fill=(200, 50, 50))
     else:  # the toy task: arena, obstacle, goals, agent
-        from jaxbc.envs.multimodal import TwoGoalsParams
-
         tg = TwoGoalsParams(**{k: v for k, v in options.items() if hasattr(TwoGoalsParams, k)})
         s = min(w, h) / (2 * tg.arena)
 

@@ -104,7 +104,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
     out["a_file"].write_text("x")
     existing = d / "existing_policy"
     existing.mkdir()
-    (existing / "policy.json").write_text("{}")
+    (existing / "artifact.json").write_text("{}")
     out["existing_policy"] = existing
     (d / "existing.npz").write_bytes(b"old")
     out["existing_npz"] = d / "existing.npz"
@@ -343,9 +343,12 @@ def test_api_resume_needs_a_directory():
 
 def test_edited_policy_file(capsys, tmp_path):
     (tmp_path / "pol").mkdir()
-    (tmp_path / "pol" / "policy.json").write_text(json.dumps({"config": {"no_such_field": 1}}))
+    spec = {"format": "jaxbc-artifact", "format_version": 1, "kind": "policy", "meta": {}}
+    spec |= {"env": {}, "config": {"no_such_field": 1}}
+    (tmp_path / "pol" / "artifact.json").write_text(json.dumps(spec))
+    (tmp_path / "pol" / "params.msgpack").write_bytes(b"")
     code, res, err = cli(capsys, "evaluate", "--policy", str(tmp_path / "pol"))
-    assert code == 2 and "policy.json" in res["error"]["message"] and "Traceback" not in err
+    assert code == 2 and "artifact.json" in res["error"]["message"] and "Traceback" not in err
 
 
 def test_traced_hyperparameters_are_not_checked():
@@ -642,7 +645,7 @@ def test_train_expert_resume_with_other_settings(capsys, tmp_path):
         capsys, *base, "--out", str(tmp_path / "e1")
     )  # fresh run into a used directory
     assert code == 2 and "--resume" in res["error"]["message"] and _snapshot(ckpt) == snap
-    # allowed explicitly: expert.json records the change next to the new command
+    # allowed explicitly: the expert's artifact.json records the change next to the new command
     code, res, err = cli(
         capsys,
         *base,
@@ -654,7 +657,7 @@ def test_train_expert_resume_with_other_settings(capsys, tmp_path):
         str(tmp_path / "e2"),
     )
     assert code == 0, err[-2000:]
-    meta = json.loads((tmp_path / "e2" / "expert.json").read_text())["meta"]
+    meta = json.loads((tmp_path / "e2" / "artifact.json").read_text())["meta"]
     assert (
         meta["config_changes"][0]["changed"]["config.lr"] == [0.0025, 0.001]
         and meta["resumed_from_update"] == 2

@@ -310,12 +310,12 @@ def test_save_load_round_trip_and_corrupt_files(toy, tmp_path):
     with pytest.raises(ValueError, match="corrupt"):
         load(tmp_path / "m")
     save(model, tmp_path / "m")
-    spec = json.loads((tmp_path / "m" / "diffusion.json").read_text())
+    spec = json.loads((tmp_path / "m" / "artifact.json").read_text())
     spec["config"]["hidden"] = 32  # params no longer match the description
-    (tmp_path / "m" / "diffusion.json").write_text(json.dumps(spec))
+    (tmp_path / "m" / "artifact.json").write_text(json.dumps(spec))
     with pytest.raises(ValueError, match="does not match"):
         load(tmp_path / "m")
-    (tmp_path / "m" / "diffusion.json").write_text("{truncated")
+    (tmp_path / "m" / "artifact.json").write_text("{truncated")
     with pytest.raises(ValueError, match="not a valid diffusion model"):
         load(tmp_path / "m")
     with pytest.raises(FileNotFoundError, match="no saved diffusion model"):

@@ -18,7 +18,8 @@ def test_zoo_expert_loads_and_matches_its_env(env_id):
 
     expert = load_expert(env_id)
     env = expert.make_env()
-    spec = json.loads((ZOO_DIR / env_id.replace("/", "-") / "expert.json").read_text())
+    spec = json.loads((ZOO_DIR / env_id.replace("/", "-") / "artifact.json").read_text())
+    assert spec["format"] == "jaxbc-artifact" and spec["kind"] == "expert"
     assert spec["env"]["env_id"] == env.id
     assert tuple(spec["env"]["observation_shape"]) == env.observation_shape
     assert space_from_dict(spec["env"]["action_space"]) == env.action_space

@@ -21,8 +21,8 @@ from jaxbc.envs.maze import (
     distance_field,
     is_wall,
 )
-from jaxbc.envs.multimodal import episode_outcomes
 from jaxbc.experts.scripted import scripted_expert
+from jaxbc.rollout import episode_outcomes
 
 ROOT = Path(__file__).resolve().parent.parent
 

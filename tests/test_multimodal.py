@@ -20,10 +20,10 @@ from jaxbc.envs.multimodal import (
     TWO_GOALS,
     TwoGoalsParams,
     TwoGoalsState,
-    episode_outcomes,
     params_of,
 )
 from jaxbc.experts.scripted import ScriptedExpert, scripted_expert, two_goals_action
+from jaxbc.rollout import episode_outcomes
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -26,5 +26,5 @@ def test_readme_python_blocks_run_in_order(tmp_path, monkeypatch):
     namespace: dict = {}
     for i, block in enumerate(python_blocks()):
         exec(compile(block, f"README python block {i + 1}", "exec"), namespace)  # noqa: S102
-    assert (tmp_path / "demos.npz").exists() and (tmp_path / "policy" / "policy.json").exists()
+    assert (tmp_path / "demos.npz").exists() and (tmp_path / "policy" / "artifact.json").exists()
     assert (tmp_path / "run.mp4").exists() and (tmp_path / "profiles.png").exists()

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import functools
-import json
 
 import jax
 import jax.numpy as jnp
 
-from jaxbc.bc.policies import Policy, action_difference, ensemble_apply, member_actions
+from jaxbc.bc.policies import Policy, ensemble_disagreement
 from jaxbc.bc.train import BCResult
 from jaxbc.data import Dataset
-from jaxbc.experts.expert import ZOO_DIR, zoo_name
+from jaxbc.experts.expert import zoo_meta
 from jaxbc.rollout import evaluate, random_return, rollout, scaled_return
 
 
@@ -25,12 +24,7 @@ def member_action_difference(result: BCResult, obs: jax.Array, max_states: int =
 
 @functools.lru_cache(maxsize=32)
 def _action_difference_jit(policy: Policy):
-    def run(params, obs):
-        x = (obs - params["obs_mean"]) / params["obs_std"]
-        pts = member_actions(policy, ensemble_apply(policy, params["net"], x))
-        return action_difference(pts if pts.ndim == 3 else pts[..., None])
-
-    return jax.jit(run)
+    return jax.jit(functools.partial(ensemble_disagreement, policy))
 
 
 def reference_returns(
@@ -43,9 +37,8 @@ def reference_returns(
     only if the dataset holds expert demonstrations (``source`` ``"expert:..."``): a HaDES
     dataset's "returns" are fitness values, not an expert's (``ValueError`` then).
     """
-    meta_path = ZOO_DIR / zoo_name(env_id) / "expert.json"
-    if meta_path.exists():
-        meta = json.loads(meta_path.read_text())["meta"]
+    meta = zoo_meta(env_id)
+    if meta is not None:
         return float(meta["mean_return"]), float(meta["random_return"])
     if dataset is None or env is None:
         raise ValueError(
@@ -76,7 +69,7 @@ def evaluate_bc(
     reference: str | None
     if references is not None:
         reference = "given"
-    elif (ZOO_DIR / zoo_name(result.env_id) / "expert.json").exists():
+    elif zoo_meta(result.env_id) is not None:
         reference = f"zoo expert of {result.env_id}"
     else:
         reference = "the dataset's expert demonstrations"

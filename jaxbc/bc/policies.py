@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import distrax
 import flax.linen as nn
@@ -22,7 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxbc.envs import ActionSpace, Box, Discrete
-from jaxbc.networks import activation, flatten_obs, orthogonal
+from jaxbc.networks import ACTIVATIONS, PolicyOutput, activation, flatten_obs, orthogonal
+from jaxbc.validation import check_choice, check_float, check_int, check_sizes
 
 POLICY_KINDS = ("deterministic", "gaussian", "categorical")
 INITS = {
@@ -44,18 +45,20 @@ class PolicyConfig:
     tanh_bounded: bool = True  # deterministic/gaussian means squashed into the action bounds
     init_log_std: float = 0.0
 
-    def __post_init__(self):
-        from jaxbc.validation import check_policy_config
+    def __post_init__(self) -> None:
+        self.validate()
 
-        check_policy_config(self)
-
-
-class PolicyOutput(NamedTuple):
-    """``out``: logits [.., n] or action/mean [.., d]; ``log_std`` [d] (gaussian) or None."""
-
-    out: jax.Array
-    log_std: jax.Array | None
-    hidden: tuple[jax.Array, ...]
+    def validate(self) -> PolicyConfig:
+        """Every field; errors name ``PolicyConfig.<field>`` and the allowed values."""
+        owner = "PolicyConfig"
+        check_choice(f"{owner}.kind", self.kind, ("auto", *POLICY_KINDS))
+        check_sizes(f"{owner}.hidden_sizes", self.hidden_sizes, allow_empty=False)
+        check_choice(f"{owner}.activation", self.activation, sorted(ACTIVATIONS))
+        check_choice(f"{owner}.init", self.init, sorted(INITS))
+        check_choice(f"{owner}.torso", self.torso, ("auto", "mlp", "cnn"))
+        check_int(f"{owner}.cnn_channels", self.cnn_channels, 1)
+        check_float(f"{owner}.init_log_std", self.init_log_std)
+        return self
 
 
 class PolicyNet(nn.Module):
@@ -117,13 +120,7 @@ class Policy:
         return self.net.apply(params, obs)
 
     def distribution(self, output: PolicyOutput) -> distrax.Distribution:
-        if self.kind == "categorical":
-            return distrax.Categorical(logits=output.out)
-        if self.kind == "gaussian":
-            return distrax.MultivariateNormalDiag(
-                output.out, jnp.exp(jnp.broadcast_to(output.log_std, output.out.shape))
-            )
-        raise ValueError("a deterministic policy has no action distribution")
+        return action_distribution(self.kind, output)
 
     def action(
         self, output: PolicyOutput, key: jax.Array | None = None, deterministic: bool = True
@@ -136,6 +133,18 @@ class Policy:
         if self.kind == "deterministic" or deterministic:
             return output.out
         return self.action_space.clip(self.distribution(output).sample(seed=key))
+
+
+def action_distribution(kind: str, output: PolicyOutput) -> distrax.Distribution:
+    """The action distribution of a ``categorical`` (logits) or ``gaussian`` (mean, and a
+    state-independent log-std) policy output; the one used by BC's policies and PPO."""
+    if kind == "categorical":
+        return distrax.Categorical(logits=output.out)
+    if kind == "gaussian":
+        return distrax.MultivariateNormalDiag(
+            output.out, jnp.exp(jnp.broadcast_to(output.log_std, output.out.shape))
+        )
+    raise ValueError(f"a {kind} policy has no action distribution")
 
 
 def make_policy(
@@ -234,6 +243,16 @@ def action_difference(points: jax.Array) -> jax.Array:
         for j in range(i + 1, m)
     ]
     return jnp.mean(jnp.stack(dists))
+
+
+def ensemble_disagreement(policy: Policy, params: Any, obs: jax.Array) -> jax.Array:
+    """The ensemble's disagreement on raw observations ``obs`` [batch, *obs_shape]: the
+    :func:`action_difference` of its members' actions (action probabilities if discrete).
+    ``params``: ``{"net": member-stacked params, "obs_mean", "obs_std", ...}`` (a trained
+    :class:`~jaxbc.bc.BCResult`'s); the observations are normalised with them first."""
+    x = (obs - params["obs_mean"]) / params["obs_std"]
+    pts = member_actions(policy, ensemble_apply(policy, params["net"], x))
+    return action_difference(pts if pts.ndim == 3 else pts[..., None])
 
 
 def centred_sq_norm(x: jax.Array) -> jax.Array:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,9 +23,10 @@ import chex
 import jax
 import jax.numpy as jnp
 import optax
-from flax import serialization, struct
+from flax import struct
 
 from jaxbc import envs
+from jaxbc.artifact import SPEC_FILE, ArtifactError, read_spec, read_state, save_artifact
 from jaxbc.bc.losses import Batch, bc_loss
 from jaxbc.bc.policies import (
     Policy,
@@ -36,13 +36,12 @@ from jaxbc.bc.policies import (
     init_ensemble,
     make_policy,
 )
-from jaxbc.data import Dataset, normalization_stats
+from jaxbc.data import Dataset, DatasetError, normalization_stats
 from jaxbc.envs import ActionSpace, Box, Discrete, space_from_dict
-from jaxbc.io import atomic_write_bytes, atomic_write_json
 from jaxbc.logs import host_callback
 from jaxbc.rollout import PolicyFn, evaluate_fn
 from jaxbc.training import adam_optimizer, fit, per_member, split_static
-from jaxbc.validation import check_bc_config
+from jaxbc.validation import ConfigError, check_float, check_int, checkable
 
 SCHEDULES = ("constant", "cosine", "linear")
 
@@ -86,7 +85,54 @@ class BCConfig:
         self.validate()
 
     def validate(self) -> BCConfig:
-        check_bc_config(self)  # every field, the schedule and eval_every's divisibility
+        """Every field, the schedule and eval_every's divisibility; traced hyperparameters
+        are skipped."""
+        check_int("BCConfig.members", self.members, 1)
+        check_int("BCConfig.steps", self.steps, 1)
+        check_int("BCConfig.batch_size", self.batch_size, 1)
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(
+                f"BCConfig.schedule: unknown schedule {self.schedule!r}; choose from "
+                f"{', '.join(SCHEDULES)}",
+                "schedule",
+            )
+        check_int("BCConfig.warmup_steps", self.warmup_steps, 0)
+        check_int("BCConfig.eval_every", self.eval_every, 0)
+        check_int("BCConfig.eval_episodes", self.eval_episodes, 1)
+        for name, lo, lo_open in (
+            ("lr", 0.0, True),
+            ("weight_decay", 0.0, False),
+            ("max_grad_norm", 0.0, True),
+            ("adam_eps", 0.0, True),
+        ):
+            value = getattr(self, name)
+            if checkable(value):
+                check_float(
+                    f"BCConfig.{name}",
+                    value,
+                    lo,
+                    lo_open=lo_open,
+                    allow_none=name == "max_grad_norm",  # None: no clipping
+                )
+        if (
+            isinstance(self.warmup_steps, int)
+            and isinstance(self.steps, int)
+            and self.warmup_steps > self.steps
+        ):
+            raise ConfigError(
+                f"BCConfig.warmup_steps must be <= steps ({self.steps}), got {self.warmup_steps}",
+                "warmup_steps",
+            )
+        if (
+            isinstance(self.eval_every, int)
+            and self.eval_every
+            and isinstance(self.steps, int)
+            and self.steps % self.eval_every
+        ):
+            raise ConfigError(
+                f"BCConfig.steps ({self.steps}) must be a multiple of eval_every ({self.eval_every})",
+                "steps",
+            )
         return self
 
     def structure(self) -> tuple:
@@ -112,6 +158,19 @@ class BCConfig:
         if "hidden_sizes" in pol:
             pol["hidden_sizes"] = tuple(pol["hidden_sizes"])
         return cls(policy=PolicyConfig(**pol), **d)
+
+    @classmethod
+    def from_recipe(cls, dataset: Dataset) -> BCConfig | None:
+        """The BC config stored with ``dataset`` as its training recipe (HaDES's distilled
+        data), or ``None`` if it stores none; a recipe that is no BCConfig raises
+        :class:`~jaxbc.data.DatasetError`."""
+        recipe = dataset.recipe
+        if recipe is None:
+            return None
+        try:
+            return cls.from_dict(recipe)
+        except (TypeError, ValueError, AttributeError) as e:
+            raise DatasetError(f"the dataset's train_recipe is not a valid BCConfig: {e}") from e
 
 
 @struct.dataclass
@@ -172,49 +231,34 @@ class BCResult:
         return self.replace(params=params, config=self.config.replace(members=1))
 
     def save(self, directory: str | Path) -> Path:
+        """Write the policy as a ``"policy"`` artifact (:mod:`jaxbc.artifact`)."""
         self._single("save")
-        directory = Path(directory)
-        atomic_write_bytes(directory / "params.msgpack", serialization.to_bytes(self.params))
-        atomic_write_json(
-            directory / "policy.json",
-            {
-                "format_version": 1,
-                "env_id": self.env_id,
-                "env_options": [list(kv) for kv in self.env_options],
-                "observation_shape": list(self.observation_shape),
-                "action_space": self.action_space.to_dict(),
-                "config": self.config.to_dict(),
-            },
-        )
-        return directory
+        env = {
+            "env_id": self.env_id,
+            "env_options": [list(kv) for kv in self.env_options],
+            "observation_shape": list(self.observation_shape),
+            "action_space": self.action_space.to_dict(),
+        }
+        return save_artifact(directory, "policy", self.params, env, self.config.to_dict())
 
 
 def load_policy(directory: str | Path) -> BCResult:
     """Load a policy saved with :meth:`BCResult.save`."""
-    directory = Path(directory)
-    if not (directory / "policy.json").exists():
-        raise FileNotFoundError(f"no saved policy at {str(directory)!r} (policy.json missing)")
-    spec = json.loads((directory / "policy.json").read_text())
-    config = BCConfig.from_dict(spec["config"])
-    space = space_from_dict(spec["action_space"])
-    obs_shape = tuple(spec["observation_shape"])
-    template = _init_params(config, space, obs_shape, jax.random.key(0))
+    spec = read_spec(directory, "policy")
+    env = spec["env"]
     try:
-        params = serialization.from_bytes(template, (directory / "params.msgpack").read_bytes())
-    except Exception as e:
-        raise ValueError(
-            f"{directory / 'params.msgpack'} is corrupt or does not match policy.json: {e}"
+        config = BCConfig.from_dict(spec["config"])
+        space = space_from_dict(env["action_space"])
+        obs_shape = tuple(int(d) for d in env["observation_shape"])
+        env_id = str(env["env_id"])
+        env_options = tuple(tuple(kv) for kv in env.get("env_options", []))
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise ArtifactError(
+            f"{Path(directory) / SPEC_FILE} is not a valid policy description: {e}"
         ) from e
-    return BCResult(
-        params,
-        {},
-        jnp.zeros((0,)),
-        config,
-        spec["env_id"],
-        space,
-        obs_shape,
-        tuple(tuple(kv) for kv in spec.get("env_options", [])),
-    )
+    template = _init_params(config, space, obs_shape, jax.random.key(0))
+    params = read_state(directory, template)
+    return BCResult(params, {}, jnp.zeros((0,)), config, env_id, space, obs_shape, env_options)
 
 
 def net_policy(config: BCConfig, space: ActionSpace, obs_shape: tuple[int, ...]) -> Policy:

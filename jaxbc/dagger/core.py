@@ -26,13 +26,14 @@ import jax.numpy as jnp
 from flax import struct
 
 from jaxbc.bc import BCConfig, bc_loss, make_bc_train
-from jaxbc.bc.policies import action_difference, ensemble_apply, member_actions
+from jaxbc.bc.policies import ensemble_disagreement
 from jaxbc.bc.train import BCResult, make_policy_fn, net_policy
 from jaxbc.data import Dataset
 from jaxbc.envs import Env
 from jaxbc.logs import host_callback
 from jaxbc.rollout import PolicyFn, RolloutCarry, Step, evaluate_fn, init_carry, unroll
 from jaxbc.training import split_static
+from jaxbc.validation import check_float, check_int
 
 BETA_SCHEDULES = ("constant", "linear", "exponential")
 
@@ -76,8 +77,6 @@ class DAggerConfig:
         self.validate()
 
     def validate(self) -> DAggerConfig:
-        from jaxbc.validation import check_float, check_int
-
         self.bc.validate()
         check_int("DAggerConfig.iterations", self.iterations, 1)
         check_int("DAggerConfig.num_envs", self.num_envs, 1)
@@ -260,9 +259,7 @@ def make_dagger(
 
         def disagreement(params, obs):
             """Per-state ensemble action difference (members' actions/probabilities)."""
-            x = (obs - params["obs_mean"]) / params["obs_std"]
-            pts = member_actions(policy, ensemble_apply(policy, params["net"], x[None]))
-            return action_difference(pts if pts.ndim == 3 else pts[..., None])
+            return ensemble_disagreement(policy, params, obs[None])
 
         def collect(learner_params, expert_params, beta, carry: RolloutCarry, key):
             def actor(obs, k):

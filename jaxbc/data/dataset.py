@@ -23,6 +23,7 @@ import functools
 import io
 import json
 import time
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -32,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from jaxbc.envs import ActionSpace, Box, Discrete, Env, space_from_dict
+from jaxbc.envs import ActionSpace, Box, Discrete, Env, family_of, space_from_dict
 from jaxbc.io import atomic_write_bytes
 from jaxbc.rollout import PolicyFn, init_carry, rollout_steps
 
@@ -60,9 +61,16 @@ class Dataset:
     observation_shape: tuple[int, ...] = struct.field(pytree_node=False)
     env_options: tuple = struct.field(pytree_node=False, default=())
     source: str = struct.field(pytree_node=False, default="")
-    # JSON of the BCConfig that trains on this data as its producer did (HaDES writes its
-    # inner loop's full-batch recipe); "" for demonstrations. `jaxbc bc` uses it by default.
+    # How its producer trains on this data (HaDES: its inner loop's full-batch BC config),
+    # as canonical JSON of an object (:func:`recipe_text`; a string because static fields
+    # must hash); "" for demonstrations. Opaque here: the trainer that reads it parses it
+    # (``jaxbc.bc.BCConfig.from_recipe``).
     train_recipe: str = struct.field(pytree_node=False, default="")
+
+    @property
+    def recipe(self) -> dict | None:
+        """The stored training recipe as a dict, or ``None`` if there is none."""
+        return json.loads(self.train_recipe) if self.train_recipe else None
 
     @classmethod
     def from_pairs(
@@ -262,18 +270,20 @@ def _cast(arrays: dict, space: ActionSpace) -> dict:
     return out
 
 
-def _recipe(meta: dict, path: Any) -> str:
-    """The stored training recipe, checked to build a BCConfig ("" if none)."""
-    recipe = meta.get("train_recipe")
-    if recipe is None:
-        return ""
-    from jaxbc.bc.train import BCConfig
+def recipe_text(recipe: dict | None) -> str:
+    """A training recipe (a JSON-able dict) as the canonical text a :class:`Dataset` stores
+    ("" for none)."""
+    return "" if recipe is None else json.dumps(recipe, sort_keys=True)
 
-    try:
-        BCConfig.from_dict(recipe)
-    except (TypeError, ValueError, AttributeError) as e:
-        raise DatasetError(f"{path}: __meta__ train_recipe is not a valid BCConfig: {e}") from e
-    return json.dumps(recipe, sort_keys=True)
+
+def _recipe(meta: dict, path: Any) -> str:
+    """The stored training recipe: a JSON object, kept as data ("" if none)."""
+    recipe = meta.get("train_recipe")
+    if recipe is not None and not isinstance(recipe, dict):
+        raise DatasetError(
+            f"{path}: __meta__ train_recipe must be a JSON object, got {type(recipe).__name__}"
+        )
+    return recipe_text(recipe)
 
 
 def save_dataset(dataset: Dataset, path: str | Path) -> Path:
@@ -287,7 +297,7 @@ def save_dataset(dataset: Dataset, path: str | Path) -> Path:
         "observation_shape": list(dataset.observation_shape),
         "action_space": dataset.action_space.to_dict(),
         "source": dataset.source,
-        **({"train_recipe": json.loads(dataset.train_recipe)} if dataset.train_recipe else {}),
+        **({"train_recipe": dataset.recipe} if dataset.train_recipe else {}),
         "num_transitions": dataset.size,
         "num_episodes": dataset.num_episodes,
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -340,8 +350,6 @@ def load_dataset(path: str | Path, env: Env | str | None = None) -> Dataset:
         raise DatasetError(
             f"{path}: incomplete or damaged __meta__: {type(e).__name__}: {e}"
         ) from e
-    from jaxbc.envs import family_of
-
     try:
         family_of(env_id)
     except ValueError as e:
@@ -373,8 +381,6 @@ def _cast_on_load(files: dict, space: ActionSpace, path: Path) -> dict:
     """Arrays in the file format's dtypes. Other float widths (float64 from a foreign tool)
     and integer widths are cast, with a warning naming the arrays; values that do not
     survive the cast (e.g. float64 beyond float32's range) are caught by :func:`validate`."""
-    import warnings
-
     want = {
         "obs": np.float32,
         "next_obs": np.float32,

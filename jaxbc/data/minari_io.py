@@ -38,6 +38,7 @@ import numpy as np
 
 from jaxbc.data.dataset import Dataset, DatasetError, _cast, validate
 from jaxbc.envs import Box, Discrete, Env
+from jaxbc.envs import make as make_env
 
 #: Our env id -> the Gymnasium env id with the same observation and action spaces (shape,
 #: bounds, time limit). Classic control is the same task; the Brax entries are
@@ -327,9 +328,7 @@ def from_minari(source: Any, env: Env | str, root: str | Path | None = None) -> 
     """
     require_minari()
     if isinstance(env, str):
-        from jaxbc import envs
-
-        env = envs.make(env)
+        env = make_env(env)
     mds = source if hasattr(source, "iterate_episodes") else open_minari(source, root)
     ours = _check_env(mds, env)
     parts: dict[str, list] = {

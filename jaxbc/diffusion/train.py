@@ -4,12 +4,12 @@
 actions are z-scored with the dataset's statistics and clamped to ``+-clamp``, then the
 noise network is fitted with the epsilon-prediction MSE. The whole run is one ``lax.scan``,
 so ``train`` can be jitted and vmapped over seeds. ``sample`` draws (state, action) pairs by
-ancestral sampling; ``save``/``load`` store a model as ``params.msgpack`` + ``diffusion.json``.
+ancestral sampling; ``save``/``load`` store a model as a ``"diffusion"`` artifact
+(:mod:`jaxbc.artifact`).
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,18 +18,16 @@ from typing import Any
 import chex
 import jax
 import jax.numpy as jnp
-from flax import serialization, struct
+from flax import struct
 
+from jaxbc.artifact import SPEC_FILE, ArtifactError, read_spec, read_state, save_artifact
 from jaxbc.data import Dataset, normalization_stats
 from jaxbc.diffusion.model import NoiseNet
 from jaxbc.diffusion.schedules import SCHEDULES, Schedule, make_schedule
 from jaxbc.envs import Box
-from jaxbc.io import atomic_write_bytes, atomic_write_json
 from jaxbc.networks import flatten_obs
 from jaxbc.training import adam_optimizer, fit
-
-FORMAT = "jaxbc-diffusion"
-FORMAT_VERSION = 1
+from jaxbc.validation import check_float
 
 
 @dataclass(frozen=True)
@@ -53,8 +51,6 @@ class DiffusionConfig:
         self.validate()
 
     def validate(self) -> DiffusionConfig:
-        from jaxbc.validation import check_float
-
         for name in ("lr", "max_grad_norm"):
             value = getattr(self, name)
             if isinstance(value, int | float):
@@ -301,58 +297,34 @@ def _state(model: DiffusionModel) -> dict:
 
 
 def save(model: DiffusionModel, directory: str | Path) -> Path:
-    """Write ``params.msgpack`` (weights, statistics, losses) and ``diffusion.json`` atomically."""
-    directory = Path(directory)
-    atomic_write_bytes(directory / "params.msgpack", serialization.to_bytes(_state(model)))
-    atomic_write_json(
-        directory / "diffusion.json",
-        {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "env_id": model.env_id,
-            "observation_shape": list(model.observation_shape),
-            "act_dim": model.act_dim,
-            "config": model.config.to_dict(),
-        },
-    )
-    return directory
+    """Write the model (weights, statistics, losses) as a ``"diffusion"`` artifact
+    (:mod:`jaxbc.artifact`)."""
+    env = {
+        "env_id": model.env_id,
+        "observation_shape": list(model.observation_shape),
+        "act_dim": model.act_dim,
+    }
+    return save_artifact(directory, "diffusion", _state(model), env, model.config.to_dict())
 
 
 def load(directory: str | Path) -> DiffusionModel:
     """Load a model written by :func:`save`; corrupt or mismatched files raise ValueError."""
-    directory = Path(directory)
-    spec_path, params_path = directory / "diffusion.json", directory / "params.msgpack"
-    if not spec_path.exists() or not params_path.exists():
-        raise FileNotFoundError(
-            f"no saved diffusion model at {str(directory)!r} (diffusion.json or params.msgpack missing)"
-        )
+    spec = read_spec(directory, "diffusion")
     try:
-        spec = json.loads(spec_path.read_text())
-        if spec.get("format") != FORMAT or spec.get("format_version") != FORMAT_VERSION:
-            raise ValueError(
-                f"format {spec.get('format')!r} v{spec.get('format_version')} is not {FORMAT!r} v{FORMAT_VERSION}"
-            )
         config = DiffusionConfig.from_dict(spec["config"]).validate()
+        env = spec["env"]
         template = _empty_model(
             config,
-            tuple(int(d) for d in spec["observation_shape"]),
-            int(spec["act_dim"]),
-            str(spec["env_id"]),
+            tuple(int(d) for d in env["observation_shape"]),
+            int(env["act_dim"]),
+            str(env["env_id"]),
         )
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as e:
-        raise ValueError(f"{spec_path} is not a valid diffusion model description: {e}") from e
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise ArtifactError(
+            f"{Path(directory) / SPEC_FILE} is not a valid diffusion model description: {e}"
+        ) from e
     expected = _state(
         template.replace(params=jax.eval_shape(lambda: _init_params(template, jax.random.key(0))))
     )
-    try:
-        state = serialization.from_bytes(expected, params_path.read_bytes())
-        same = jax.tree.structure(state) == jax.tree.structure(expected) and all(
-            tuple(a.shape) == tuple(b.shape)
-            for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(expected), strict=True)
-        )
-    except Exception as e:
-        raise ValueError(f"{params_path} is corrupt or does not match diffusion.json: {e}") from e
-    if not same:
-        raise ValueError(f"{params_path} does not match diffusion.json (array shapes differ)")
-    state = jax.tree.map(jnp.asarray, state)
+    state = jax.tree.map(jnp.asarray, read_state(directory, expected))
     return template.replace(**state)

@@ -27,7 +27,7 @@ and right round it (7 cells each)::
   uniformly drawn free cell other than the goal (centre +- 0.25)
 
 ``info`` carries ``goal`` (1 when the goal is reached at this step) and ``crashed`` (always
-False) like the toy task, so :func:`jaxbc.envs.multimodal.episode_outcomes` counts successes.
+False) like the toy task, so :func:`jaxbc.rollout.episode_outcomes` counts successes.
 The planner expert lives in :mod:`jaxbc.experts.scripted`; :func:`distance_field` is its
 shortest-path table.
 """

@@ -21,7 +21,7 @@ a model of the joint (state, action) density, as in Diffusion-BC, can help.
   goal of the scripted expert in :mod:`jaxbc.experts.scripted`)
 
 ``info`` also carries ``goal`` (+1 upper, -1 lower, 0 none: the goal reached at this step)
-and ``crashed`` so evaluations can count goal reaches (:func:`episode_outcomes`).
+and ``crashed`` so evaluations can count goal reaches (:func:`jaxbc.rollout.episode_outcomes`).
 """
 
 from __future__ import annotations
@@ -153,37 +153,3 @@ def params_of(env: Env) -> TwoGoalsParams:
     if env.id not in TOY:
         raise ValueError(f"{env.id} is not a two-goals env ({', '.join(TOY)})")
     return TwoGoalsParams(**dict(env.options))
-
-
-class Outcomes(NamedTuple):
-    """Per-episode results of :func:`episode_outcomes`, each shaped [num_episodes]."""
-
-    returns: jax.Array
-    lengths: jax.Array
-    goal: jax.Array  # +1 upper goal, -1 lower goal, 0 no goal
-    crashed: jax.Array
-
-    @property
-    def reached(self) -> jax.Array:
-        return self.goal != 0
-
-
-def episode_outcomes(
-    env: Env, policy_fn, params: Any, key: jax.Array, num_episodes: int
-) -> Outcomes:
-    """Run ``num_episodes`` episodes (one per env, the first episode counts) and record which
-    goal each reached. Pure and fixed-shape: jit it, vmap it over policy params."""
-    from jaxbc.rollout import first_episodes, policy_actor  # rollout imports the env types
-
-    def outcome(s):
-        return s.info["goal"], s.info["crashed"]
-
-    returns, lengths, _, (goal, crashed) = first_episodes(
-        env,
-        policy_actor(policy_fn, params),
-        key,
-        num_episodes,
-        env.max_episode_steps,
-        extra=outcome,
-    )
-    return Outcomes(returns, lengths, goal, crashed)

@@ -1,10 +1,9 @@
 """Trained experts: parameters + observation normaliser + recipe + measured returns.
 
-On disk an expert is a directory with two files:
-
-* ``params.msgpack``: flax-serialised ``{"net": ActorCritic params, "obs_stats": RunningStats}``
-* ``expert.json``: ``env`` (id, spaces), ``config`` (the :class:`PPOConfig`) and ``meta``
-  (seed, steps, wall time, machine, mean/std return over N episodes, random return, command).
+On disk an expert is an ``"expert"`` artifact (:mod:`jaxbc.artifact`): ``params.msgpack``
+holds ``{"net": ActorCritic params, "obs_stats": {"mean", "var", "count"}}``;
+``artifact.json`` its ``env`` (id, spaces), ``config`` (the :class:`PPOConfig`) and ``meta``
+(seed, steps, wall time, machine, mean/std return over N episodes, random return, command).
 
 The committed zoo lives in ``jaxbc/experts/zoo/<env id with '/' as '-'>/``.
 """
@@ -19,16 +18,22 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-from flax import serialization
 
+from jaxbc.artifact import (
+    SPEC_FILE,
+    ArtifactError,
+    is_artifact,
+    read_spec,
+    read_state,
+    save_artifact,
+)
+from jaxbc.bc.policies import action_distribution
 from jaxbc.envs import Env, space_from_dict
-from jaxbc.experts.ppo import ActorCritic, PPOConfig, PPOState, distribution, make_network
-from jaxbc.io import atomic_write_bytes, atomic_write_json
+from jaxbc.experts.ppo import ActorCritic, PPOConfig, PPOState, make_network, policy_kind
 from jaxbc.normalize import RunningStats
 from jaxbc.rollout import PolicyFn
 
 ZOO_DIR = Path(__file__).parent / "zoo"
-FORMAT_VERSION = 1
 
 
 def zoo_name(env_id: str) -> str:
@@ -62,21 +67,16 @@ class Expert:
 
     # --- persistence -------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
-        directory = Path(directory)
+        """Write the expert as an ``"expert"`` artifact (:mod:`jaxbc.artifact`)."""
         env = self.make_env()
-        atomic_write_bytes(
-            directory / "params.msgpack", serialization.to_bytes(_to_state(self.params))
+        return save_artifact(
+            directory,
+            "expert",
+            _to_state(self.params),
+            env.spec(),
+            self.config.to_dict(),
+            self.meta,
         )
-        atomic_write_json(
-            directory / "expert.json",
-            {
-                "format_version": FORMAT_VERSION,
-                "env": env.spec(),
-                "config": self.config.to_dict(),
-                "meta": self.meta,
-            },
-        )
-        return directory
 
 
 # An Expert is a pytree (its params are the leaves), so it can be passed into jitted
@@ -114,8 +114,8 @@ class ExpertPolicyFn:
             obs = params["obs_stats"].normalize(obs)
         out = self.net.apply(params["net"], obs, method=ActorCritic.policy)
         if self.deterministic:
-            return jnp.argmax(out, -1).astype(jnp.int32) if self.env.discrete else out[0]
-        return distribution(out, self.env.discrete).sample(seed=key)
+            return jnp.argmax(out.out, -1).astype(jnp.int32) if self.env.discrete else out.out
+        return action_distribution(policy_kind(self.env), out).sample(seed=key)
 
 
 def _policy_fn(config: PPOConfig, env: Env, deterministic: bool) -> PolicyFn:
@@ -131,29 +131,29 @@ def expert_from_ppo(state: PPOState, config: PPOConfig, meta: dict | None = None
 def load_expert(source: str | Path) -> Expert:
     """Load an expert from a directory, or from the zoo by env id (e.g. ``"CartPole-v1"``)."""
     directory = Path(source)
-    if not (directory / "expert.json").exists():
+    if not is_artifact(directory, "expert"):
         zoo_dir = ZOO_DIR / zoo_name(str(source))
-        if (zoo_dir / "expert.json").exists():
+        if is_artifact(zoo_dir, "expert"):
             directory = zoo_dir
-        else:
+        elif not (directory / SPEC_FILE).exists():
             raise FileNotFoundError(
-                f"no expert at {str(source)!r}: not a directory with expert.json, and not a zoo "
+                f"no expert at {str(source)!r}: not a directory with {SPEC_FILE}, and not a zoo "
                 f"env id (zoo has: {', '.join(zoo_env_ids()) or 'nothing'})"
             )
+    spec = read_spec(directory, "expert")
     try:
-        spec = json.loads((directory / "expert.json").read_text())
         config = PPOConfig.from_dict(spec["config"])
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise ValueError(
-            f"{directory / 'expert.json'} is not a valid expert description: {e}"
+    except (KeyError, TypeError) as e:
+        raise ArtifactError(
+            f"{directory / SPEC_FILE} is not a valid expert description: {e}"
         ) from e
     env = config.make_env()
-    stored_env = spec.get("env", {})
+    stored_env = spec["env"]
     if stored_env and (
         tuple(stored_env["observation_shape"]) != env.observation_shape
         or space_from_dict(stored_env["action_space"]) != env.action_space
     ):
-        raise ValueError(
+        raise ArtifactError(
             f"expert at {directory} was saved for {stored_env} but {config.env_id} now has "
             f"observation shape {env.observation_shape} and action space {env.action_space}"
         )
@@ -166,12 +166,7 @@ def load_expert(source: str | Path) -> Expert:
             "count": jnp.zeros(()),
         },
     }
-    try:
-        state = serialization.from_bytes(template, (directory / "params.msgpack").read_bytes())
-    except Exception as e:  # msgpack raises a variety of errors on corrupt files
-        raise ValueError(
-            f"{directory / 'params.msgpack'} is corrupt or does not match its config: {e}"
-        ) from e
+    state = read_state(directory, template)
     s = state["obs_stats"]
     params = {
         "net": state["net"],
@@ -179,23 +174,34 @@ def load_expert(source: str | Path) -> Expert:
             jnp.asarray(s["mean"]), jnp.asarray(s["var"]), jnp.asarray(s["count"])
         ),
     }
-    return Expert(config, params, spec.get("meta", {}))
+    return Expert(config, params, spec["meta"])
+
+
+def _zoo_specs() -> list[dict]:
+    """The descriptions of the experts committed in the package, by directory name."""
+    return [
+        json.loads((d / SPEC_FILE).read_text())
+        for d in sorted(ZOO_DIR.iterdir())
+        if is_artifact(d, "expert")
+    ]
+
+
+def zoo_meta(env_id: str) -> dict | None:
+    """The ``meta`` of the zoo's expert for ``env_id`` (measured returns), or ``None``."""
+    directory = ZOO_DIR / zoo_name(env_id)
+    return read_spec(directory, "expert")["meta"] if is_artifact(directory, "expert") else None
 
 
 def zoo_env_ids() -> list[str]:
     """Env ids of the experts committed in the package."""
-    out = []
-    for d in sorted(ZOO_DIR.glob("*/expert.json")):
-        out.append(json.loads(d.read_text())["config"]["env_id"])
-    return out
+    return [spec["config"]["env_id"] for spec in _zoo_specs()]
 
 
 def zoo_table() -> list[dict[str, Any]]:
     """One row per committed expert, from its metadata (what `jaxbc experts` prints)."""
     rows = []
-    for path in sorted(ZOO_DIR.glob("*/expert.json")):
-        spec = json.loads(path.read_text())
-        meta = spec.get("meta", {})
+    for spec in _zoo_specs():
+        meta = spec["meta"]
         rows.append(
             {
                 "env": spec["config"]["env_id"],

@@ -18,18 +18,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-import distrax
 import jax
 import jax.numpy as jnp
 import optax
 from flax.training.train_state import TrainState
 
 from jaxbc import envs
+from jaxbc.bc.policies import action_distribution
 from jaxbc.envs import Env
 from jaxbc.logs import host_callback
-from jaxbc.networks import ActorCritic
+from jaxbc.networks import ACTIVATIONS, ActorCritic
 from jaxbc.normalize import RunningStats
 from jaxbc.rollout import RolloutCarry, init_carry, unroll
+from jaxbc.training import adam_optimizer, fit
+from jaxbc.validation import check_choice, check_float, check_int, check_sizes
 
 
 @dataclass(frozen=True)
@@ -67,8 +69,6 @@ class PPOConfig:
         return max(1, self.total_timesteps // self.steps_per_update)
 
     def __post_init__(self):
-        from jaxbc.validation import check_choice, check_float, check_int, check_sizes
-
         for name in (
             "num_envs",
             "num_steps",
@@ -85,8 +85,6 @@ class PPOConfig:
             check_float(f"PPOConfig.{name}", getattr(self, name), 0.0)
         check_float("PPOConfig.init_log_std", self.init_log_std)
         check_sizes("PPOConfig.hidden_sizes", self.hidden_sizes)
-        from jaxbc.networks import ACTIVATIONS
-
         check_choice("PPOConfig.activation", self.activation, sorted(ACTIVATIONS))
 
     def validate(self) -> PPOConfig:
@@ -142,11 +140,9 @@ def make_network(config: PPOConfig, env: Env) -> ActorCritic:
     )
 
 
-def distribution(actor_out, discrete: bool) -> distrax.Distribution:
-    if discrete:
-        return distrax.Categorical(logits=actor_out)
-    mean, log_std = actor_out
-    return distrax.MultivariateNormalDiag(mean, jnp.exp(log_std))
+def policy_kind(env: Env) -> str:
+    """The kind of BC policy whose action distribution an expert on ``env`` has."""
+    return "categorical" if env.discrete else "gaussian"
 
 
 class Transition(NamedTuple):
@@ -197,7 +193,8 @@ def make_ppo(
     mb = batch // config.num_minibatches
     total_grad_steps = config.num_updates * config.update_epochs * config.num_minibatches
     lr = optax.linear_schedule(config.lr, 0.0, total_grad_steps) if config.anneal_lr else config.lr
-    tx = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(lr, eps=1e-5))
+    tx = adam_optimizer(lr, config.max_grad_norm, eps=1e-5)
+    kind = policy_kind(env)
 
     def normalize(stats: RunningStats, obs):
         return stats.normalize(obs) if config.normalize_obs else obs
@@ -227,7 +224,7 @@ def make_ppo(
         def actor(obs, k):
             obs_n = normalize(s.obs_stats, obs)
             actor_out, value = net.apply(params, obs_n)
-            pi = distribution(actor_out, env.discrete)
+            pi = action_distribution(kind, actor_out)
             action = pi.sample(seed=k)
             return action, (obs_n, pi.log_prob(action), value)
 
@@ -266,9 +263,11 @@ def make_ppo(
         _, adv = jax.lax.scan(body, jnp.zeros((n_env,)), traj, reverse=True)
         return adv, adv + traj.value
 
-    def loss_fn(params, t: Transition, adv, target):
+    def loss_fn(params, minibatch: tuple[Transition, jax.Array, jax.Array], key: None):
+        del key  # no randomness in the loss: fit runs it without keys
+        t, adv, target = minibatch
         actor_out, value = net.apply(params, t.obs)
-        pi = distribution(actor_out, env.discrete)
+        pi = action_distribution(kind, actor_out)
         log_prob = pi.log_prob(t.action)
         v_clipped = t.value + (value - t.value).clip(-config.clip_eps, config.clip_eps)
         v_loss = 0.5 * jnp.maximum((value - target) ** 2, (v_clipped - target) ** 2).mean()
@@ -293,15 +292,24 @@ def make_ppo(
         adv, target = gae(traj)
 
         def epoch(ts, k):
+            """One pass over the rollout in ``num_minibatches`` shuffled minibatches."""
             perm = jax.random.permutation(k, batch)
             data = jax.tree.map(lambda x: x.reshape(batch, *x.shape[2:])[perm], (traj, adv, target))
             data = jax.tree.map(lambda x: x.reshape(config.num_minibatches, mb, *x.shape[1:]), data)
-
-            def minibatch(ts, d):
-                grads, aux = jax.grad(loss_fn, has_aux=True)(ts.params, *d)
-                return ts.apply_gradients(grads=grads), aux
-
-            return jax.lax.scan(minibatch, ts, data)
+            params, opt_state, aux = fit(
+                loss_fn,
+                tx,
+                ts.params,
+                data,
+                None,
+                config.num_minibatches,
+                ts.opt_state,
+                stacked=True,
+            )
+            ts = ts.replace(
+                params=params, opt_state=opt_state, step=ts.step + config.num_minibatches
+            )
+            return ts, aux
 
         ts, losses = jax.lax.scan(
             epoch, s.train_state, jax.random.split(k_epochs, config.update_epochs)

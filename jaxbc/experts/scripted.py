@@ -48,8 +48,8 @@ from jaxbc.envs.maze import (
     distance_field,
     maze_params_of,
 )
-from jaxbc.envs.multimodal import TOY, TwoGoalsParams, episode_outcomes, params_of
-from jaxbc.rollout import PolicyFn, random_return
+from jaxbc.envs.multimodal import TOY, TwoGoalsParams, params_of
+from jaxbc.rollout import PolicyFn, episode_outcomes, random_return
 
 DECISION_GAP = 0.15  # the sidestep starts this far in front of the obstacle
 WAYPOINT = (-0.2, 0.2)  # waypoint x, and its clearance above/below the obstacle

@@ -58,6 +58,7 @@ from jaxbc.envs import Box, Discrete, Env
 from jaxbc.hades.strategies import strategy_key
 from jaxbc.rollout import WINDOW_EPISODES, PolicyFn, evaluate_fn, window_return_fn
 from jaxbc.training import fit
+from jaxbc.validation import ConfigError, check_float, check_int
 
 VARIANTS = ("F", "R")
 FITNESS_EPISODES = ("first", *WINDOW_EPISODES)
@@ -126,8 +127,6 @@ class HadesConfig:
         self.validate()
 
     def validate(self) -> HadesConfig:
-        from jaxbc.validation import check_float, check_int
-
         for name in ("dataset_size", "num_inits", "inner_steps", "num_envs"):
             check_int(f"HadesConfig.{name}", getattr(self, name), 1)
         check_int("HadesConfig.eval_steps", self.eval_steps, 1, allow_none=True)
@@ -252,8 +251,6 @@ def solution_template(config: HadesConfig, env: Env | None = None) -> dict[str, 
     if isinstance(env.action_space, Box):
         data["action"] = jnp.zeros((d, *env.action_space.shape), jnp.float32)
     elif d < env.action_space.n and not config.learn_labels:
-        from jaxbc.validation import ConfigError
-
         raise ConfigError(
             f"HadesConfig.dataset_size must be >= {env.action_space.n} (the number of actions of {env.id}) "
             f"with fixed balanced labels, got {d}: some actions would never be taught; use a larger "

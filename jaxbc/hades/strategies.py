@@ -32,6 +32,8 @@ import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
+from jaxbc.validation import check_float, check_int
+
 FITNESS_SHAPINGS = ("default", "raw", "centered_ranks", "z_score", "ordinal_weights")
 
 
@@ -167,8 +169,6 @@ def make_strategy(
         raise ValueError(
             f"unknown evosax algorithm {name!r}; choose from {', '.join(sorted(algorithms))}"
         )
-    from jaxbc.validation import check_float, check_int
-
     check_int("population_size", population_size, 2)  # an ES ranks members: one cannot be ranked
     if params.get("sigma") is not None:
         check_float("sigma", params["sigma"], 0.0, lo_open=True)
