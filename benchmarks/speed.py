@@ -26,7 +26,7 @@ import tyro
 from jaxbc.bc import BCConfig, PolicyConfig, make_bc_train, swarm_bc_loss
 from jaxbc.data import Dataset
 from jaxbc.envs import Box
-from jaxbc.io import atomic_write_json, enable_compilation_cache, machine_description
+from jaxbc.io import atomic_write_json, command_line, enable_compilation_cache, machine_description
 
 
 def synthetic_dataset(
@@ -141,7 +141,7 @@ def main(
         results.update(fn(repeats=repeats))
     if out is not None:
         record = {
-            "command": "python benchmarks/speed.py " + " ".join(sys.argv[1:]),
+            "command": command_line("python benchmarks/speed.py"),
             "date": time.strftime("%Y-%m-%d"),
             **results,
         }
