@@ -57,7 +57,8 @@ def _scale(envs, seeds, demos, hidden, steps, bc_steps, members, torso="auto", *
 ENVS = ("brax/hopper", "brax/walker2d", "Breakout-MinAtar")
 SCALES = {  # torso mlp on the cpu: CPU convolutions are slow
     "cpu": _scale(ENVS, 3, 2, (64, 64), 2000, 1000, 4, "mlp", iterations=8, num_envs=16, eval_episodes=5),
-    "paper": _scale(ENVS, 5, 4, (256, 256), 10_000, 10_000, 5, iterations=10, num_envs=64, eval_episodes=20),
+    # (steps per iteration: a multiple of num_envs, as DAggerConfig requires; 10,000 was not)
+    "paper": _scale(ENVS, 5, 4, (256, 256), 10_240, 10_000, 5, iterations=10, num_envs=64, eval_episodes=20),
     "smoke": _scale(("CartPole-v1",), 2, 1, (16, 16), 256, 50, 3, iterations=2, num_envs=8, eval_episodes=2, batch=64),
 }  # fmt: skip
 VARIANTS = ("dagger", "gated")

@@ -119,124 +119,51 @@ _TRANSFER_PAPER = (
 _BRAX = ("brax/hopper", "brax/walker2d", "brax/halfcheetah", "brax/ant", "brax/humanoid")
 _MINATAR = ("Breakout-MinAtar", "SpaceInvaders-MinAtar", "Asterix-MinAtar")
 
+_MINATAR_CPU = dict(hidden=(64, 64), paper_strategy=False, strategy_options={"sigma": 0.1})
 SCALES = {
     "smoke": Scale(
         jobs=(
-            Job(
-                "CartPole-v1",
-                4,
-                "SNES",
-                8,
-                2,
-                config=dict(inner_steps=10, num_envs=2),
-                hidden=(16,),
-                env_options=(("max_steps_in_episode", 50),),
-            ),
-            Job(
-                "Breakout-MinAtar",
-                3,
-                "SNES",
-                8,
-                2,
-                variants=("F",),
-                hidden=(16,),
-                config=dict(inner_steps=5, num_envs=2, eval_steps=30),
-            ),
+            Job("CartPole-v1", 4, "SNES", 8, 2, config=dict(inner_steps=10, num_envs=2), hidden=(16,), env_options=(("max_steps_in_episode", 50),)),
+            Job("Breakout-MinAtar", 3, "SNES", 8, 2, variants=("F",), hidden=(16,), config=dict(inner_steps=5, num_envs=2, eval_steps=30)),
         ),
-        seeds=1,
-        chunk=2,
-        eval_episodes=2,
-        eval_inits=2,
+        seeds=1, chunk=2, eval_episodes=2, eval_inits=2,
         transfer_policies=(("same", (), "", 0.0), ("1x8 tanh", (8,), "tanh", 0.0)),
     ),
     "cpu": Scale(
         jobs=(
-            Job(
-                "CartPole-v1",
-                4,
-                "SNES",
-                64,
-                150,
-                hidden=(64, 64),
-                config=dict(inner_steps=64, num_envs=4),
-            ),
+            Job("CartPole-v1", 4, "SNES", 64, 150, hidden=(64, 64), config=dict(inner_steps=64, num_envs=4)),
             # the paper's fitness (every episode in the window) and SNES with evosax's own
             # rank weights at sigma 0.1: at population 64 the paper's softmax weights (top ~3
             # members) and sigma 0.5 stalled at a return of ~1 (see the README)
-            Job(
-                "Breakout-MinAtar",
-                16,
-                "SNES",
-                64,
-                800,
-                hidden=(64, 64),
-                paper_strategy=False,
-                strategy_options={"sigma": 0.1},
-                config=dict(inner_steps=64, num_envs=4, eval_steps=500),
-            ),
+            Job("Breakout-MinAtar", 16, "SNES", 64, 800, **_MINATAR_CPU, config=dict(inner_steps=64, num_envs=4, eval_steps=500)),
         ),
-        seeds=1,
-        chunk=25,
-        eval_episodes=32,
-        eval_inits=4,
-        transfer_policies=_TRANSFER_SMALL,
+        seeds=1, chunk=25, eval_episodes=32, eval_inits=4, transfer_policies=_TRANSFER_SMALL,
     ),
-    # every family HaDES claims, at what the 2-core CPU affords. MinAtar: the Breakout recipe found by benchmarks/hades_sweep.py (one seed,
-    # one env), fixed for every game and seed; Freeway's window (2,500 steps) lets its
-    # episodes end. Brax: the paper's Open_ES recipe (no CPU recipe search), tiny policies,
-    # one env per fitness over a 500-step window (the paper: whole 1,000-step episodes), 40
-    # generations: sized from the study's own first job (population-16 hopper HaDES-F: 3.2 s
-    # per generation on a shared CPU; the compile, ~1-5 min per program, is paid once per
-    # (env, D, variant) thanks to the persistent cache), so that Brax takes about an hour.
+    # every family HaDES claims, at what the 2-core CPU affords. MinAtar: the Breakout recipe
+    # found by benchmarks/hades_sweep.py (one seed, one env), fixed for every game and seed;
+    # Freeway's window (2,500 steps) lets its episodes end. Brax: the paper's Open_ES recipe
+    # (no CPU recipe search), tiny policies, one env per fitness over a 500-step window (the
+    # paper: whole 1,000-step episodes), 40 generations: sized from the study's own first job
+    # (population-16 hopper HaDES-F: 3.2 s per generation on a shared CPU; the compile, ~1-5
+    # min per program, is paid once per (env, D, variant) thanks to the persistent cache), so
+    # that Brax takes about an hour.
     "families": Scale(
         jobs=tuple(
-            Job(
-                e,
-                d,
-                "Open_ES",
-                16,
-                40,
-                hidden=(32, 32),
-                config=dict(num_envs=1, eval_steps=500, inner_steps=100),
-            )
-            for e in ("brax/hopper", "brax/walker2d")
-            for d in (64, 4)
-        )
-        + tuple(
-            Job(
-                e,
-                16,
-                "SNES",
-                64,
-                150 if e != "Freeway-MinAtar" else 100,
-                hidden=(64, 64),
-                paper_strategy=False,
-                strategy_options={"sigma": 0.1},
-                config=dict(
-                    inner_steps=64,
-                    num_envs=4 if e != "Freeway-MinAtar" else 2,
-                    eval_steps=500 if e != "Freeway-MinAtar" else 2500,
-                ),
-            )
-            for e in _MINATAR + ("Freeway-MinAtar",)
-        ),
-        seeds=3,
-        chunk=10,
-        eval_episodes=16,
-        eval_inits=4,
-        transfer_policies=_TRANSFER_SMALL,
+            Job(e, d, "Open_ES", 16, 40, hidden=(32, 32), config=dict(num_envs=1, eval_steps=500, inner_steps=100))
+            for e in ("brax/hopper", "brax/walker2d") for d in (64, 4)
+        ) + tuple(
+            Job(e, 16, "SNES", 64, 150, **_MINATAR_CPU, config=dict(inner_steps=64, num_envs=4, eval_steps=500))
+            for e in _MINATAR
+        ) + (Job("Freeway-MinAtar", 16, "SNES", 64, 100, **_MINATAR_CPU, config=dict(inner_steps=64, num_envs=2, eval_steps=2500)),),
+        seeds=3, chunk=10, eval_episodes=16, eval_inits=4, transfer_policies=_TRANSFER_SMALL,
     ),
     "paper": Scale(
         jobs=tuple(Job(e, 64, "Open_ES", 2048, 2000) for e in _BRAX)
         + tuple(Job(e, 4, "Open_ES", 2048, 2000) for e in ("brax/hopper", "brax/walker2d"))
         + tuple(Job(e, 16, "SNES", 2048, 2000) for e in _MINATAR),
-        seeds=3,
-        chunk=50,
-        eval_episodes=64,
-        eval_inits=8,
-        transfer_policies=_TRANSFER_PAPER,
+        seeds=3, chunk=50, eval_episodes=64, eval_inits=8, transfer_policies=_TRANSFER_PAPER,
     ),
-}
+}  # fmt: skip
 
 # HaDES paper, population mean at the end (3 seeds; D=4 without a variant): for the report
 PAPER_RESULTS = {
