@@ -1,7 +1,7 @@
 """HaDES's cost per generation against the floor the arithmetic and memory traffic allow,
 all measured in the same run on this machine.
 
-    python benchmarks/hades_speed.py                    # the issue's CPU-sized configurations
+    python benchmarks/hades_speed.py                    # the CPU-sized configurations
     python benchmarks/hades_speed.py --paper            # + paper-scale generations (GPU)
 
 Configurations (``CONFIGS``): ``minatar64`` (Breakout-MinAtar, D=16, HaDES-F, SNES
@@ -264,7 +264,7 @@ def measure(
     bytes_per_step = pop * k * n_params * 4
     flop_floor = f["total"] / crate
     bw_floor = hades.eval_steps * bytes_per_step / bw
-    # CPU: the issue's floor (FLOPs at the chain rate; the weights of a member block stay in
+    # CPU: the floor (FLOPs at the chain rate; the weights of a member block stay in
     # cache). GPU: every member's weights stream from memory each step, so the larger bound.
     floor = env_s + (max(flop_floor, bw_floor) if gpu else flop_floor)
     stats = jax.devices()[0].memory_stats() or {}

@@ -2,7 +2,7 @@
 
     python benchmarks/speed.py --json
 
-Setting (the BC issue's): continuous actions (HalfCheetah-sized: obs 17, act 6), a
+Setting: continuous actions (HalfCheetah-sized: obs 17, act 6), a
 20,000-transition dataset, batch 256, a 2x256 ReLU MLP, Adam. Reports gradient steps/s of
 one policy, member-steps/s of an 8-member ensemble and of 8-member Swarm BC, and the
 compile time of the single-policy program, and the steps/s of the barest flax + optax loop

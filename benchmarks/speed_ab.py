@@ -2,7 +2,7 @@
 
     python benchmarks/speed_ab.py --base 3ef199a --rounds 2 --out benchmarks/results/speed_ab.json
 
-These 2-core machines differ from one another by up to 3x and drift 10-20% within a session,
+These 2-core machines differ from one another by up to 3x and drift 10-20% within hours,
 so a figure from another day says little about a regression. This script checks out
 ``--base`` (and ``--head``, default the working tree) into temporary git worktrees, runs each
 commit's own ``benchmarks/speed.py --json`` in its own process, alternating A, B, A, B, ...

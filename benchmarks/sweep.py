@@ -4,7 +4,7 @@ the arithmetic floor measured in the same run.
     python benchmarks/sweep.py --scale cpu     # 16 runs x 2,000 steps (2-core CPU)
     python benchmarks/sweep.py --scale gpu     # 1,024 runs x 10,000 steps (one GPU)
 
-Setting (the core issue's): a 2x256 ReLU MLP, batch 256, Adam with per-member clipping,
+Setting: a 2x256 ReLU MLP, batch 256, Adam with per-member clipping,
 HalfCheetah-sized synthetic data (obs 17, act 6, 20,000 transitions); every run is a
 2-member ensemble trained with the Swarm BC loss (paper form), so ``tau`` is live. The
 sweep is ``jaxbc.sweep.sweep`` (``jit(vmap(run))``; ``--devices N`` splits the runs over N

@@ -26,6 +26,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -125,9 +126,7 @@ def run_units(
 
     results, wall = {}, 0.0
     for i, unit in enumerate(units):
-        res, reused = resumable(
-            parts / unit_file(unit), settings, lambda unit=unit: timed(unit), resume
-        )
+        res, reused = resumable(parts / unit_file(unit), settings, partial(timed, unit), resume)
         print(
             f"{desc}: {unit} ({i + 1}/{len(units)}){' reused' if reused else ''}", file=sys.stderr
         )
