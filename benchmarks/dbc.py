@@ -73,14 +73,14 @@ import time
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import tyro
 
-from jaxbc import envs
+from jaxbc import envs, studies
 from jaxbc.bc import BCConfig, PolicyConfig, bc_loss, dbc_loss, make_bc_train, swarm_bc_loss
 from jaxbc.bc.evaluation import reference_returns
 from jaxbc.bc.train import make_policy_fn
@@ -93,43 +93,41 @@ from jaxbc.envs.multimodal import TOY
 from jaxbc.experts import load_expert
 from jaxbc.experts.expert import ZOO_DIR, zoo_name
 from jaxbc.experts.scripted import scripted_expert
-from jaxbc.io import (
-    atomic_write_bytes,
-    atomic_write_csv,
-    atomic_write_json,
-    enable_compilation_cache,
-    machine_description,
-)
+from jaxbc.io import enable_compilation_cache
 from jaxbc.rollout import episode_outcomes, evaluate_fn
-from jaxbc.stats import aggregate_scores, markdown_table, plot_performance_profiles
-from jaxbc.stats import paired_difference as stats_paired_difference
+from jaxbc.stats import markdown_table
 
 PerEnv = tuple[tuple[str, object], ...]  # (env id, value) pairs; frozen-dataclass friendly
 
 
+def _bc(hidden, steps, batch, lr, tanh_bounded: bool = True) -> BCConfig:
+    """The study's policies: deterministic tanh MLP, Adam with linear decay, clip 0.5."""
+    policy = PolicyConfig(hidden_sizes=hidden, activation="tanh", tanh_bounded=tanh_bounded)
+    return BCConfig(
+        policy, steps=steps, batch_size=batch, lr=lr, schedule="linear", max_grad_norm=0.5
+    )
+
+
+def _ddpm(hidden, steps, lr, batch) -> DiffusionConfig:
+    return DiffusionConfig(T=1000, hidden=hidden, steps=steps, lr=lr, batch_size=batch)
+
+
 @dataclass(frozen=True)
-class Scale:
-    envs: tuple[str, ...]
-    seeds: int
+class Scale(studies.Scale):
     demo_episodes: int
-    steps: int  # policy gradient steps
-    batch_size: int
-    lr: float
+    bc: BCConfig  # BC and DBC (and, with ``members``, the ensembles'); its MLP: the default
     hidden: PerEnv  # policy MLP per env
-    default_hidden: tuple[int, ...]
     lambda_dm: PerEnv  # DBC weight per env
     default_lambda_dm: float
     lambda_sweep: tuple[float, ...]  # extra DBC weights, run on the toy task only
-    diffusion_T: int
-    diffusion_hidden: int
-    diffusion_steps: int
-    diffusion_lr: float
-    members: int  # ensemble / Swarm BC size
+    diffusion: DiffusionConfig
+    members: int  # ensemble / Swarm BC size (0: no ensemble arms)
     tau: float
     eval_episodes: int
 
-    def hidden_for(self, env_id: str) -> tuple[int, ...]:
-        return tuple(dict(self.hidden).get(env_id, self.default_hidden))
+    def bc_for(self, env_id: str) -> BCConfig:
+        hidden = tuple(dict(self.hidden).get(env_id, self.bc.policy.hidden_sizes))
+        return self.bc.replace(policy=dataclasses.replace(self.bc.policy, hidden_sizes=hidden))
 
     def lambda_for(self, env_id: str) -> float:
         return float(dict(self.lambda_dm).get(env_id, self.default_lambda_dm))
@@ -141,97 +139,23 @@ ENVS = (HALFCHEETAH, WALKER, TWO_GOALS)
 # sweep (0, 0.01, 0.05, 0.2, 1 with 4 seeds) where 0.2 and 1 over-weighted the diffusion term
 # (DBC then fit the data worse than BC); every study re-runs that sweep on the toy task.
 LAMBDAS: PerEnv = ((HALFCHEETAH, 0.2), (WALKER, 0.2), (TWO_GOALS, 0.05))
+PAPER_SIZES: PerEnv = ((HALFCHEETAH, (256, 256)), (WALKER, (1024, 1024)))
+SWEEP = (0.0, 0.01, 0.05, 0.2, 1.0)
 SCALES = {
     # paper: 2x256 (HalfCheetah) / 2x1024 (Walker) tanh MLP, Adam, batch 128, linear decay, clip
     # 0.5, T = 1000, width 1024. Steps and learning rates follow the authors' public run
     # scripts (policy lr 1e-4, 1000 epochs of 5,000 transitions = 40k steps; DDPM lr 2e-4,
     # 8000 epochs ~ 300k steps).
-    "paper": Scale(
-        ENVS,
-        3,
-        5,
-        40_000,
-        128,
-        1e-4,
-        ((HALFCHEETAH, (256, 256)), (WALKER, (1024, 1024))),
-        (256, 256),
-        LAMBDAS,
-        0.2,
-        (0.0, 0.01, 0.05, 0.2, 1.0),
-        1000,
-        1024,
-        300_000,
-        2e-4,
-        5,
-        0.25,
-        10,
-    ),
+    "paper": Scale(ENVS, 3, 5, _bc((256, 256), 40_000, 128, 1e-4), PAPER_SIZES, LAMBDAS, 0.2, SWEEP, _ddpm(1024, 300_000, 2e-4, 128), 5, 0.25, 10),
     # the paper's policy sizes at what about an hour of the idle 2-core CPU affords (not run
     # yet; estimated from timed pieces on the shared CPU: a width-512 DDPM step 0.016 s per
     # seed, 1,024: 0.048 s): DDPM width 512 (paper 1,024) and 10,000 steps (paper ~300k), 5
     # paired seeds, BC vs DBC only (members 0: no ensemble arms), the locomotion envs only
     # (the toy question is the multimodal protocol's)
-    "cpu_large": Scale(
-        (HALFCHEETAH, WALKER),
-        5,
-        5,
-        5000,
-        128,
-        1e-3,
-        ((HALFCHEETAH, (256, 256)), (WALKER, (1024, 1024))),
-        (256, 256),
-        LAMBDAS,
-        0.2,
-        (),
-        1000,
-        512,
-        10_000,
-        1e-3,
-        0,
-        0.25,
-        5,
-    ),
-    "cpu": Scale(
-        ENVS,
-        3,
-        5,
-        3000,
-        128,
-        1e-3,
-        (),
-        (128, 128),
-        LAMBDAS,
-        0.2,
-        (0.0, 0.01, 0.05, 0.2, 1.0),
-        1000,
-        128,
-        5000,
-        1e-3,
-        3,
-        0.25,
-        5,
-    ),
-    "smoke": Scale(
-        (TWO_GOALS,),
-        3,
-        5,
-        300,
-        64,
-        1e-3,
-        (),
-        (32, 32),
-        LAMBDAS,
-        0.2,
-        (0.2,),
-        1000,
-        32,
-        300,
-        1e-3,
-        2,
-        0.25,
-        10,
-    ),
-}
+    "cpu_large": Scale((HALFCHEETAH, WALKER), 5, 5, _bc((256, 256), 5000, 128, 1e-3), PAPER_SIZES, LAMBDAS, 0.2, (), _ddpm(512, 10_000, 1e-3, 128), 0, 0.25, 5),
+    "cpu": Scale(ENVS, 3, 5, _bc((128, 128), 3000, 128, 1e-3), (), LAMBDAS, 0.2, SWEEP, _ddpm(128, 5000, 1e-3, 128), 3, 0.25, 5),
+    "smoke": Scale((TWO_GOALS,), 3, 5, _bc((32, 32), 300, 64, 1e-3), (), LAMBDAS, 0.2, (0.2,), _ddpm(32, 300, 1e-3, 64), 2, 0.25, 10),
+}  # fmt: skip
 METHODS = ("bc", "dbc", "ensemble", "swarm")
 # The paper's returns (3 seeds, MuJoCo v3 envs): reference only, never our results.
 PAPER = {
@@ -295,17 +219,6 @@ def make_eval(env, cfg: BCConfig, episodes: int):
     return jax.jit(jax.vmap(run))
 
 
-def ddpm_config(sc: Any) -> DiffusionConfig:
-    """The DDPM of either protocol's scale (the same fields in both)."""
-    return DiffusionConfig(
-        T=sc.diffusion_T,
-        hidden=sc.diffusion_hidden,
-        steps=sc.diffusion_steps,
-        lr=sc.diffusion_lr,
-        batch_size=sc.batch_size,
-    )
-
-
 def study_env(env_id: str, sc: Scale, seed: int) -> tuple[list[dict], dict]:
     key = jax.random.key(seed)
     expert, expert_ret, random_ret = demo_expert(env_id)
@@ -326,7 +239,7 @@ def study_env(env_id: str, sc: Scale, seed: int) -> tuple[list[dict], dict]:
 
     # 1. diffusion models, one per seed
     t0 = time.time()
-    dcfg = ddpm_config(sc)
+    dcfg = sc.diffusion
     seed_keys = jax.random.split(jax.random.fold_in(key, 1), sc.seeds)
     models = jax.jit(jax.vmap(make_diffusion_train(dcfg), in_axes=(0, None)))(seed_keys, data)
     info["diffusion_final_loss"] = float(models.losses[:, -max(1, dcfg.steps // 10) :].mean())
@@ -334,19 +247,11 @@ def study_env(env_id: str, sc: Scale, seed: int) -> tuple[list[dict], dict]:
         f"{env_id}: diffusion models {time.time() - t0:.0f} s, final loss {info['diffusion_final_loss']:.4f}"
     )
 
-    policy = PolicyConfig(hidden_sizes=sc.hidden_for(env_id), activation="tanh")
-    cfg = BCConfig(
-        policy=policy,
-        steps=sc.steps,
-        batch_size=sc.batch_size,
-        lr=sc.lr,
-        schedule="linear",
-        max_grad_norm=0.5,
-    )
+    cfg = sc.bc_for(env_id)
     train_keys = jax.random.split(
         jax.random.fold_in(key, 2), sc.seeds
     )  # shared by BC and DBC: paired runs
-    steps = sc.steps
+    steps = cfg.steps
 
     # 2a. BC
     t0 = time.time()
@@ -468,107 +373,64 @@ def _row(env_id, method, lam, seed, members, tau, out, stats, i, info) -> dict:
 
 
 def summarize(rows: list[dict]) -> list[dict]:
-    groups: dict = {}
-    for r in rows:
-        groups.setdefault((r["env"], r["method"], r["lambda_dm"]), []).append(r)
-    out = []
-    for (env_id, method, lam), rs in groups.items():
-        agg = {"env": env_id, "method": method, "lambda_dm": lam, "n": len(rs)}
-        for m in ("mean_return", "scaled_return", "goal_reach", "crash"):
-            v = [r[m] for r in rs if r[m] is not None]
-            agg[m], agg[m + "_std"] = (float(np.mean(v)), float(np.std(v))) if v else (None, None)
-        paper = PAPER.get((env_id, method))
+    out = studies.group_stats(
+        rows,
+        ("env", "method", "lambda_dm"),
+        ("mean_return", "scaled_return", "goal_reach", "crash"),
+    )
+    for agg, rs in zip(
+        out, studies.groups(rows, ("env", "method", "lambda_dm")).values(), strict=True
+    ):
+        paper = PAPER.get((agg["env"], agg["method"]))
         agg["paper_return"], agg["paper_return_std"] = paper if paper else (None, None)
         # whether the diffusion term acted: lambda_DM L_DM / L_BC over the last steps, seed mean
+        lam = agg["lambda_dm"]
         terms = [(r["dm_loss"], r["bc_loss"]) for r in rs if r.get("dm_loss") is not None]
         agg["dm_term_ratio"] = (
             float(np.mean([lam * dm / bc for dm, bc in terms])) if terms and lam else None
         )
-        out.append(agg)
-    return out
+    return out  # fmt: skip
 
 
-ARMS = ("bc", "dbc", "ensemble", "swarm")  # the locomotion study's arms, on the same data
 COMPARISONS = (("dbc", "bc"), ("ensemble", "bc"), ("swarm", "ensemble"))
 
 
 def arm_scores(rows: list[dict]) -> tuple[dict[str, np.ndarray], list[str]]:
     """Scaled returns as rliable score matrices ``[seeds, envs]`` per arm (the lambda sweep's
-    extra runs left out)."""
-    envs = list(dict.fromkeys(r["env"] for r in rows))
-    seeds = sorted({r["seed"] for r in rows})
-    by = {(r["env"], r["method"], r["seed"]): r["scaled_return"] for r in rows}
-    return {
-        arm: np.array([[by[(e, arm, s)] for e in envs] for s in seeds])
-        for arm in ARMS
-        if all((e, arm, s) in by for e in envs for s in seeds)
-    }, envs
+    extra runs left out; arms not run are absent)."""
+    scores, tasks = studies.score_matrix(
+        rows, {m: ({"method": m}, "scaled_return") for m in METHODS}
+    )
+    return scores, [t[0] for t in tasks]
 
 
 def statistics(rows: list[dict], reps: int = 10_000) -> dict:
     """IQM, mean and optimality gap per arm and P(X > Y) for :data:`COMPARISONS`, stratified
-    bootstrap over seeds (``jaxbc.stats``: rliable's metrics)."""
+    bootstrap over seeds; per env the paired differences of :data:`COMPARISONS`."""
     scores, envs = arm_scores(rows)
-    pairs = [(x, y) for x, y in COMPARISONS if x in scores and y in scores]
-    out = aggregate_scores(
-        scores, metrics=("iqm", "mean", "optimality_gap"), comparisons=pairs, reps=reps
-    )
-    out["tasks"] = envs
-    out["paired"] = paired_differences(rows)
+    out = studies.aggregate(scores, COMPARISONS, envs, reps)
+    out["paired"] = studies.paired(rows, COMPARISONS)
     return out
-
-
-def paired_differences(rows: list[dict]) -> list[dict]:
-    """Per env and comparison in :data:`COMPARISONS`: the mean paired difference in scaled
-    return over seeds (both arms trained on the same demonstrations and evaluated from the
-    same starts per seed) with its 95% percentile bootstrap CI."""
-    by = {(r["env"], r["method"], r["seed"]): r["scaled_return"] for r in rows}
-    out = []
-    for env_id in dict.fromkeys(r["env"] for r in rows):
-        for x, y in COMPARISONS:
-            seeds = sorted(s for (e, m, s) in by if e == env_id and m == x and (env_id, y, s) in by)
-            if len(seeds) < 2:
-                continue
-            d = paired_difference(
-                [by[(env_id, x, s)] for s in seeds],
-                [by[(env_id, y, s)] for s in seeds],
-                names=(x, y),
-            )
-            out.append({"env": env_id, "x": x, "y": y, **d})
-    return out
-
-
-def _pm(mean, std, fmt: str = ".2f") -> str:
-    return "–" if mean is None else f"{mean:{fmt}} ± {std:{fmt}}"
 
 
 def _ratio(v: float | None) -> str:
     return "–" if v is None else f"{v:.2g}"
 
 
-def write_markdown(
-    path: Path, summary: list[dict], infos: list[dict], meta: dict, stats: dict | None = None
-) -> None:
-    lines = [
-        "# Diffusion-BC study",
-        "",
-        f"Command: `{meta['command']}`  ",
-        *(
-            [f"Report rewritten from its saved runs by: `{meta['report_command']}`  "]
-            if "report_command" in meta
-            else []
-        ),
-        f"Machine: {meta['machine']}; seeds 0..{meta['seeds'] - 1} (vmapped); wall time {meta['wall_time_s']:.0f} s; "
-        f"{meta['demo_episodes']} expert episodes per env; deterministic tanh MLP policies, Adam lr {meta['lr']} "
-        f"with linear decay to 0, batch {meta['batch_size']}, grad clip 0.5, {meta['steps']} steps; diffusion "
-        f"model T = {meta['diffusion_T']}, width {meta['diffusion_hidden']}, {meta['diffusion_steps']} pretraining "
-        f"steps, one per seed; "
-        + (
-            f"ensembles: {meta['members']} members, Swarm tau = {meta['tau']}; "
-            if meta["members"]
-            else "no ensemble arms; "
-        )
-        + f"{meta['eval_episodes']} evaluation episodes per run.",
+def locomotion_report(
+    summary: list[dict], infos: list[dict], meta: dict, sc: Scale, stats: dict
+) -> list[str]:
+    pm, bc, dm = studies.pm, sc.bc, sc.diffusion
+    lines = studies.heading(
+        "Diffusion-BC study",
+        meta,
+        f"seeds 0..{sc.seeds - 1} (vmapped); wall time {meta['wall_time_s']:.0f} s; "
+        f"{sc.demo_episodes} expert episodes per env; deterministic tanh MLP policies, Adam lr {bc.lr} "
+        f"with linear decay to 0, batch {bc.batch_size}, grad clip 0.5, {bc.steps} steps; diffusion "
+        f"model T = {dm.T}, width {dm.hidden}, {dm.steps} pretraining steps, one per seed; "
+        + (f"ensembles: {sc.members} members, Swarm tau = {sc.tau}; " if sc.members else "no ensemble arms; ")
+        + f"{sc.eval_episodes} evaluation episodes per run.",
+    ) + [
         "",
         "Return and scaled return `(R - R_random) / (R_expert - R_random)` as mean ± std over seeds. "
         "Goal reach / crash: fraction of evaluation episodes that reached a goal / hit the obstacle "
@@ -578,50 +440,39 @@ def write_markdown(
         "lambda_DM L_DM / L_BC: the diffusion term against the BC loss over the last 10% of "
         "training steps, mean over seeds (near 0: the term hardly acted).",
         "",
-        "| env | method | lambda_DM | return | scaled return | goal reach | crash "
-        "| lambda_DM L_DM / L_BC | paper return (reference) |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in summary:
-        if r["method"] == "dbc_sweep":
-            continue
-        lam = f"{r['lambda_dm']:g}" if r["method"] == "dbc" else "–"
-        lines.append(
-            f"| {r['env']} | {r['method']} | {lam} | {_pm(r['mean_return'], r['mean_return_std'], '.1f' if abs(r['mean_return']) > 10 else '.3f')} "
-            f"| {_pm(r['scaled_return'], r['scaled_return_std'])} | {_pm(r['goal_reach'], r['goal_reach_std'])} "
-            f"| {_pm(r['crash'], r['crash_std'])} | {_ratio(r.get('dm_term_ratio'))} "
-            f"| {_pm(r['paper_return'], r['paper_return_std'], '.0f')} |"
-        )
-    sweep = sorted(
-        (r for r in summary if r["method"] in ("dbc", "dbc_sweep") and r["env"] in TOY),
-        key=lambda r: r["lambda_dm"],
-    )
+        *studies.md_table(
+            ["env", "method", "lambda_DM", "return", "scaled return", "goal reach", "crash", "lambda_DM L_DM / L_BC", "paper return (reference)"],
+            ([r["env"], r["method"], f"{r['lambda_dm']:g}" if r["method"] == "dbc" else "–",
+              pm(r["mean_return"], r["mean_return_std"], ".1f" if abs(r["mean_return"]) > 10 else ".3f"),
+              pm(r["scaled_return"], r["scaled_return_std"]), pm(r["goal_reach"], r["goal_reach_std"]),
+              pm(r["crash"], r["crash_std"]), _ratio(r.get("dm_term_ratio")), pm(r["paper_return"], r["paper_return_std"], ".0f")]
+             for r in summary if r["method"] != "dbc_sweep"),
+        ),
+    ]  # fmt: skip
+    sweep = _sweep(summary)
     if len(sweep) > 1:
         lines += [
             "",
             f"## DBC lambda_DM sweep ({', '.join(dict.fromkeys(r['env'] for r in sweep))})",
             "",
-            "| lambda_DM | scaled return | goal reach | crash | lambda_DM L_DM / L_BC |",
-            "|---|---|---|---|---|",
         ]
-        lines += [
-            f"| {r['lambda_dm']:g} | {_pm(r['scaled_return'], r['scaled_return_std'])} | {_pm(r['goal_reach'], r['goal_reach_std'])} "
-            f"| {_pm(r['crash'], r['crash_std'])} | {_ratio(r.get('dm_term_ratio'))} |"
-            for r in sweep
-        ]
-    if stats:
-        lines += [
-            "",
-            f"## Aggregates over {len(stats['tasks'])} tasks ({', '.join(stats['tasks'])})",
-            "",
-            "Scaled return; point [95% stratified bootstrap CI over seeds] (`jaxbc.stats`, "
-            f"rliable's metrics; {stats['num_runs']['bc']} seeds per arm, arms paired on the same "
-            "demonstrations). Optimality gap: mean shortfall below the expert (1), scores above 1 "
-            "clipped. Performance profiles: the `_profiles.png` beside this file.",
-            "",
-            markdown_table(stats),
-        ]
-    if stats and stats.get("paired"):
+        lines += studies.md_table(
+            ["lambda_DM", "scaled return", "goal reach", "crash", "lambda_DM L_DM / L_BC"],
+            ([f"{r['lambda_dm']:g}", pm(r["scaled_return"], r["scaled_return_std"]), pm(r["goal_reach"], r["goal_reach_std"]),
+              pm(r["crash"], r["crash_std"]), _ratio(r.get("dm_term_ratio"))] for r in sweep),
+        )  # fmt: skip
+    lines += [
+        "",
+        f"## Aggregates over {len(stats['tasks'])} tasks ({', '.join(stats['tasks'])})",
+        "",
+        "Scaled return; point [95% stratified bootstrap CI over seeds] (`jaxbc.stats`, "
+        f"rliable's metrics; {stats['num_runs']['bc']} seeds per arm, arms paired on the same "
+        "demonstrations). Optimality gap: mean shortfall below the expert (1), scores above 1 "
+        "clipped. Performance profiles: the `_profiles.png` beside this file.",
+        "",
+        markdown_table(stats),
+    ]
+    if stats.get("paired"):
         lines += [
             "",
             "## Paired differences per env",
@@ -631,79 +482,63 @@ def write_markdown(
             "bootstrap CI (`scipy.stats.bootstrap`, paired, 9,999 resamples). With few seeds the "
             "percentile interval runs narrower than the truth (with 3 it is the range of the "
             "per-seed differences, so excluding 0 means the same sign in every seed): read it "
-            "as rough, and a CI that only just excludes 0 as weak evidence.",
+            "as rough, and a CI that only just excludes 0 as weak evidence. Reading: supported "
+            "(the CI above 0), opposite (below 0), else not supported at this budget.",
             "",
-            "| env | X - Y | mean [95% CI] | seeds | reading |",
-            "|---|---|---|---|---|",
-        ]
-        lines += [
-            f"| {d['env']} | {d['x']} - {d['y']} | {d['mean']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}] "
-            f"| {d['n']} | {d['reading']} |"
-            for d in stats["paired"]
-        ]
-    lines += [
-        "",
-        "## Data and references",
-        "",
-        "| env | transitions | demo return | expert return | random return | diffusion loss (end) |",
-        "|---|---|---|---|---|---|",
-    ]
-    lines += [
-        f"| {i['env']} | {i['transitions']} | {i['demo_return']:.2f} | {i['expert_return']:.2f} | {i['random_return']:.2f} "
-        f"| {i['diffusion_final_loss']:.4f} |"
-        for i in infos
-    ]
-    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
+            *studies.md_table(
+                ["env", "X - Y", "mean [95% CI]", "seeds", "reading"],
+                ([d["env"], f"{d['x']} - {d['y']}", f"{d['mean']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]", d["n"], d["reading"]]
+                 for d in stats["paired"]),
+            ),
+        ]  # fmt: skip
+    lines += ["", "## Data and references", ""]
+    return lines + studies.md_table(
+        ["env", "transitions", "demo return", "expert return", "random return", "diffusion loss (end)"],
+        ([i["env"], i["transitions"], f"{i['demo_return']:.2f}", f"{i['expert_return']:.2f}", f"{i['random_return']:.2f}",
+          f"{i['diffusion_final_loss']:.4f}"] for i in infos),
+    )  # fmt: skip
 
 
-def plot(summary: list[dict], path: Path) -> Path:
-    import matplotlib
+def _sweep(summary: list[dict]) -> list[dict]:
+    """The toy task's DBC runs over lambda_DM."""
+    rs = (r for r in summary if r["method"] in ("dbc", "dbc_sweep") and r["env"] in TOY)
+    return sorted(rs, key=lambda r: r["lambda_dm"])
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
+def plot(summary: list[dict], path: Path) -> None:
     env_ids = list(dict.fromkeys(r["env"] for r in summary))
-    sweep = sorted(
-        (r for r in summary if r["method"] in ("dbc", "dbc_sweep") and r["env"] in TOY),
-        key=lambda r: r["lambda_dm"],
-    )
-    panels = len(env_ids) + (len(sweep) > 1)
-    fig, axes = plt.subplots(1, panels, figsize=(3.3 * panels, 2.8), squeeze=False)
-    for ax, env_id in zip(axes[0], env_ids, strict=False):
-        rs = [r for r in summary if r["env"] == env_id and r["method"] in METHODS]
-        x = np.arange(len(rs))
-        ax.bar(
-            x,
-            [r["scaled_return"] for r in rs],
-            yerr=[r["scaled_return_std"] for r in rs],
-            capsize=3,
-            color="C0",
-            label="scaled return",
-        )
-        if env_id in TOY:
-            ax.plot(x, [r["goal_reach"] for r in rs], "o", color="C3", label="goal reach")
-            ax.legend(fontsize=7)
-        ax.set_xticks(x, [r["method"] for r in rs], fontsize=8)
-        ax.axhline(1.0, color="gray", lw=0.8, ls="--")
-        ax.set_title(env_id, fontsize=9)
-        ax.set_ylabel("scaled return", fontsize=8)
-    if len(sweep) > 1:
-        ax = axes[0][-1]
-        lam = [r["lambda_dm"] for r in sweep]
-        ax.errorbar(
-            range(len(lam)),
-            [r["goal_reach"] for r in sweep],
-            yerr=[r["goal_reach_std"] for r in sweep],
-            marker="o",
-            capsize=3,
-        )
-        ax.set_xticks(range(len(lam)), [f"{v:g}" for v in lam], fontsize=8)
-        ax.set(xlabel="lambda_DM", ylabel="goal reach", title=f"DBC on {sweep[0]['env']}")
-        ax.title.set_fontsize(9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    sweep = _sweep(summary)
+    with studies.figure(path, len(env_ids) + (len(sweep) > 1)) as axes:
+        for ax, env_id in zip(axes[0], env_ids, strict=False):
+            rs = [r for r in summary if r["env"] == env_id and r["method"] in METHODS]
+            x = np.arange(len(rs))
+            ax.bar(
+                x,
+                [r["scaled_return"] for r in rs],
+                yerr=[r["scaled_return_std"] for r in rs],
+                capsize=3,
+                color="C0",
+                label="scaled return",
+            )
+            if env_id in TOY:
+                ax.plot(x, [r["goal_reach"] for r in rs], "o", color="C3", label="goal reach")
+                ax.legend(fontsize=7)
+            ax.set_xticks(x, [r["method"] for r in rs], fontsize=8)
+            ax.axhline(1.0, color="gray", lw=0.8, ls="--")
+            ax.set_title(env_id, fontsize=9)
+            ax.set_ylabel("scaled return", fontsize=8)
+        if len(sweep) > 1:
+            ax = axes[0][-1]
+            ax.errorbar(
+                range(len(sweep)),
+                [r["goal_reach"] for r in sweep],
+                yerr=[r["goal_reach_std"] for r in sweep],
+                marker="o",
+                capsize=3,
+            )
+            ax.set_xticks(range(len(sweep)), [f"{r['lambda_dm']:g}" for r in sweep], fontsize=8)
+            ax.set(xlabel="lambda_DM", ylabel="goal reach", title=f"DBC on {sweep[0]['env']}")
+            ax.title.set_fontsize(9)  # fmt: skip
 
 
 # --- protocol "multimodal": DBC where averaging the modes fails ----------------------------
@@ -728,77 +563,6 @@ TASK_LAMBDAS: dict[str, tuple[float, ...]] = {
 SAMPLE_AXES = {"toy_visible": (0, 1), "toy_hidden": (0, 1), "maze": (1, 0)}
 
 
-@dataclass(frozen=True)
-class MultimodalScale:
-    tasks: tuple[str, ...]
-    seeds: int
-    demo_episodes: int
-    steps: int  # policy gradient steps (BC and DBC alike)
-    batch_size: int
-    lr: float
-    hidden: tuple[int, ...]  # policy MLP (tanh, linear action head, orthogonal init)
-    diffusion_T: int
-    diffusion_hidden: int
-    diffusion_steps: int
-    diffusion_lr: float
-    eval_episodes: int
-    curve_points: int  # training curves are averaged into this many windows
-    samples: int  # DDPM samples drawn (seed 0's model) for the samples plot
-
-
-MM_SCALES = {
-    # the paper's Maze policy (3x256 tanh, linear head) and its locomotion-size DDPM (1,024
-    # wide); 100 demonstrations like maze2d-medium; needs a GPU
-    "paper": MultimodalScale(
-        tuple(TASKS),
-        10,
-        100,
-        40_000,
-        128,
-        1e-4,
-        (256, 256, 256),
-        1000,
-        1024,
-        100_000,
-        2e-4,
-        100,
-        200,
-        4000,
-    ),
-    # ~1 h on the idle 2-core CPU (extrapolated from the smoke run, see the module docstring)
-    "cpu": MultimodalScale(
-        tuple(TASKS),
-        10,
-        50,
-        6000,
-        128,
-        1e-3,
-        (256, 256),
-        1000,
-        256,
-        12_000,
-        1e-3,
-        50,
-        60,
-        2000,
-    ),
-    "smoke": MultimodalScale(
-        tuple(TASKS),
-        3,
-        20,
-        300,
-        64,
-        1e-3,
-        (32, 32),
-        1000,
-        32,
-        300,
-        1e-3,
-        10,
-        10,
-        500,
-    ),
-}
 LOSS_TERMS = ("bc_loss", "dm_loss", "agent_diffusion_loss", "expert_diffusion_loss")
 
 
@@ -818,21 +582,38 @@ def seed_datasets(expert, env, episodes: int, key: jax.Array, seeds: int):
     return stacked, np.asarray([d.size for d in ds]), ds
 
 
-def paired_difference(
-    a, b, confidence: float = 0.95, seed: int = 0, names: tuple[str, str] = ("DBC", "BC")
-) -> dict:
-    """Mean and 95% paired percentile-bootstrap CI of ``a - b`` over seeds
-    (:func:`jaxbc.stats.paired_difference`), and the reading from whether the CI excludes 0
-    (``names``: how the reading calls arms a and b)."""
-    mean, lo, hi = stats_paired_difference(a, b, confidence, seed=seed)
-    x, y = names
-    if lo > 0:
-        reading = f"{x} > {y}: supported at this budget"
-    elif hi < 0:
-        reading = f"{x} < {y}: supported at this budget"
-    else:
-        reading = "a difference is not supported at this budget (CI includes 0)"
-    return {"mean": mean, "ci": [lo, hi], "n": len(a), "reading": reading}
+def _padded(x: np.ndarray) -> tuple[float, float]:
+    lo, hi = float(np.min(x)), float(np.max(x))
+    pad = 0.25 * (hi - lo) + 0.1
+    return lo - pad, hi + pad
+
+
+def _outside(s: dict) -> float:
+    """Share of DDPM samples with any coordinate outside the padded range of the data."""
+    data = np.concatenate([s["data_obs"], s["data_act"]], 1)
+    smp = np.concatenate([s["sample_obs"], s["sample_act"]], 1)
+    lims = np.asarray([_padded(c) for c in data.T])
+    return float(((smp < lims[:, 0]) | (smp > lims[:, 1])).any(1).mean())
+
+
+@dataclass(frozen=True)
+class MultimodalScale(studies.Scale):  # envs: the tasks (keys of TASKS)
+    demo_episodes: int
+    bc: BCConfig  # BC and DBC alike (tanh MLP, linear action head, orthogonal init)
+    diffusion: DiffusionConfig
+    eval_episodes: int
+    curve_points: int  # training curves are averaged into this many windows
+    samples: int  # DDPM samples drawn (seed 0's model) for the samples plot
+
+
+MM_SCALES = {
+    # the paper's Maze policy (3x256 tanh, linear head) and its locomotion-size DDPM (1,024
+    # wide); 100 demonstrations like maze2d-medium; needs a GPU
+    "paper": MultimodalScale(tuple(TASKS), 10, 100, _bc((256, 256, 256), 40_000, 128, 1e-4, False), _ddpm(1024, 100_000, 2e-4, 128), 100, 200, 4000),
+    # ~1 h on the idle 2-core CPU (extrapolated from the smoke run, see the module docstring)
+    "cpu": MultimodalScale(tuple(TASKS), 10, 50, _bc((256, 256), 6000, 128, 1e-3, False), _ddpm(256, 12_000, 1e-3, 128), 50, 60, 2000),
+    "smoke": MultimodalScale(tuple(TASKS), 3, 20, _bc((32, 32), 300, 64, 1e-3, False), _ddpm(32, 300, 1e-3, 64), 10, 10, 500),
+}  # fmt: skip
 
 
 def _curves(metrics: dict, steps: int, points: int, lam) -> dict:
@@ -881,7 +662,7 @@ def study_task(
 
     # 1. one DDPM per seed, on that seed's demonstrations
     t0 = time.time()
-    dcfg = ddpm_config(sc)
+    dcfg = sc.diffusion
     seed_keys = jax.random.split(jax.random.fold_in(key, 1), sc.seeds)[: len(sizes)]
     models = jax.jit(jax.vmap(make_diffusion_train(dcfg)))(seed_keys, data, num_valid)
     tail = max(1, dcfg.steps // 10)
@@ -917,17 +698,9 @@ def study_task(
     if samples_only:
         return [], info, samples
 
-    policy = PolicyConfig(hidden_sizes=sc.hidden, activation="tanh", tanh_bounded=False)
-    cfg = BCConfig(
-        policy=policy,
-        steps=sc.steps,
-        batch_size=sc.batch_size,
-        lr=sc.lr,
-        schedule="linear",
-        max_grad_norm=0.5,
-    )
+    cfg = sc.bc
     train_keys = jax.random.split(jax.random.fold_in(key, 2), sc.seeds)  # shared: paired
-    steps, points = sc.steps, sc.curve_points
+    steps, points = cfg.steps, sc.curve_points
 
     # 2a. BC
     t0 = time.time()
@@ -1029,82 +802,64 @@ def compare(rows: list[dict], tasks: tuple[str, ...]) -> list[dict]:
                 key=lambda r: r["seed"],
             )
             assert [r["seed"] for r in bc] == [r["seed"] for r in dbc]
-            diff = paired_difference([r["success"] for r in dbc], [r["success"] for r in bc])
+            diff = studies.paired_ci([r["success"] for r in dbc], [r["success"] for r in bc])
             ratio = [r["ratio_dm_bc"] for r in dbc]
-            out.append(
-                {
-                    "task": task,
-                    "env": bc[0]["env"],
-                    "lambda_dm": lam,
-                    "seeds": len(bc),
-                    "bc_success": float(np.mean([r["success"] for r in bc])),
-                    "dbc_success": float(np.mean([r["success"] for r in dbc])),
-                    "bc_crash": None
-                    if bc[0]["crash"] is None
-                    else float(np.mean([r["crash"] for r in bc])),
-                    "dbc_crash": None
-                    if dbc[0]["crash"] is None
-                    else float(np.mean([r["crash"] for r in dbc])),
-                    "difference": diff["mean"],
-                    "difference_ci": diff["ci"],
-                    "reading": diff["reading"],
-                    "bc_loss_bc_arm": float(np.mean([r["bc_loss"] for r in bc])),
-                    **{f"{k}_dbc_arm": float(np.mean([r[k] for r in dbc])) for k in LOSS_TERMS},
-                    "ratio_dm_bc": float(np.mean(ratio)),
-                    "ratio_dm_bc_range": [float(np.min(ratio)), float(np.max(ratio))],
-                }
-            )
+
+            def mean(rs, k):
+                return None if rs[0][k] is None else float(np.mean([r[k] for r in rs]))
+
+            out.append({
+                "task": task, "env": bc[0]["env"], "lambda_dm": lam, "seeds": len(bc),
+                "bc_success": mean(bc, "success"), "dbc_success": mean(dbc, "success"),
+                "bc_crash": mean(bc, "crash"), "dbc_crash": mean(dbc, "crash"),
+                "difference": diff["mean"], "difference_ci": diff["ci"], "reading": diff["reading"],
+                "bc_loss_bc_arm": mean(bc, "bc_loss"),
+                **{f"{k}_dbc_arm": float(np.mean([r[k] for r in dbc])) for k in LOSS_TERMS},
+                "ratio_dm_bc": float(np.mean(ratio)), "ratio_dm_bc_range": [float(np.min(ratio)), float(np.max(ratio))],
+            })  # fmt: skip
     return out
 
 
-def write_multimodal_markdown(
-    path: Path, comparisons: list[dict], infos: list[dict], meta: dict
-) -> None:
-    sc = meta["scale_settings"]
-    lines = [
-        "# Diffusion-BC where averaging the modes fails (protocol `multimodal`)",
-        "",
-        f"Command: `{meta['command']}`  ",
-        f"Machine: {meta['machine']}; scale `{meta['scale']}`; base seed {meta['seed']}, "
-        f"seeds 0..{sc['seeds'] - 1} (vmapped, paired: per seed BC and DBC share the "
-        f"demonstrations, the initialisation, the minibatches and the evaluation starts); "
-        f"wall time {meta['wall_time_s']:.0f} s.  ",
-        f"Per seed: {sc['demo_episodes']} scripted-expert episodes; one DDPM (T = {sc['diffusion_T']}, "
-        f"width {sc['diffusion_hidden']}, 3 blocks, {sc['diffusion_steps']} steps, lr {sc['diffusion_lr']}, "
-        f"batch {sc['batch_size']}, antithetic t); policies: deterministic MLP "
-        f"{'x'.join(str(h) for h in sc['hidden'])} tanh, linear action head, orthogonal init, "
-        f"Adam lr {sc['lr']} with linear decay to 0, grad clip 0.5, batch {sc['batch_size']}, "
-        f"{sc['steps']} steps; {sc['eval_episodes']} evaluation episodes per run.",
+def multimodal_report(
+    comparisons: list[dict], infos: list[dict], meta: dict, sc: MultimodalScale
+) -> list[str]:
+    bc, dm = sc.bc, sc.diffusion
+    lines = studies.heading(
+        "Diffusion-BC where averaging the modes fails (protocol `multimodal`)",
+        meta,
+        f"scale `{meta['scale']}`; base seed {meta['seed']}, seeds 0..{sc.seeds - 1} (vmapped, paired: per "
+        "seed BC and DBC share the demonstrations, the initialisation, the minibatches and the "
+        f"evaluation starts); wall time {meta['wall_time_s']:.0f} s.  ",
+    ) + [
+        f"Per seed: {sc.demo_episodes} scripted-expert episodes; one DDPM (T = {dm.T}, width {dm.hidden}, "
+        f"3 blocks, {dm.steps} steps, lr {dm.lr}, batch {dm.batch_size}, antithetic t); policies: deterministic "
+        f"MLP {'x'.join(str(h) for h in bc.policy.hidden_sizes)} tanh, linear action head, orthogonal init, "
+        f"Adam lr {bc.lr} with linear decay to 0, grad clip 0.5, batch {bc.batch_size}, "
+        f"{bc.steps} steps; {sc.eval_episodes} evaluation episodes per run.",
         "",
         "Success: fraction of evaluation episodes that reach a goal (TwoGoals2D-v0: either goal; "
         "maze: the env's sparse goal reward). Difference: mean over seeds of the paired "
         "DBC - BC success, with a 95% percentile bootstrap CI over seeds "
-        "(`scipy.stats.bootstrap`, paired). Loss terms: DBC arm, means over the last 10% of "
+        "(`scipy.stats.bootstrap`, paired); reading: supported (CI above 0), opposite (below "
+        "0), else not supported at this budget. Loss terms: DBC arm, means over the last 10% of "
         "steps and over seeds; ratio = lambda_DM * L_DM / L_BC at the end (seed range in "
         "brackets): near 0 means the diffusion term no longer acted on the policy.",
         "",
-        "| task | lambda_DM | BC success | DBC success | DBC - BC [95% CI] | reading | L_BC (BC / DBC) | L_agent | L_expert | L_DM | lambda_DM L_DM / L_BC |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for c in comparisons:
-        lo, hi = c["difference_ci"]
-        rlo, rhi = c["ratio_dm_bc_range"]
-        lines.append(
-            f"| {c['task']} | {c['lambda_dm']:g} | {c['bc_success']:.2f} | {c['dbc_success']:.2f} "
-            f"| {c['difference']:+.2f} [{lo:+.2f}, {hi:+.2f}] | {c['reading']} "
-            f"| {c['bc_loss_bc_arm']:.4f} / {c['bc_loss_dbc_arm']:.4f} | {c['agent_diffusion_loss_dbc_arm']:.4f} "
-            f"| {c['expert_diffusion_loss_dbc_arm']:.4f} | {c['dm_loss_dbc_arm']:.2e} "
-            f"| {c['ratio_dm_bc']:.3g} [{rlo:.3g}, {rhi:.3g}] |"
-        )
-    lines += [
+        *studies.md_table(
+            ["task", "lambda_DM", "BC success", "DBC success", "DBC - BC [95% CI]", "reading", "L_BC (BC / DBC)", "L_agent", "L_expert", "L_DM", "lambda_DM L_DM / L_BC"],
+            ([c["task"], f"{c['lambda_dm']:g}", f"{c['bc_success']:.2f}", f"{c['dbc_success']:.2f}",
+              f"{c['difference']:+.2f} [{c['difference_ci'][0]:+.2f}, {c['difference_ci'][1]:+.2f}]", c["reading"],
+              f"{c['bc_loss_bc_arm']:.4f} / {c['bc_loss_dbc_arm']:.4f}", f"{c['agent_diffusion_loss_dbc_arm']:.4f}",
+              f"{c['expert_diffusion_loss_dbc_arm']:.4f}", f"{c['dm_loss_dbc_arm']:.2e}",
+              f"{c['ratio_dm_bc']:.3g} [{c['ratio_dm_bc_range'][0]:.3g}, {c['ratio_dm_bc_range'][1]:.3g}]"]
+             for c in comparisons),
+        ),
         "",
         "Toy-task crash rates (episodes that end in the obstacle), BC / DBC: "
         + "; ".join(
             f"{c['task']} lambda_DM {c['lambda_dm']:g}: {c['bc_crash']:.2f} / {c['dbc_crash']:.2f}"
-            for c in comparisons
-            if c["bc_crash"] is not None
-        )
-        + ".",
+            for c in comparisons if c["bc_crash"] is not None
+        ) + ".",
         "",
         "## Data and diffusion models",
         "",
@@ -1114,190 +869,130 @@ def write_multimodal_markdown(
         "`dbc_ddpm_samples.png`). Off-frame: the share of samples with a coordinate outside the "
         "data's range (padded by a quarter of it).",
         "",
-        "| task | env options | transitions per seed | demo return | expert / random return | DDPM loss (end) | mode fraction data / samples | samples off-frame |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    lines += [
-        f"| {i['task']} | {i['env_options'] or '–'} | {', '.join(map(str, i['transitions_per_seed']))} "
-        f"| {i['demo_return']:.2f} | {i['expert_return']:.2f} / {i['random_return']:.2f} "
-        f"| {i['diffusion_final_loss']:.4f} | {i['upper_mode_fraction_data']:.2f} / {i['upper_mode_fraction_sample']:.2f} | {i['samples_outside_data_range']:.2f} |"
-        for i in infos
-    ]
-    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
+    ]  # fmt: skip
+    return lines + studies.md_table(
+        ["task", "env options", "transitions per seed", "demo return", "expert / random return", "DDPM loss (end)", "mode fraction data / samples", "samples off-frame"],
+        ([i["task"], i["env_options"] or "–", ", ".join(map(str, i["transitions_per_seed"])), f"{i['demo_return']:.2f}",
+          f"{i['expert_return']:.2f} / {i['random_return']:.2f}", f"{i['diffusion_final_loss']:.4f}",
+          f"{i['upper_mode_fraction_data']:.2f} / {i['upper_mode_fraction_sample']:.2f}", f"{i['samples_outside_data_range']:.2f}"]
+         for i in infos),
+    )  # fmt: skip
 
 
-def _padded(x: np.ndarray) -> tuple[float, float]:
-    lo, hi = float(np.min(x)), float(np.max(x))
-    pad = 0.25 * (hi - lo) + 0.1
-    return lo - pad, hi + pad
-
-
-def _outside(s: dict) -> float:
-    """Share of DDPM samples with any coordinate outside the padded range of the data."""
-    data = np.concatenate([s["data_obs"], s["data_act"]], 1)
-    smp = np.concatenate([s["sample_obs"], s["sample_act"]], 1)
-    lims = np.asarray([_padded(c) for c in data.T])
-    return float(((smp < lims[:, 0]) | (smp > lims[:, 1])).any(1).mean())
-
-
-def plot_samples(samples: dict[str, dict], path: Path) -> Path:
+def plot_samples(samples: dict[str, dict], path: Path) -> None:
     """Per task: the 2-D action scatter, and the mode's action component against a state
     coordinate, demonstrations vs DDPM samples."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    tasks = list(samples)
-    fig, axes = plt.subplots(len(tasks), 2, figsize=(7.0, 3.0 * len(tasks)), squeeze=False)
-    for row, task in zip(axes, tasks, strict=True):
-        s = samples[task]
-        od, ad = SAMPLE_AXES[task]
-        for src, color, label, size in (
-            ("sample", "C1", "DDPM samples", 4),
-            ("data", "C0", "demonstrations", 2),
-        ):
-            o, a = s[src + "_obs"], s[src + "_act"]
-            row[0].scatter(a[:, 0], a[:, 1], s=size, alpha=0.5, color=color, label=label)
-            row[1].scatter(o[:, od], a[:, ad], s=size, alpha=0.5, color=color, label=label)
-        # frame the data (the share of samples outside the frame is in the title)
-        o, a = s["data_obs"], s["data_act"]
-        for ax, (xs, ys) in zip(row, ((a[:, 0], a[:, 1]), (o[:, od], a[:, ad])), strict=True):
-            ax.set_xlim(*_padded(xs))
-            ax.set_ylim(*_padded(ys))
-        obs_names = ("x", "|y|" if TASKS[task][1] else "y", "vx", "vy")
-        row[0].set(
-            xlabel="action 0",
-            ylabel="action 1",
-            title=f"{task}: actions ({_outside(s):.0%} of samples off-frame)",
-        )
-        row[1].set(
-            xlabel=f"state {obs_names[od]}",
-            ylabel=f"action {ad}",
-            title=f"{task}: action {ad} vs state",
-        )
-        for ax in row:
-            ax.title.set_fontsize(9)
-        row[0].legend(fontsize=7, markerscale=3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    with studies.figure(path, 2 * len(samples), 2, (3.5, 3.0)) as axes:
+        for row, (task, s) in zip(axes, samples.items(), strict=True):
+            od, ad = SAMPLE_AXES[task]
+            for src, color, label, size in (
+                ("sample", "C1", "DDPM samples", 4),
+                ("data", "C0", "demonstrations", 2),
+            ):
+                o, a = s[src + "_obs"], s[src + "_act"]
+                row[0].scatter(a[:, 0], a[:, 1], s=size, alpha=0.5, color=color, label=label)
+                row[1].scatter(o[:, od], a[:, ad], s=size, alpha=0.5, color=color, label=label)
+            # frame the data (the share of samples outside the frame is in the title)
+            o, a = s["data_obs"], s["data_act"]
+            for ax, (xs, ys) in zip(row, ((a[:, 0], a[:, 1]), (o[:, od], a[:, ad])), strict=True):
+                ax.set_xlim(*_padded(xs))
+                ax.set_ylim(*_padded(ys))
+            obs_names = ("x", "|y|" if TASKS[task][1] else "y", "vx", "vy")
+            row[0].set(
+                xlabel="action 0",
+                ylabel="action 1",
+                title=f"{task}: actions ({_outside(s):.0%} of samples off-frame)",
+            )
+            row[1].set(
+                xlabel=f"state {obs_names[od]}",
+                ylabel=f"action {ad}",
+                title=f"{task}: action {ad} vs state",
+            )
+            for ax in row:
+                ax.title.set_fontsize(9)
+            row[0].legend(fontsize=7, markerscale=3)  # fmt: skip
 
 
 def plot_multimodal(
     rows: list[dict], comparisons: list[dict], infos: list[dict], path: Path
-) -> Path:
+) -> None:
     """Left: success per seed (BC and each DBC lambda, pairs joined); right: the DBC arms'
     training curves of L_BC and lambda_DM * L_DM (mean over seeds)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     tasks = list(dict.fromkeys(c["task"] for c in comparisons))
-    fig, axes = plt.subplots(len(tasks), 2, figsize=(8.0, 2.8 * len(tasks)), squeeze=False)
-    for (ax, axc), task in zip(axes, tasks, strict=True):
-        lams = TASK_LAMBDAS[task]
-        arms = [("bc", 0.0)] + [("dbc", lam) for lam in lams]
-        seeds = sorted({r["seed"] for r in rows if r["task"] == task})
-        vals = np.asarray(
-            [
-                [
-                    next(
-                        r["success"]
-                        for r in rows
-                        if r["task"] == task
-                        and r["method"] == m
-                        and r["lambda_dm"] == lam
-                        and r["seed"] == s
-                    )
-                    for m, lam in arms
-                ]
-                for s in seeds
-            ]
-        )
-        for v in vals:
-            ax.plot(range(len(arms)), v, "-o", color="gray", alpha=0.4, ms=3)
-        ax.plot(range(len(arms)), vals.mean(0), "s", color="C3", ms=7, label="mean")
-        ax.set_xticks(range(len(arms)), ["BC"] + [f"DBC {lam:g}" for lam in lams], fontsize=8)
-        ax.set_ylim(-0.05, 1.05)
-        cis = "; ".join(
-            f"{c['difference']:+.2f} [{c['difference_ci'][0]:+.2f}, {c['difference_ci'][1]:+.2f}]"
-            for c in comparisons
-            if c["task"] == task
-        )
-        ax.set_title(f"{task}: success (DBC-BC: {cis})", fontsize=8)
-        info = next(i for i in infos if i["task"] == task)
-        for lam, color in zip(lams, ("C0", "C1", "C2", "C4"), strict=False):
-            cs = [c for c in info["curves"] if c["method"] == "dbc" and c["lambda_dm"] == lam]
-            bc = np.mean([c["bc_loss"] for c in cs], 0)
-            dm = lam * np.mean([c["dm_loss"] for c in cs], 0)
-            x = np.arange(1, len(bc) + 1) / len(bc)
-            axc.plot(x, bc, color=color, label=f"L_BC (lambda {lam:g})")
-            axc.plot(x, np.maximum(dm, 1e-8), color=color, ls="--", label=f"lambda L_DM ({lam:g})")
-        axc.set_yscale("log")
-        axc.set(xlabel="fraction of training", title=f"{task}: DBC loss terms")
-        axc.title.set_fontsize(9)
-        axc.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    with studies.figure(path, 2 * len(tasks), 2, (4.0, 2.8)) as axes:
+        for (ax, axc), task in zip(axes, tasks, strict=True):
+            lams = TASK_LAMBDAS[task]
+            arms = [("bc", 0.0)] + [("dbc", lam) for lam in lams]
+            by = {
+                (r["method"], r["lambda_dm"], r["seed"]): r["success"]
+                for r in rows
+                if r["task"] == task
+            }
+            seeds = sorted({s for _, _, s in by})
+            vals = np.asarray([[by[(m, lam, s)] for m, lam in arms] for s in seeds])
+            for v in vals:
+                ax.plot(range(len(arms)), v, "-o", color="gray", alpha=0.4, ms=3)
+            ax.plot(range(len(arms)), vals.mean(0), "s", color="C3", ms=7, label="mean")
+            ax.set_xticks(range(len(arms)), ["BC"] + [f"DBC {lam:g}" for lam in lams], fontsize=8)
+            ax.set_ylim(-0.05, 1.05)
+            cis = "; ".join(
+                f"{c['difference']:+.2f} [{c['difference_ci'][0]:+.2f}, {c['difference_ci'][1]:+.2f}]"
+                for c in comparisons
+                if c["task"] == task
+            )
+            ax.set_title(f"{task}: success (DBC-BC: {cis})", fontsize=8)
+            info = next(i for i in infos if i["task"] == task)
+            for lam, color in zip(lams, ("C0", "C1", "C2", "C4"), strict=False):
+                cs = [c for c in info["curves"] if c["method"] == "dbc" and c["lambda_dm"] == lam]
+                bc = np.mean([c["bc_loss"] for c in cs], 0)
+                dm = lam * np.mean([c["dm_loss"] for c in cs], 0)
+                x = np.arange(1, len(bc) + 1) / len(bc)
+                axc.plot(x, bc, color=color, label=f"L_BC (lambda {lam:g})")
+                axc.plot(
+                    x, np.maximum(dm, 1e-8), color=color, ls="--", label=f"lambda L_DM ({lam:g})"
+                )
+            axc.set_yscale("log")
+            axc.set(xlabel="fraction of training", title=f"{task}: DBC loss terms")
+            axc.title.set_fontsize(9)
+            axc.legend(fontsize=6)  # fmt: skip
 
 
 def run_multimodal(
     scale: str,
-    tasks: tuple[str, ...] | None,
+    tasks: list[str] | None,
     seed: int,
     out_dir: Path,
     name: str,
     samples_only: bool = False,
 ) -> None:
-    sc = MM_SCALES[scale]
-    if tasks:
-        unknown = [t for t in tasks if t not in TASKS]
-        if unknown:
-            raise SystemExit(f"error: unknown task(s) {unknown}; choose from {list(TASKS)}")
-        sc = dataclasses.replace(sc, tasks=tuple(tasks))
+    if unknown := [t for t in tasks or () if t not in TASKS]:
+        raise SystemExit(f"error: unknown task(s) {unknown}; choose from {list(TASKS)}")
+    sc = MM_SCALES[scale].only(tasks)
     enable_compilation_cache()
     t0 = time.time()
     rows, infos, samples = [], [], {}
-    for task in sc.tasks:
+    for task in sc.envs:
         r, info, s = study_task(task, sc, seed, samples_only)
         rows += r
         infos.append(info)
         samples[task] = s
     samples_path = out_dir / f"{name.removesuffix('_multimodal')}_ddpm_samples.png"
-    meta = {
-        "command": "python benchmarks/dbc.py " + " ".join(sys.argv[1:]),
-        "protocol": "multimodal",
-        "machine": machine_description(),
-        "scale": scale,
-        "seed": seed,
-        "seeds": list(range(sc.seeds)),
-        "wall_time_s": time.time() - t0,
-        "task_lambdas": {t: list(TASK_LAMBDAS[t]) for t in sc.tasks},
-        "statistics": "paired percentile bootstrap (scipy.stats.bootstrap, 9999 resamples) of the "
+    meta = studies.metadata(
+        "benchmarks/dbc.py", scale, sc, time.time() - t0, protocol="multimodal", seed=seed,
+        task_lambdas={t: list(TASK_LAMBDAS[t]) for t in sc.envs},
+        statistics="paired percentile bootstrap (jaxbc.stats.paired_difference, 9999 resamples) of the "
         "mean DBC - BC success over seeds, 95%",
-        "scale_settings": {
-            k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(sc).items()
-        },
-    }
+    )  # fmt: skip
     out_dir.mkdir(parents=True, exist_ok=True)
     if samples_only:  # the DDPM samples plot of seed 0 per task, with its settings
         meta["samples_only"] = True
-        atomic_write_json(samples_path.with_suffix(".json"), {"meta": meta, "data": infos})
+        studies.write_report(out_dir, samples_path.stem, {"meta": meta, "data": infos})
         plot_samples(samples, samples_path)
         print(json.dumps(infos, indent=1))
         return
-    comparisons = compare(rows, sc.tasks)
-    atomic_write_json(
-        out_dir / f"{name}.json",
-        {"meta": meta, "data": infos, "comparisons": comparisons, "runs": rows},
-    )
-    atomic_write_csv(out_dir / f"{name}.csv", rows)
-    write_multimodal_markdown(out_dir / f"{name}.md", comparisons, infos, meta)
+    comparisons = compare(rows, sc.envs)
+    data = {"meta": meta, "data": infos, "comparisons": comparisons, "runs": rows}
+    studies.write_report(out_dir, name, data, multimodal_report(comparisons, infos, meta, sc), rows)
     plot_multimodal(rows, comparisons, infos, out_dir / f"{name}.png")
     plot_samples(samples, samples_path)
     print((out_dir / f"{name}.md").read_text())
@@ -1335,18 +1030,12 @@ def main(
             raise SystemExit("error: --envs belongs to the locomotion protocol; use --tasks")
         if report_only:
             raise SystemExit("error: --report-only belongs to the locomotion protocol")
-        run_multimodal(
-            scale,
-            tuple(tasks) if tasks else None,
-            seed,
-            out_dir,
-            name or "dbc_multimodal",
-            samples_only,
-        )
+        run_multimodal(scale, tasks, seed, out_dir, name or "dbc_multimodal", samples_only)
         return
     if tasks:
         raise SystemExit("error: --tasks belongs to --protocol multimodal")
     name = name or "dbc"
+    sc = SCALES[scale].only(envs)
     if report_only:
         path = out_dir / f"{name}.json"
         if not path.exists():
@@ -1359,13 +1048,11 @@ def main(
             )
         meta = {
             **saved["meta"],
-            "report_command": "python benchmarks/dbc.py " + " ".join(sys.argv[1:]),
+            "report_command": studies.metadata("benchmarks/dbc.py", None)["command"],
         }
-        write_locomotion(out_dir, name, meta, saved["data"], saved["runs"], csv=False)
+        sc = dataclasses.replace(sc, envs=tuple(i["env"] for i in saved["data"]))
+        write_locomotion(out_dir, name, meta, sc, saved["data"], saved["runs"], csv=False)
         return
-    sc = SCALES[scale]
-    if envs:
-        sc = dataclasses.replace(sc, envs=tuple(envs))
     check_experts(sc.envs)
     enable_compilation_cache()
     t0 = time.time()
@@ -1374,38 +1061,41 @@ def main(
         r, info = study_env(env_id, sc, seed)
         rows += r
         infos.append(info)
-    meta = {
-        "command": "python benchmarks/dbc.py " + " ".join(sys.argv[1:]),
-        "machine": machine_description(),
-        "scale": scale,
-        "seed": seed,
-        "wall_time_s": time.time() - t0,
-        "paper_reference": {f"{e} {m}": v for (e, m), v in PAPER.items()},
-        **{k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(sc).items()},
-    }
-    write_locomotion(out_dir, name, meta, infos, rows)
+    meta = studies.metadata(
+        "benchmarks/dbc.py", scale, sc, time.time() - t0, seed=seed,
+        paper_reference={f"{e} {m}": v for (e, m), v in PAPER.items()},
+    )  # fmt: skip
+    write_locomotion(out_dir, name, meta, sc, infos, rows)
 
 
 def write_locomotion(
-    out_dir: Path, name: str, meta: dict, infos: list[dict], rows: list[dict], csv: bool = True
+    out_dir: Path,
+    name: str,
+    meta: dict,
+    sc: Scale,
+    infos: list[dict],
+    rows: list[dict],
+    csv: bool = True,
 ) -> None:
     """The locomotion study's files: runs and summary (json, csv), report with the rliable
     aggregates (md), bar chart and performance profiles (png)."""
     summary = summarize(rows)
     stats = statistics(rows)
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(
-        out_dir / f"{name}.json",
-        {"meta": meta, "data": infos, "summary": summary, "statistics": stats, "runs": rows},
+    data = {"meta": meta, "data": infos, "summary": summary, "statistics": stats, "runs": rows}
+    # (a report-only rewrite leaves the run's CSV as written)
+    studies.write_report(
+        out_dir,
+        name,
+        data,
+        locomotion_report(summary, infos, meta, sc, stats),
+        rows if csv else None,
     )
-    if csv:  # (a report-only rewrite leaves the run's CSV as written)
-        atomic_write_csv(out_dir / f"{name}.csv", rows)
-    write_markdown(out_dir / f"{name}.md", summary, infos, meta, stats)
     plot(summary, out_dir / f"{name}.png")
-    plot_performance_profiles(
+    studies.profiles(
         arm_scores(rows)[0],
         out_dir / f"{name}_profiles.png",
-        title=f"DBC study: {', '.join(stats['tasks'])}",
+        f"DBC study: {', '.join(stats['tasks'])}",
     )
     print((out_dir / f"{name}.md").read_text())
 

@@ -8,22 +8,20 @@ Each expert's metadata records the command, seed, steps, wall time, machine and 
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
 
 import tyro
 
 from jaxbc.experts import preset, train_expert
 from jaxbc.experts.expert import ZOO_DIR, zoo_name
-from jaxbc.io import enable_compilation_cache
+from jaxbc.io import command_line, enable_compilation_cache
 
 
 def main(envs: list[str], seed: int = 0, zoo: bool = False, eval_episodes: int = 100) -> None:
     enable_compilation_cache()
     for env_id in envs:
         out = (ZOO_DIR if zoo else Path("runs/experts")) / zoo_name(env_id)
-        command = "python benchmarks/experts.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        command = command_line("python benchmarks/experts.py")
         ex = train_expert(
             preset(env_id), seed=seed, out=out, eval_episodes=eval_episodes, command=command
         )

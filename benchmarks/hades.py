@@ -48,6 +48,7 @@ import numpy as np
 import tyro
 
 from jaxbc import envs as jenvs
+from jaxbc import studies
 from jaxbc.bc.evaluation import reference_returns
 from jaxbc.data import save_dataset
 from jaxbc.experts.expert import ZOO_DIR, zoo_name
@@ -65,14 +66,9 @@ from jaxbc.hades import (
     solution_template,
 )
 from jaxbc.hades.strategies import paper_strategy_options
-from jaxbc.io import (
-    atomic_write_bytes,
-    atomic_write_csv,
-    atomic_write_json,
-    enable_compilation_cache,
-    machine_description,
-)
-from jaxbc.rollout import random_return
+from jaxbc.io import atomic_write_csv, enable_compilation_cache
+from jaxbc.rollout import random_return, scaled_return
+from jaxbc.stats import markdown_table
 
 
 @dataclass(frozen=True)
@@ -123,125 +119,51 @@ _TRANSFER_PAPER = (
 _BRAX = ("brax/hopper", "brax/walker2d", "brax/halfcheetah", "brax/ant", "brax/humanoid")
 _MINATAR = ("Breakout-MinAtar", "SpaceInvaders-MinAtar", "Asterix-MinAtar")
 
+_MINATAR_CPU = dict(hidden=(64, 64), paper_strategy=False, strategy_options={"sigma": 0.1})
 SCALES = {
     "smoke": Scale(
         jobs=(
-            Job(
-                "CartPole-v1",
-                4,
-                "SNES",
-                8,
-                2,
-                config=dict(inner_steps=10, num_envs=2),
-                hidden=(16,),
-                env_options=(("max_steps_in_episode", 50),),
-            ),
-            Job(
-                "Breakout-MinAtar",
-                3,
-                "SNES",
-                8,
-                2,
-                variants=("F",),
-                hidden=(16,),
-                config=dict(inner_steps=5, num_envs=2, eval_steps=30),
-            ),
+            Job("CartPole-v1", 4, "SNES", 8, 2, config=dict(inner_steps=10, num_envs=2), hidden=(16,), env_options=(("max_steps_in_episode", 50),)),
+            Job("Breakout-MinAtar", 3, "SNES", 8, 2, variants=("F",), hidden=(16,), config=dict(inner_steps=5, num_envs=2, eval_steps=30)),
         ),
-        seeds=1,
-        chunk=2,
-        eval_episodes=2,
-        eval_inits=2,
+        seeds=1, chunk=2, eval_episodes=2, eval_inits=2,
         transfer_policies=(("same", (), "", 0.0), ("1x8 tanh", (8,), "tanh", 0.0)),
     ),
     "cpu": Scale(
         jobs=(
-            Job(
-                "CartPole-v1",
-                4,
-                "SNES",
-                64,
-                150,
-                hidden=(64, 64),
-                config=dict(inner_steps=64, num_envs=4),
-            ),
+            Job("CartPole-v1", 4, "SNES", 64, 150, hidden=(64, 64), config=dict(inner_steps=64, num_envs=4)),
             # the paper's fitness (every episode in the window) and SNES with evosax's own
             # rank weights at sigma 0.1: at population 64 the paper's softmax weights (top ~3
             # members) and sigma 0.5 stalled at a return of ~1 (see the README)
-            Job(
-                "Breakout-MinAtar",
-                16,
-                "SNES",
-                64,
-                800,
-                hidden=(64, 64),
-                paper_strategy=False,
-                strategy_options={"sigma": 0.1},
-                config=dict(inner_steps=64, num_envs=4, eval_steps=500),
-            ),
+            Job("Breakout-MinAtar", 16, "SNES", 64, 800, **_MINATAR_CPU, config=dict(inner_steps=64, num_envs=4, eval_steps=500)),
         ),
-        seeds=1,
-        chunk=25,
-        eval_episodes=32,
-        eval_inits=4,
-        transfer_policies=_TRANSFER_SMALL,
+        seeds=1, chunk=25, eval_episodes=32, eval_inits=4, transfer_policies=_TRANSFER_SMALL,
     ),
-    # every family HaDES claims, at what the 2-core CPU affords (issue: HaDES across
-    # families). MinAtar: the Breakout recipe found by benchmarks/hades_sweep.py (one seed,
-    # one env), fixed for every game and seed; Freeway's window (2,500 steps) lets its
-    # episodes end. Brax: the paper's Open_ES recipe (no CPU recipe search), tiny policies,
-    # one env per fitness over a 500-step window (the paper: whole 1,000-step episodes), 40
-    # generations: sized from the study's own first job (population-16 hopper HaDES-F: 3.2 s
-    # per generation on a shared CPU; the compile, ~1-5 min per program, is paid once per
-    # (env, D, variant) thanks to the persistent cache), so that Brax takes about an hour.
+    # every family HaDES claims, at what the 2-core CPU affords. MinAtar: the Breakout recipe
+    # found by benchmarks/hades_sweep.py (one seed, one env), fixed for every game and seed;
+    # Freeway's window (2,500 steps) lets its episodes end. Brax: the paper's Open_ES recipe
+    # (no CPU recipe search), tiny policies, one env per fitness over a 500-step window (the
+    # paper: whole 1,000-step episodes), 40 generations: sized from the study's own first job
+    # (population-16 hopper HaDES-F: 3.2 s per generation on a shared CPU; the compile, ~1-5
+    # min per program, is paid once per (env, D, variant) thanks to the persistent cache), so
+    # that Brax takes about an hour.
     "families": Scale(
         jobs=tuple(
-            Job(
-                e,
-                d,
-                "Open_ES",
-                16,
-                40,
-                hidden=(32, 32),
-                config=dict(num_envs=1, eval_steps=500, inner_steps=100),
-            )
-            for e in ("brax/hopper", "brax/walker2d")
-            for d in (64, 4)
-        )
-        + tuple(
-            Job(
-                e,
-                16,
-                "SNES",
-                64,
-                150 if e != "Freeway-MinAtar" else 100,
-                hidden=(64, 64),
-                paper_strategy=False,
-                strategy_options={"sigma": 0.1},
-                config=dict(
-                    inner_steps=64,
-                    num_envs=4 if e != "Freeway-MinAtar" else 2,
-                    eval_steps=500 if e != "Freeway-MinAtar" else 2500,
-                ),
-            )
-            for e in _MINATAR + ("Freeway-MinAtar",)
-        ),
-        seeds=3,
-        chunk=10,
-        eval_episodes=16,
-        eval_inits=4,
-        transfer_policies=_TRANSFER_SMALL,
+            Job(e, d, "Open_ES", 16, 40, hidden=(32, 32), config=dict(num_envs=1, eval_steps=500, inner_steps=100))
+            for e in ("brax/hopper", "brax/walker2d") for d in (64, 4)
+        ) + tuple(
+            Job(e, 16, "SNES", 64, 150, **_MINATAR_CPU, config=dict(inner_steps=64, num_envs=4, eval_steps=500))
+            for e in _MINATAR
+        ) + (Job("Freeway-MinAtar", 16, "SNES", 64, 100, **_MINATAR_CPU, config=dict(inner_steps=64, num_envs=2, eval_steps=2500)),),
+        seeds=3, chunk=10, eval_episodes=16, eval_inits=4, transfer_policies=_TRANSFER_SMALL,
     ),
     "paper": Scale(
         jobs=tuple(Job(e, 64, "Open_ES", 2048, 2000) for e in _BRAX)
         + tuple(Job(e, 4, "Open_ES", 2048, 2000) for e in ("brax/hopper", "brax/walker2d"))
         + tuple(Job(e, 16, "SNES", 2048, 2000) for e in _MINATAR),
-        seeds=3,
-        chunk=50,
-        eval_episodes=64,
-        eval_inits=8,
-        transfer_policies=_TRANSFER_PAPER,
+        seeds=3, chunk=50, eval_episodes=64, eval_inits=8, transfer_policies=_TRANSFER_PAPER,
     ),
-}
+}  # fmt: skip
 
 # HaDES paper, population mean at the end (3 seeds; D=4 without a variant): for the report
 PAPER_RESULTS = {
@@ -337,7 +259,7 @@ def device_peak_gib() -> float | None:
 
 
 def scaled(ret: float, expert: float | None, rnd: float) -> float | None:
-    return None if expert is None else (ret - rnd) / (expert - rnd)
+    return None if expert is None else float(scaled_return(ret, rnd, expert))
 
 
 def _describe(options: dict) -> dict:
@@ -502,23 +424,6 @@ def _parse(v: str) -> Any:
     return v
 
 
-def _fmt(v) -> str:
-    if v is None:
-        return "-"
-    return f"{v:.2f}" if isinstance(v, float) else str(v)
-
-
-def _mean_ci(values: list[float]) -> dict:
-    """Mean and 95% bootstrap CI over seeds (jaxbc.stats; one seed: no interval)."""
-    from jaxbc.stats import aggregate_scores
-
-    if len(values) < 2:
-        return {"mean": float(values[0]), "ci": None, "n": len(values)}
-    res = aggregate_scores({"x": values}, metrics=("mean",), comparisons=[])
-    m = res["metrics"]["x"]["mean"]
-    return {"mean": m["point"], "ci": m["ci"], "n": len(values)}
-
-
 def _paper_cell(group: dict) -> str:
     """The paper's population mean and, in brackets, the same on our scale."""
     if group["paper_population_mean"] is None:
@@ -526,43 +431,49 @@ def _paper_cell(group: dict) -> str:
     return f"{_fmt(group['paper_population_mean'])} ({_fmt(group.get('paper_scaled'))})"
 
 
+def _fmt(v) -> str:
+    return "-" if v is None else studies.fmt(v)
+
+
+SUMMARY_METRICS = (
+    "first_population_mean",
+    "final_population_mean",
+    "return_mean_data_new_inits",
+    "return_mean_data_fixed_init",
+    "scaled_mean_data_new_inits",
+    "scaled_mean_data_fixed_init",
+)
+
+
 def summarize(rows: list[dict]) -> list[dict]:
     """Per (env, D, variant): mean and 95% CI over seeds of the population mean and of the
     distilled data's (scaled) returns."""
-    groups: dict[tuple, list[dict]] = {}
-    for r in rows:
-        groups.setdefault((r["env"], r["dataset_size"], r["variant"]), []).append(r)
-    out = []
-    for (env, d, variant), rs in groups.items():
-        item = {
-            "env": env,
-            "dataset_size": d,
-            "variant": variant,
-            "seeds": sorted(r["seed"] for r in rs),
-            "generations": rs[0]["generations"],
-            "population": rs[0]["population"],
-            "random_return": rs[0]["random_return"],
-            "expert_return": rs[0]["expert_return"],
-            "paper_population_mean": rs[0]["paper_population_mean"],
-            # the paper's result on our scale (its population mean, our random and expert)
-            "paper_scaled": None
-            if rs[0]["paper_population_mean"] is None
-            else scaled(
-                rs[0]["paper_population_mean"], rs[0]["expert_return"], rs[0]["random_return"]
-            ),
-        }
+    keys = ("env", "dataset_size", "variant")
+    out = studies.group_stats(rows, keys, SUMMARY_METRICS, ci=True)
+    for item, rs in zip(out, studies.groups(rows, keys).values(), strict=True):
+        del item["n"]
+        item["seeds"] = sorted(r["seed"] for r in rs)
         for k in (
-            "first_population_mean",
-            "final_population_mean",
-            "return_mean_data_new_inits",
-            "return_mean_data_fixed_init",
-            "scaled_mean_data_new_inits",
-            "scaled_mean_data_fixed_init",
+            "generations",
+            "population",
+            "random_return",
+            "expert_return",
+            "paper_population_mean",
         ):
-            vals = [r.get(k) for r in rs]
-            item[k] = None if any(v is None for v in vals) else _mean_ci(vals)
-        out.append(item)
-    return out
+            item[k] = rs[0][k]
+        # the paper's result on our scale (its population mean, our random and expert)
+        paper = rs[0]["paper_population_mean"]
+        item["paper_scaled"] = (
+            None if paper is None else scaled(paper, rs[0]["expert_return"], rs[0]["random_return"])
+        )
+    return out  # fmt: skip
+
+
+ARMS = {
+    "HaDES-F, new inits": ({"variant": "F"}, "scaled_mean_data_new_inits"),
+    "HaDES-R, new inits": ({"variant": "R"}, "scaled_mean_data_new_inits"),
+    "HaDES-F, fixed init": ({"variant": "F"}, "scaled_mean_data_fixed_init"),
+}
 
 
 def variant_scores(rows: list[dict]) -> tuple[dict[str, np.ndarray], list[str]]:
@@ -572,55 +483,17 @@ def variant_scores(rows: list[dict]) -> tuple[dict[str, np.ndarray], list[str]]:
     those every such task has (at least 2), so the arms are paired. Arms: F and R from fresh
     inits (comparable) and F from its evolution's fixed init.
     """
-    seeds: dict[tuple, set[int]] = {}
-    for r in rows:
-        seeds.setdefault((r["env"], r["dataset_size"], r["variant"]), set()).add(r["seed"])
-    pairs = {(e, d) for e, d, _ in seeds}
-    tasks = sorted(
-        (t for t in pairs if seeds.get((*t, "F")) == seeds.get((*t, "R"))),
-        key=lambda t: (str(t[0]), t[1]),
-    )
-    common = sorted(set.intersection(*(seeds[(*t, "F")] for t in tasks))) if tasks else []
-    if len(common) < 2:
-        return {}, []
-    by = {(r["env"], r["dataset_size"], r["variant"], r["seed"]): r for r in rows}
-
-    def matrix(variant: str, key: str) -> np.ndarray:
-        return np.array([[by[(*t, variant, s)][key] for t in tasks] for s in common])
-
-    scores = {
-        "HaDES-F, new inits": matrix("F", "scaled_mean_data_new_inits"),
-        "HaDES-R, new inits": matrix("R", "scaled_mean_data_new_inits"),
-        "HaDES-F, fixed init": matrix("F", "scaled_mean_data_fixed_init"),
-    }
+    scores, tasks = studies.score_matrix(rows, ARMS, ("env", "dataset_size"), 2, sort_tasks=True)
     return scores, [f"{e} D={d}" for e, d in tasks]
 
 
 def statistics(rows: list[dict], reps: int = 10_000) -> dict | None:
     """rliable aggregates (IQM, mean, optimality gap; P(F > R) from fresh inits) over the
     tasks both variants finished, stratified bootstrap over seeds (``jaxbc.stats``)."""
-    from jaxbc.stats import aggregate_scores
-
     scores, tasks = variant_scores(rows)
     if not tasks:
         return None
-    out = aggregate_scores(
-        scores,
-        metrics=("iqm", "mean", "optimality_gap"),
-        comparisons=[("HaDES-F, new inits", "HaDES-R, new inits")],
-        reps=reps,
-    )
-    out["tasks"] = tasks
-    return out
-
-
-def _fmt_ci(v: dict | None, digits: int = 2) -> str:
-    if v is None:
-        return "-"
-    if v["ci"] is None:
-        return f"{v['mean']:.{digits}f}"
-    lo, hi = v["ci"]
-    return f"{v['mean']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+    return studies.aggregate(scores, [("HaDES-F, new inits", "HaDES-R, new inits")], tasks, reps)
 
 
 def write_report(
@@ -630,50 +503,40 @@ def write_report(
     transfer_rows: list[dict],
     stats: dict | None = None,
 ) -> None:
-    lines = [
-        "# HaDES behaviour distillation",
-        "",
-        f"Command: `{meta['command']}`  ",
-        f"Machine: {meta['machine']}; wall time {meta['wall_time_s']:.0f} s (the last invocation), "
+    lines = studies.heading(
+        "HaDES behaviour distillation",
+        meta,
+        f"wall time {meta['wall_time_s']:.0f} s (the last invocation), "
         f"the runs' HaDES time summed {sum(r['wall_time_s'] for r in rows):.0f} s; scale {meta['scale']}; "
         f"seeds {sorted({r['seed'] for r in rows})}.",
+    ) + [
         "",
         "Population mean return at the first and last generation; then the distilled (ES mean) dataset "
         f"re-evaluated by training {meta['eval_inits']} fresh policy inits x {meta['eval_episodes']} episodes "
         "(and, for HaDES-F, the evolution's fixed init). Scaled: 0 = random, 1 = zoo expert.",
         "",
-        "| env | D | variant | strategy x pop | gens | pop mean first -> last | best fitness | mean data, new inits "
-        "| mean data, fixed init | scaled (new inits) | paper pop mean | wall s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['env']} | {r['dataset_size']} | {r['variant']} | {r['strategy']} x {r['population']} | {r['generations']} "
-            f"| {r['first_population_mean']:.1f} -> {r['final_population_mean']:.1f} | {r['best_fitness']:.1f} "
-            f"| {r['return_mean_data_new_inits']:.1f} | {_fmt(r['return_mean_data_fixed_init'])} "
-            f"| {_fmt(r['scaled_mean_data_new_inits'])} | {_fmt(r['paper_population_mean'])} | {r['wall_time_s']:.0f} |"
-        )
+        *studies.md_table(
+            ["env", "D", "variant", "strategy x pop", "gens", "pop mean first -> last", "best fitness", "mean data, new inits",
+             "mean data, fixed init", "scaled (new inits)", "paper pop mean", "wall s"],
+            ([r["env"], r["dataset_size"], r["variant"], f"{r['strategy']} x {r['population']}", r["generations"],
+              f"{r['first_population_mean']:.1f} -> {r['final_population_mean']:.1f}", f"{r['best_fitness']:.1f}",
+              f"{r['return_mean_data_new_inits']:.1f}", _fmt(r["return_mean_data_fixed_init"]),
+              _fmt(r["scaled_mean_data_new_inits"]), _fmt(r["paper_population_mean"]), f"{r['wall_time_s']:.0f}"] for r in rows),
+        ),
+    ]  # fmt: skip
     summary = summarize(rows)
     if any(len(g["seeds"]) > 1 for g in summary):
-        lines += [
-            "",
-            "## Over seeds: mean [95% bootstrap CI]",
-            "",
-            "| env | D | variant | seeds | pop mean first -> last | data, fixed init (scaled) "
-            "| data, new inits (scaled) | random / expert | paper pop mean (scaled) |",
-            "|---|---|---|---|---|---|---|---|---|",
-        ]
-        for g in summary:
-            lines.append(
-                f"| {g['env']} | {g['dataset_size']} | {g['variant']} | {len(g['seeds'])} "
-                f"| {_fmt_ci(g['first_population_mean'], 1)} -> {_fmt_ci(g['final_population_mean'], 1)} "
-                f"| {_fmt_ci(g['scaled_mean_data_fixed_init'])} | {_fmt_ci(g['scaled_mean_data_new_inits'])} "
-                f"| {_fmt(g['random_return'])} / {_fmt(g['expert_return'])} "
-                f"| {_paper_cell(g)} |"
-            )
+        ci = studies.ci_cell
+        lines += ["", "## Over seeds: mean [95% bootstrap CI]", ""]
+        lines += studies.md_table(
+            ["env", "D", "variant", "seeds", "pop mean first -> last", "data, fixed init (scaled)",
+             "data, new inits (scaled)", "random / expert", "paper pop mean (scaled)"],
+            ([g["env"], g["dataset_size"], g["variant"], len(g["seeds"]),
+              f"{ci(g['first_population_mean'], 1)} -> {ci(g['final_population_mean'], 1)}",
+              ci(g["scaled_mean_data_fixed_init"]), ci(g["scaled_mean_data_new_inits"]),
+              f"{_fmt(g['random_return'])} / {_fmt(g['expert_return'])}", _paper_cell(g)] for g in summary),
+        )  # fmt: skip
     if stats is not None:  # statistics(rows), computed once by the caller
-        from jaxbc.stats import markdown_table, plot_performance_profiles
-
         lines += [
             "",
             f"## Aggregates over {len(stats['tasks'])} tasks ({', '.join(stats['tasks'])})",
@@ -684,23 +547,21 @@ def write_report(
             "",
             markdown_table(stats),
         ]
-        plot_performance_profiles(
-            variant_scores(rows)[0], out_dir / "hades_profiles.png", title="HaDES: distilled data"
+        studies.profiles(
+            variant_scores(rows)[0], out_dir / "hades_profiles.png", "HaDES: distilled data"
         )
     if transfer_rows:
         lines += [
             "",
             "## Transfer: other architectures and learning rates trained on the distilled data",
             "",
-            "| env | D | variant | policy | hidden | activation | lr | return | scaled |",
-            "|---|---|---|---|---|---|---|---|---|",
         ]
-        for r in transfer_rows:
-            lines.append(
-                f"| {r['env']} | {r['dataset_size']} | {r['variant']} | {r['policy']} | {r['hidden']} | {r['activation']} "
-                f"| {r['lr']:.3g} | {r['return']:.1f} | {_fmt(r['scaled_return'])} |"
-            )
-    atomic_write_bytes(out_dir / "hades.md", ("\n".join(lines) + "\n").encode())
+        lines += studies.md_table(
+            ["env", "D", "variant", "policy", "hidden", "activation", "lr", "return", "scaled"],
+            ([r["env"], r["dataset_size"], r["variant"], r["policy"], r["hidden"], r["activation"], f"{r['lr']:.3g}",
+              f"{r['return']:.1f}", _fmt(r["scaled_return"])] for r in transfer_rows),
+        )  # fmt: skip
+    studies.write_report(out_dir, "hades", md=lines)
 
 
 def load_results(out_dir: Path, scale: str) -> dict:
@@ -717,16 +578,14 @@ def load_results(out_dir: Path, scale: str) -> dict:
 def write_results(out_dir: Path, meta: dict, rows: list[dict], transfer_rows: list[dict]) -> None:
     """hades.json (runs and what derives from them: summary, statistics) and hades.md."""
     stats = statistics(rows)
-    atomic_write_json(
-        out_dir / "hades.json",
-        {
-            "meta": meta,
-            "runs": rows,
-            "summary": summarize(rows),
-            "statistics": stats,
-            "transfer": transfer_rows,
-        },
-    )
+    data = {
+        "meta": meta,
+        "runs": rows,
+        "summary": summarize(rows),
+        "statistics": stats,
+        "transfer": transfer_rows,
+    }
+    studies.write_report(out_dir, "hades", data)
     write_report(out_dir, meta, rows, transfer_rows, stats)
 
 
@@ -738,12 +597,7 @@ def rewrite_report(out_dir: Path, scale: str) -> None:
 
 
 def write_memory_report(out_dir: Path, scale: str, rows: list[dict]) -> None:
-    meta = {
-        "command": "python benchmarks/hades.py " + " ".join(sys.argv[1:]),
-        "machine": machine_description(),
-        "jax_version": jax.__version__,
-    }
-    atomic_write_json(out_dir / f"hades_memory_{scale}.json", {"meta": meta, "jobs": rows})
+    meta = studies.metadata("benchmarks/hades.py", None, jax_version=jax.__version__)
     lines = [
         f"# HaDES memory plan ({scale} scale)",
         "",
@@ -753,15 +607,13 @@ def write_memory_report(out_dir: Path, scale: str, rows: list[dict]) -> None:
         f"machine's `{rows[0]['backend'] if rows else '?'}` backend on one device; nothing was run. "
         "Arguments + outputs + peak temporaries.",
         "",
-        "| env | D | pop x inits x envs x steps | fitness episodes | MLP | planned GiB (temp) | compile s |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['env']} | {r['dataset_size']} | {r['population']} x {r['inits']} x {r['num_envs']} x {r['eval_steps']} "
-            f"| {r['fitness_episodes']} | {r['hidden']} | {r['total_gib']:.2f} ({r['temp_gib']:.2f}) | {r['compile_s']} |"
-        )
-    atomic_write_bytes(out_dir / f"hades_memory_{scale}.md", ("\n".join(lines) + "\n").encode())
+        *studies.md_table(
+            ["env", "D", "pop x inits x envs x steps", "fitness episodes", "MLP", "planned GiB (temp)", "compile s"],
+            ([r["env"], r["dataset_size"], f"{r['population']} x {r['inits']} x {r['num_envs']} x {r['eval_steps']}",
+              r["fitness_episodes"], r["hidden"], f"{r['total_gib']:.2f} ({r['temp_gib']:.2f})", r["compile_s"]] for r in rows),
+        ),
+    ]  # fmt: skip
+    studies.write_report(out_dir, f"hades_memory_{scale}", {"meta": meta, "jobs": rows}, lines)
     print("\n".join(lines))
 
 
@@ -835,7 +687,7 @@ def main(
             benchmarks/results/hades_families).
         resume: keep the runs already in out_dir/hades.json, continue unfinished ones from
             their checkpoints (out_dir/hades_checkpoints/<run>, saved every chunk), run the
-            rest: a long study in pieces, across sessions.
+            rest: a long study in pieces.
         report_only: run nothing: rewrite hades.md and hades.json's summary and statistics
             from the runs saved in out_dir/hades.json (after a change to the report).
     """
@@ -877,18 +729,11 @@ def main(
     t0 = time.time()
     rows, curves, transfer_rows = [], [], []
 
-    def write() -> None:  # after every job: a lease or session that ends early keeps its rows
-        meta = {
-            "command": "python benchmarks/hades.py " + " ".join(sys.argv[1:]),
-            "machine": machine_description(),
-            "scale": scale,
-            "wall_time_s": time.time() - t0,
-            "seeds": sc.seeds,
-            "chunk": sc.chunk,
-            "eval_episodes": sc.eval_episodes,
-            "eval_inits": sc.eval_inits,
-            "jax_version": jax.__version__,
-        }
+    def write() -> None:  # after every job: a run stopped early keeps its rows
+        meta = studies.metadata(
+            "benchmarks/hades.py", scale, None, time.time() - t0, seeds=sc.seeds, chunk=sc.chunk,
+            eval_episodes=sc.eval_episodes, eval_inits=sc.eval_inits, jax_version=jax.__version__,
+        )  # fmt: skip
         atomic_write_csv(out_dir / "hades.csv", curves)
         if transfer_rows:
             atomic_write_csv(out_dir / "hades_transfer.csv", transfer_rows)

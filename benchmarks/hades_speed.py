@@ -1,7 +1,7 @@
 """HaDES's cost per generation against the floor the arithmetic and memory traffic allow,
 all measured in the same run on this machine.
 
-    python benchmarks/hades_speed.py                    # the issue's CPU-sized configurations
+    python benchmarks/hades_speed.py                    # the CPU-sized configurations
     python benchmarks/hades_speed.py --paper            # + paper-scale generations (GPU)
 
 Configurations (``CONFIGS``): ``minatar64`` (Breakout-MinAtar, D=16, HaDES-F, SNES
@@ -44,11 +44,12 @@ import jax.numpy as jnp
 import numpy as np
 import tyro
 
+from jaxbc import studies
 from jaxbc.bc import PolicyConfig
 from jaxbc.hades import make_hades, make_strategy, solution_template
 from jaxbc.hades.core import hades_preset, map_members
 from jaxbc.hades.strategies import paper_strategy_options
-from jaxbc.io import atomic_write_json, best_time, enable_compilation_cache, machine_description
+from jaxbc.io import atomic_write_json, best_time, enable_compilation_cache
 
 _2X64 = PolicyConfig(hidden_sizes=(64, 64), activation="relu", torso="mlp")
 
@@ -263,7 +264,7 @@ def measure(
     bytes_per_step = pop * k * n_params * 4
     flop_floor = f["total"] / crate
     bw_floor = hades.eval_steps * bytes_per_step / bw
-    # CPU: the issue's floor (FLOPs at the chain rate; the weights of a member block stay in
+    # CPU: the floor (FLOPs at the chain rate; the weights of a member block stay in
     # cache). GPU: every member's weights stream from memory each step, so the larger bound.
     floor = env_s + (max(flop_floor, bw_floor) if gpu else flop_floor)
     stats = jax.devices()[0].memory_stats() or {}
@@ -345,11 +346,7 @@ def main(
         )
     names = configs or [n for n in CONFIGS if n != "smoke" and (paper or not n.startswith("paper"))]
     rows: list[dict] = []
-    meta = {
-        "command": "python benchmarks/hades_speed.py " + " ".join(sys.argv[1:]),
-        "machine": machine_description(),
-        "jax": jax.__version__,
-    }
+    meta = studies.metadata("benchmarks/hades_speed.py", None, jax=jax.__version__)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, block, train in [
         (n, b, t) for n in names for b, t in zip(blocks, trains, strict=True)

@@ -20,14 +20,10 @@ from pathlib import Path
 import jax
 import tyro
 
+from jaxbc import studies
 from jaxbc.hades import hades_preset, make_hades, make_strategy, solution_template
 from jaxbc.hades.strategies import softmax_rank_weights
-from jaxbc.io import (
-    atomic_write_bytes,
-    atomic_write_json,
-    enable_compilation_cache,
-    machine_description,
-)
+from jaxbc.io import enable_compilation_cache
 
 # name -> (HadesConfig overrides, strategy name, strategy options); "temperature" -> softmax rank weights
 SETTINGS: dict[str, tuple[dict, str, dict]] = {
@@ -103,15 +99,26 @@ def main(
     if unknown:
         raise SystemExit(f"unknown setting(s) {sorted(unknown)}; choose from {sorted(SETTINGS)}")
     rows = [run_setting(n, generations, chunk, population, seed) for n in (only or SETTINGS)]
-    meta = {
-        "command": " ".join(["python benchmarks/hades_sweep.py", *sys.argv[1:]]),
-        "machine": machine_description(),
-        "generations": generations,
-        "population": population,
-        "seed": seed,
-        "jax_version": jax.__version__,
-    }
-    atomic_write_json(out_dir / "hades_sweep.json", {"meta": meta, "rows": rows})
+    meta = studies.metadata(
+        "benchmarks/hades_sweep.py", None, generations=generations, population=population,
+        seed=seed, jax_version=jax.__version__,
+    )  # fmt: skip
+    table = []
+    for r in rows:
+        fit = f"{r['config']['fitness_episodes']} episode(s), {r['config']['eval_steps']} steps"
+        if r["config"]["dataset_size"] != BASE["dataset_size"]:
+            fit += f", D = {r['config']['dataset_size']}"
+        table.append(
+            [
+                r["setting"],
+                r["strategy"],
+                r["options"],
+                fit,
+                r["chunk_means"],
+                f"{r['mean_data_fixed_init']:.2f}",
+                r["wall_s"],
+            ]
+        )
     lines = [
         "# HaDES Breakout-MinAtar recipe sweep (HaDES-F, D = 16, population 64, one seed)",
         "",
@@ -120,18 +127,10 @@ def main(
         f"Population mean return averaged over each chunk of {chunk} generations; then one fitness evaluation of the "
         "final ES mean with the fixed init (4 envs, noisy). Random play scores 0.42, the zoo expert 27.5.",
         "",
-        "| setting | strategy | options | fitness | population mean per chunk | final mean data | wall s |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        fit = f"{r['config']['fitness_episodes']} episode(s), {r['config']['eval_steps']} steps"
-        if r["config"]["dataset_size"] != BASE["dataset_size"]:
-            fit += f", D = {r['config']['dataset_size']}"
-        lines.append(
-            f"| {r['setting']} | {r['strategy']} | {r['options']} | {fit} | {r['chunk_means']} "
-            f"| {r['mean_data_fixed_init']:.2f} | {r['wall_s']} |"
-        )
-    atomic_write_bytes(out_dir / "hades_sweep.md", ("\n".join(lines) + "\n").encode())
+        *studies.md_table(["setting", "strategy", "options", "fitness", "population mean per chunk", "final mean data", "wall s"], table),
+    ]  # fmt: skip
+    out_dir.mkdir(parents=True, exist_ok=True)
+    studies.write_report(out_dir, "hades_sweep", {"meta": meta, "rows": rows}, lines)
     print("\n".join(lines))
 
 

@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import jax
 
-from jaxbc import envs
+from jaxbc import envs, studies
 from jaxbc.bc import BCConfig, PolicyConfig, make_bc_train
 from jaxbc.data import collect
 from jaxbc.experts import load_expert
-from jaxbc.io import atomic_write_json, machine_description
+from jaxbc.io import atomic_write_json
 from jaxbc.logs import CSVLogger, MultiLogger, TensorBoardLogger
 
 
@@ -76,8 +75,7 @@ def main() -> None:
         "overhead_pct": {k: round(100 * (rate["off"] / v - 1), 2) for k, v in rate.items()},
     }
     if args.out is not None:
-        result["command"] = "python benchmarks/log_overhead.py " + " ".join(sys.argv[1:])
-        result["machine"] = machine_description()
+        result |= studies.metadata("benchmarks/log_overhead.py", None)
         atomic_write_json(args.out, result)
     print(json.dumps(result))
 

@@ -10,18 +10,17 @@ rows); the event files go to --log-dir (``tensorboard --logdir`` it to see them 
 from __future__ import annotations
 
 import csv
-import sys
 from pathlib import Path
 
 import jax
 import matplotlib
 import tyro
 
-from jaxbc import envs
+from jaxbc import envs, studies
 from jaxbc.bc import BCConfig, PolicyConfig, make_bc_train, swarm_bc_loss
 from jaxbc.data import collect
 from jaxbc.experts import load_expert
-from jaxbc.io import atomic_write_json, machine_description
+from jaxbc.io import atomic_write_json
 from jaxbc.logs import CSVLogger, MultiLogger, TensorBoardLogger
 
 matplotlib.use("Agg")
@@ -81,8 +80,7 @@ def main(
     atomic_write_json(
         out_dir / "log_view.json",
         {
-            "command": "python benchmarks/log_view.py " + " ".join(sys.argv[1:]),
-            "machine": machine_description(),
+            **studies.metadata("benchmarks/log_view.py", None),
             "config": {"members": 4, "tau": 0.25, "steps": steps, "every": every},
             "rows": rows,
         },

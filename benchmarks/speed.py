@@ -2,7 +2,7 @@
 
     python benchmarks/speed.py --json
 
-Setting (the BC issue's): continuous actions (HalfCheetah-sized: obs 17, act 6), a
+Setting: continuous actions (HalfCheetah-sized: obs 17, act 6), a
 20,000-transition dataset, batch 256, a 2x256 ReLU MLP, Adam. Reports gradient steps/s of
 one policy, member-steps/s of an 8-member ensemble and of 8-member Swarm BC, and the
 compile time of the single-policy program, and the steps/s of the barest flax + optax loop
@@ -26,7 +26,7 @@ import tyro
 from jaxbc.bc import BCConfig, PolicyConfig, make_bc_train, swarm_bc_loss
 from jaxbc.data import Dataset
 from jaxbc.envs import Box
-from jaxbc.io import atomic_write_json, enable_compilation_cache, machine_description
+from jaxbc.io import atomic_write_json, command_line, enable_compilation_cache, machine_description
 
 
 def synthetic_dataset(
@@ -141,7 +141,7 @@ def main(
         results.update(fn(repeats=repeats))
     if out is not None:
         record = {
-            "command": "python benchmarks/speed.py " + " ".join(sys.argv[1:]),
+            "command": command_line("python benchmarks/speed.py"),
             "date": time.strftime("%Y-%m-%d"),
             **results,
         }

@@ -2,7 +2,7 @@
 
     python benchmarks/speed_ab.py --base 3ef199a --rounds 2 --out benchmarks/results/speed_ab.json
 
-These 2-core machines differ from one another by up to 3x and drift 10-20% within a session,
+These 2-core machines differ from one another by up to 3x and drift 10-20% within hours,
 so a figure from another day says little about a regression. This script checks out
 ``--base`` (and ``--head``, default the working tree) into temporary git worktrees, runs each
 commit's own ``benchmarks/speed.py --json`` in its own process, alternating A, B, A, B, ...
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import tyro
 
-from jaxbc.io import atomic_write_json, machine_description
+from jaxbc.io import atomic_write_json, command_line, machine_description
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMES = ("compile_s", "dagger_10_iters_s", "dagger_compile_s", "hades_gen_s", "hades_compile_s")
@@ -97,7 +97,7 @@ def main(
     bests = {name: best(r) for name, r in runs.items()}
     common = [k for k in bests["head"] if k in bests["base"]]
     report = {
-        "command": "python benchmarks/speed_ab.py " + " ".join(sys.argv[1:]),
+        "command": command_line("python benchmarks/speed_ab.py"),
         "machine": machine_description(),
         "date": datetime.date.today().isoformat(),
         "base": base,

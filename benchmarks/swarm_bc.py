@@ -78,40 +78,26 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import tyro
-from tqdm.auto import tqdm
 
+from jaxbc import studies
 from jaxbc.bc import (
     BCConfig,
     PolicyConfig,
-    action_difference,
     ensemble_apply,
     hidden_alignment_penalty,
     make_bc_train,
-    member_actions,
     swarm_bc_loss,
 )
 from jaxbc.bc.evaluation import reference_returns
-from jaxbc.bc.policies import centred_sq_norm
+from jaxbc.bc.policies import centred_sq_norm, outputs_disagreement
 from jaxbc.bc.train import make_policy_fn, net_policy
 from jaxbc.data import collect
 from jaxbc.envs import Box
 from jaxbc.experts import load_expert
 from jaxbc.experts.expert import zoo_name
-from jaxbc.io import (
-    atomic_write_bytes,
-    atomic_write_csv,
-    atomic_write_json,
-    enable_compilation_cache,
-    machine_description,
-    resumable_timed,
-)
+from jaxbc.io import enable_compilation_cache
 from jaxbc.rollout import evaluate_fn, init_carry, rollout_steps
-from jaxbc.stats import (
-    aggregate_scores,
-    markdown_table,
-    paired_difference,
-    plot_performance_profiles,
-)
+from jaxbc.stats import markdown_table
 
 # tau's units: this study's committed results use the width-normalised form (see
 # jaxbc.bc.losses.hidden_alignment_penalty; paper tau = this tau / (members * width * layers))
@@ -119,24 +105,28 @@ PENALTY = "normalized"
 
 
 @dataclass(frozen=True)
-class Scale:
-    envs: tuple[str, ...]
+class Probe:
+    """How a trained policy is measured: evaluation episodes, and the envs x steps of its
+    own rollout whose states give the action difference on visited states."""
+
+    eval_episodes: int
+    visited_envs: int
+    visited_steps: int
+
+
+@dataclass(frozen=True)
+class Scale(studies.Scale):
     episode_counts: tuple[int, ...]
-    seeds: int
-    members: int
+    bc: BCConfig  # the ensembles' config (BC: the same with one member)
     tau: float
     taus: tuple[float, ...]
     tau_sweep_episodes: int
-    steps: int
-    batch_size: int
-    hidden: tuple[int, ...]
-    lr: float
-    eval_episodes: int
-    visited_envs: int  # envs x steps of rollout for action difference on visited states
-    visited_steps: int
-    image_torso: str = (
-        "auto"  # PolicyConfig.torso: auto (cnn for MinAtar images) or mlp (cpu: CPU convs are slow)
-    )
+    probe: Probe
+
+
+def _bc(hidden, steps, batch, lr, members, torso="auto") -> BCConfig:
+    policy = PolicyConfig(hidden_sizes=hidden, torso=torso)
+    return BCConfig(policy=policy, members=members, steps=steps, batch_size=batch, lr=lr)
 
 
 ENVS = (
@@ -149,86 +139,72 @@ ENVS = (
     "brax/walker2d",
     "brax/ant",
 )
-SCALES = {
-    "cpu": Scale(
-        ENVS,
-        (1, 2, 4, 8, 16),
-        5,
-        8,
-        0.25,
-        (0.0, 0.05, 0.25, 1.0, 4.0),
-        4,
-        2000,
-        128,
-        (64, 64),
-        1e-3,
-        5,
-        4,
-        250,
-        "mlp",
-    ),
-    "paper": Scale(
-        ENVS,
-        (1, 2, 4, 8, 16),
-        5,
-        8,
-        0.25,
-        (0.0, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0),
-        8,
-        20000,
-        256,
-        (256, 256),
-        3e-4,
-        20,
-        16,
-        1000,
-    ),
+SCALES = {  # torso mlp on the cpu: CPU convolutions are slow
+    "cpu": Scale(ENVS, 5, (1, 2, 4, 8, 16), _bc((64, 64), 2000, 128, 1e-3, 8, "mlp"), 0.25, (0.0, 0.05, 0.25, 1.0, 4.0), 4, Probe(5, 4, 250)),
+    "paper": Scale(ENVS, 5, (1, 2, 4, 8, 16), _bc((256, 256), 20000, 256, 3e-4, 8), 0.25, (0.0, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0), 8, Probe(20, 16, 1000)),
     # seconds: for checking the pipeline end to end
-    "smoke": Scale(
-        ("CartPole-v1", "Pendulum-v1"),
-        (1, 2),
-        2,
-        3,
-        0.25,
-        (0.0, 1.0),
-        1,
-        100,
-        64,
-        (16, 16),
-        1e-3,
-        2,
-        2,
-        50,
-        "mlp",
-    ),
-}
+    "smoke": Scale(("CartPole-v1", "Pendulum-v1"), 2, (1, 2), _bc((16, 16), 100, 64, 1e-3, 3, "mlp"), 0.25, (0.0, 1.0), 1, Probe(2, 2, 50)),
+}  # fmt: skip
 METHODS = ("bc", "ensemble", "swarm")
 
 
-def make_eval(env, cfg: BCConfig, scale: Scale):
-    """(params, key, expert_obs) -> (returns [E], ad_expert, ad_visited); pure, vmappable."""
+def make_eval(env, cfg: BCConfig, probe: Probe, act_scale: float | None = None):
+    """(params, key, expert_obs) -> per-run metrics; pure, vmappable. Returns and the
+    members' action difference on expert / visited states; with ``act_scale`` (the paper
+    protocol) also the relative action differences and the hidden-feature misalignment."""
     policy_fn = make_policy_fn(cfg, env.action_space, env.observation_shape)
     policy = net_policy(cfg, env.action_space, env.observation_shape)
-    ev = evaluate_fn(env, policy_fn, scale.eval_episodes)
-    steps = min(scale.visited_steps, env.max_episode_steps)
+    ev = evaluate_fn(env, policy_fn, probe.eval_episodes)
+    steps = min(probe.visited_steps, env.max_episode_steps)
 
-    def ad(params, obs):
-        x = (obs - params["obs_mean"]) / params["obs_std"]
-        pts = member_actions(policy, ensemble_apply(policy, params["net"], x))
-        return action_difference(pts if pts.ndim == 3 else pts[..., None])
+    def outputs(params, obs):
+        return ensemble_apply(policy, params["net"], (obs - params["obs_mean"]) / params["obs_std"])
+
+    def ad(out):
+        return outputs_disagreement(policy, out)
+
+    def misalignment(hidden):
+        """(relative misalignment, mean squared feature norm, paper-form penalty)."""
+        rel, norm = [], []
+        for h in hidden:  # [members, batch, features]
+            m, b = h.shape[0], h.shape[1]
+            pair_mean = 2.0 * centred_sq_norm(h) / (b * (m - 1))  # mean over pairs and states
+            sq = (h**2).sum() / (m * b)  # mean over members and states of ||h||^2
+            rel.append(pair_mean / jnp.maximum(sq, 1e-12))
+            norm.append(sq)
+        pen = hidden_alignment_penalty(hidden, "paper")
+        return jnp.mean(jnp.stack(rel)), jnp.mean(jnp.stack(norm)), pen
 
     def run(params, key, expert_obs):
         k1, k2, k3 = jax.random.split(key, 3)
         returns = ev(params, k1).returns
-        carry = init_carry(env, k2, scale.visited_envs)
+        carry = init_carry(env, k2, probe.visited_envs)
         _, res = rollout_steps(env, policy_fn, params, k3, carry, steps)
         visited = res.trajectory.obs.reshape(-1, *env.observation_shape)
-        return returns, ad(params, expert_obs), ad(params, visited)
+        out_e = outputs(params, expert_obs)
+        ad_e, ad_v = ad(out_e), ad(outputs(params, visited))
+        if act_scale is None:
+            return {
+                "returns": returns,
+                "action_difference_expert": ad_e,
+                "action_difference_visited": ad_v,
+            }
+        rel, sq, pen = misalignment(out_e.hidden)
+        return {
+            "mean_return": returns.mean(),
+            "action_difference_expert": ad_e,
+            "action_difference_visited": ad_v,
+            "action_difference_expert_rel": ad_e / act_scale,
+            "action_difference_visited_rel": ad_v / act_scale,
+            "misalignment_rel_expert": rel,
+            "feature_sq_norm_expert": sq,
+            "penalty_expert": pen,
+        }  # fmt: skip
 
     return run
 
 
-def study_env(env_id: str, scale: Scale, seed: int, bar) -> tuple[list[dict], list[dict]]:
+def study_env(env_id: str, scale: Scale, seed: int) -> tuple[list[dict], list[dict]]:
     key = jax.random.key(seed)
     expert = load_expert(env_id)
     env = expert.make_env()
@@ -239,112 +215,69 @@ def study_env(env_id: str, scale: Scale, seed: int, bar) -> tuple[list[dict], li
     idx = np.linspace(0, data.size - 1, min(2048, data.size)).astype(int)
     expert_obs = jnp.asarray(data.obs[idx])
 
-    def runs_for(cfg: BCConfig, loss_fn, counts, taus, salt: int):
+    def runs_for(cfg: BCConfig, counts, taus, salt: int, **fields) -> list[dict]:
         """Train and evaluate len(counts) runs (one program each for training and eval)."""
         n = len(counts)
         keys = jax.random.split(jax.random.fold_in(key, salt), n)
         num_valid = jnp.asarray([int(ends[c - 1]) for c in counts])
 
         def train_one(k, nv, tau):
-            return make_bc_train(cfg, partial(loss_fn, tau=tau, penalty=PENALTY))(
-                k, data, nv
-            ).params
+            loss = partial(swarm_bc_loss, tau=tau, penalty=PENALTY)
+            return make_bc_train(cfg, loss)(k, data, nv).params
 
-        params = jax.jit(jax.vmap(train_one, in_axes=(0, 0, 0)))(
-            keys, num_valid, jnp.asarray(taus, jnp.float32)
-        )
-        ev = jax.jit(jax.vmap(make_eval(env, cfg, scale), in_axes=(0, 0, None)))
-        returns, ad_e, ad_v = ev(
-            params, jax.random.split(jax.random.fold_in(keys[0], 1), n), expert_obs
-        )
-        return np.asarray(returns), np.asarray(ad_e), np.asarray(ad_v)
+        t0 = time.time()
+        params = jax.jit(jax.vmap(train_one))(keys, num_valid, jnp.asarray(taus, jnp.float32))
+        ev = jax.jit(jax.vmap(make_eval(env, cfg, scale.probe), in_axes=(0, 0, None)))
+        m = ev(params, jax.random.split(jax.random.fold_in(keys[0], 1), n), expert_obs)
+        m = {k: np.asarray(v) for k, v in m.items()}
+        print(f"{env_id} {fields or 'tau sweep'}: {time.time() - t0:.0f} s", file=sys.stderr)
+        out = []
+        for i in range(n):
+            r = float(m["returns"][i].mean())
+            out.append({
+                "mean_return": r,
+                "scaled_return": (r - random_ret) / (expert_ret - random_ret),
+                "action_difference_expert": float(m["action_difference_expert"][i]),
+                "action_difference_visited": float(m["action_difference_visited"][i]),
+            })  # fmt: skip
+        return out
 
-    base = BCConfig(
-        policy=PolicyConfig(hidden_sizes=scale.hidden, torso=scale.image_torso),
-        steps=scale.steps,
-        batch_size=scale.batch_size,
-        lr=scale.lr,
-    )
     rows: list[dict] = []
     grid = [(c, s) for c in scale.episode_counts for s in range(scale.seeds)]
     for m_idx, method in enumerate(METHODS):
-        members = 1 if method == "bc" else scale.members
+        members = 1 if method == "bc" else scale.bc.members
         tau = scale.tau if method == "swarm" else 0.0
-        cfg = dataclasses.replace(base, members=members)
-        t0 = time.time()
-        returns, ad_e, ad_v = runs_for(
-            cfg, swarm_bc_loss, [c for c, _ in grid], [tau] * len(grid), salt=1 + m_idx
+        res = runs_for(
+            scale.bc.replace(members=members),
+            [c for c, _ in grid],
+            [tau] * len(grid),
+            1 + m_idx,
+            method=method,
         )
-        dt = time.time() - t0
-        for i, (c, s) in enumerate(grid):
-            r = float(returns[i].mean())
-            rows.append(
-                {
-                    "env": env_id,
-                    "episodes": c,
-                    "method": method,
-                    "seed": s,
-                    "members": members,
-                    "tau": tau,
-                    "mean_return": r,
-                    "scaled_return": (r - random_ret) / (expert_ret - random_ret),
-                    "action_difference_expert": float(ad_e[i]),
-                    "action_difference_visited": float(ad_v[i]),
-                    "expert_return": expert_ret,
-                    "random_return": random_ret,
-                }
-            )
-        bar.update()
-        bar.set_postfix_str(f"{env_id} {method} {dt:.0f}s")
+        for (c, s), r in zip(grid, res, strict=True):
+            head = {
+                "env": env_id,
+                "episodes": c,
+                "method": method,
+                "seed": s,
+                "members": members,
+                "tau": tau,
+            }
+            rows.append(head | r | {"expert_return": expert_ret, "random_return": random_ret})
     # tau sweep at one episode count: taus x seeds in one program
     sweep_grid = [(t, s) for t in scale.taus for s in range(scale.seeds)]
-    cfg = dataclasses.replace(base, members=scale.members)
-    returns, ad_e, ad_v = runs_for(
-        cfg,
-        swarm_bc_loss,
-        [scale.tau_sweep_episodes] * len(sweep_grid),
-        [t for t, _ in sweep_grid],
-        salt=100,
+    res = runs_for(
+        scale.bc, [scale.tau_sweep_episodes] * len(sweep_grid), [t for t, _ in sweep_grid], 100
     )
-    sweep = []
-    for i, (t, s) in enumerate(sweep_grid):
-        r = float(returns[i].mean())
-        sweep.append(
-            {
-                "env": env_id,
-                "episodes": scale.tau_sweep_episodes,
-                "tau": t,
-                "seed": s,
-                "mean_return": r,
-                "scaled_return": (r - random_ret) / (expert_ret - random_ret),
-                "action_difference_expert": float(ad_e[i]),
-                "action_difference_visited": float(ad_v[i]),
-            }
-        )
-    bar.update()
+    sweep = [
+        {"env": env_id, "episodes": scale.tau_sweep_episodes, "tau": t, "seed": s} | r
+        for (t, s), r in zip(sweep_grid, res, strict=True)
+    ]  # fmt: skip
     return rows, sweep
 
 
-def aggregate(rows: list[dict], keys: tuple[str, ...]) -> list[dict]:
-    groups: dict = {}
-    for r in rows:
-        groups.setdefault(tuple(r[k] for k in keys), []).append(r)
-    out = []
-    for k, rs in groups.items():
-        agg = dict(zip(keys, k, strict=True))
-        for m in (
-            "mean_return",
-            "scaled_return",
-            "action_difference_expert",
-            "action_difference_visited",
-        ):
-            v = np.array([r[m] for r in rs])
-            agg[m], agg[m + "_std"] = float(v.mean()), float(v.std())
-        agg["n"] = len(rs)
-        out.append(agg)
-    return out
-
-
+AD = ("action_difference_expert", "action_difference_visited")
+COUNT_METRICS = ("mean_return", "scaled_return", *AD)
 COMPARISONS = (("swarm", "ensemble"), ("ensemble", "bc"), ("swarm", "bc"))
 
 
@@ -357,160 +290,146 @@ def counts_statistics(rows: list[dict], resamples: int = 10_000) -> dict:
     bootstrap CI. Aggregates: ``jaxbc.stats.aggregate_scores`` over the (env, episodes) tasks
     (IQM and mean of the scaled return, stratified bootstrap) and P(X > Y).
     """
-    by = {(r["env"], r["episodes"], r["method"], r["seed"]): r["scaled_return"] for r in rows}
-    tasks = list(dict.fromkeys((r["env"], r["episodes"]) for r in rows))
-    seeds = sorted({r["seed"] for r in rows})
-    scores = {m: np.array([[by[(e, c, m, s)] for e, c in tasks] for s in seeds]) for m in METHODS}
-    paired = []
-    for e, c in tasks:
-        for x, y in COMPARISONS:
-            i = tasks.index((e, c))
-            d, lo, hi = paired_difference(scores[x][:, i], scores[y][:, i], resamples=resamples)
-            paired.append(
-                {
-                    "env": e,
-                    "episodes": c,
-                    "x": x,
-                    "y": y,
-                    "diff": d,
-                    "ci": [lo, hi],
-                    "reading": reading(lo, hi, 1),
-                }
-            )
-    agg = aggregate_scores(
-        scores, metrics=("iqm", "mean", "optimality_gap"), comparisons=COMPARISONS, reps=resamples
-    )
+    arms = {m: ({"method": m}, "scaled_return") for m in METHODS}
+    scores, tasks = studies.score_matrix(rows, arms, task=("env", "episodes"))
     return {
-        "paired": paired,
-        "aggregate": agg,
+        "paired": studies.paired(rows, COMPARISONS, ("env", "episodes"), resamples=resamples),
+        "aggregate": studies.aggregate(scores, COMPARISONS, [list(t) for t in tasks], resamples),
         "tasks": [list(t) for t in tasks],
-        "seeds": seeds,
+        "seeds": sorted({r["seed"] for r in rows}),
         "scores": {m: v.tolist() for m, v in scores.items()},
     }
 
 
-def write_markdown(
-    path: Path, summary: list[dict], sweep: list[dict], meta: dict, stats: dict | None = None
-) -> None:
-    lines = [
-        "# Swarm BC study",
-        "",
-        f"Command: `{meta['command']}`  ",
-        f"Machine: {meta['machine']}; seeds: {meta['seeds']} (0..{meta['seeds'] - 1}); wall time {meta['wall_time_s']:.0f} s; "
-        f"members N = {meta['members']}, tau = {meta['tau']}, {meta['steps']} steps, batch {meta['batch_size']}, "
-        f"MLP {meta['hidden']}, {meta['eval_episodes']} evaluation episodes per run.",
+def counts_report(
+    summary: list[dict], sweep: list[dict], sc: Scale, meta: dict, stats: dict
+) -> list[str]:
+    by = {(r["env"], r["episodes"], r["method"]): r for r in summary}
+    table = []
+    for env_id in dict.fromkeys(r["env"] for r in summary):
+        for c in sorted({r["episodes"] for r in summary if r["env"] == env_id}):
+            r = {m: by[(env_id, c, m)] for m in METHODS}
+            cells = [studies.pm(r[m]["scaled_return"], r[m]["scaled_return_std"]) for m in METHODS]
+            ads = [f"{r[m][AD[0]]:.3f} / {r[m][AD[1]]:.3f}" for m in ("ensemble", "swarm")]
+            table.append([env_id, c, *cells, *ads])
+    pd = {(p["env"], p["episodes"], p["x"], p["y"]): p for p in stats["paired"]}
+    paired_rows = []
+    for e, c in stats["tasks"]:
+        cells = []
+        for x, y in COMPARISONS:
+            p = pd[(e, c, x, y)]
+            mark = {"supported": " (+)", "opposite": " (-)"}.get(p["reading"], "")
+            cells.append(f"{p['mean']:+.2f} [{p['ci'][0]:+.2f}, {p['ci'][1]:+.2f}]{mark}")
+        paired_rows.append([e, c, *cells])
+    sw = {(r["env"], r["tau"]): r for r in sweep}
+    sweep_rows = [
+        [
+            env_id,
+            *(
+                studies.pm(sw[(env_id, t)]["scaled_return"], sw[(env_id, t)]["scaled_return_std"])
+                for t in sc.taus
+            ),
+        ]
+        for env_id in dict.fromkeys(r["env"] for r in sweep)
+    ]
+    bc, p = sc.bc, sc.probe
+    return studies.heading(
+        "Swarm BC study",
+        meta,
+        f"seeds: {sc.seeds} (0..{sc.seeds - 1}); wall time {meta['wall_time_s']:.0f} s; "
+        f"members N = {bc.members}, tau = {sc.tau}, {bc.steps} steps, batch {bc.batch_size}, "
+        f"MLP {list(bc.policy.hidden_sizes)}, {p.eval_episodes} evaluation episodes per run.",
+    ) + [
         "",
         "Scaled return `(R - R_random) / (R_expert - R_random)` (mean ± std over seeds; expert and random "
         "returns from the zoo metadata). Action difference: mean pairwise distance between members' "
         "actions (action probabilities for discrete envs) on expert states / on states the ensemble visits.",
         "",
-        "| env | episodes | BC | ensemble BC | Swarm BC | action diff. ensemble (expert / visited) | action diff. Swarm (expert / visited) |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    by = {(r["env"], r["episodes"], r["method"]): r for r in summary}
-    for env_id in dict.fromkeys(r["env"] for r in summary):
-        for c in sorted({r["episodes"] for r in summary if r["env"] == env_id}):
-            r = {m: by[(env_id, c, m)] for m in METHODS}
-            cells = [
-                f"{r[m]['scaled_return']:.2f} ± {r[m]['scaled_return_std']:.2f}" for m in METHODS
-            ]
-            ads = [
-                f"{r[m]['action_difference_expert']:.3f} / {r[m]['action_difference_visited']:.3f}"
-                for m in ("ensemble", "swarm")
-            ]
-            lines.append(f"| {env_id} | {c} | " + " | ".join(cells + ads) + " |")
-    if stats is not None:
-        agg = stats["aggregate"]
-        lines += [
-            "",
-            f"## Statistics over seeds ({len(stats['seeds'])} paired seeds, 95% bootstrap CIs)",
-            "",
-            f"Aggregate over all {len(stats['tasks'])} (env, episodes) tasks, scaled return "
-            "(`jaxbc.stats.aggregate_scores`: stratified bootstrap over seeds):",
-            "",
-            markdown_table(agg, digits=3),
-        ]
-        lines += [
-            "",
-            "Paired difference of the scaled return per (env, episodes), mean over seeds [95% paired "
-            "bootstrap CI]; reading: supported (CI above 0), opposite (below 0), else not supported "
-            "at this budget:",
-            "",
-            "| env | episodes | " + " | ".join(f"{x} - {y}" for x, y in COMPARISONS) + " |",
-            "|---|---|" + "---|" * len(COMPARISONS),
-        ]
-        pd = {(p["env"], p["episodes"], p["x"], p["y"]): p for p in stats["paired"]}
-        for e, c in stats["tasks"]:
-            cells = []
-            for x, y in COMPARISONS:
-                p = pd[(e, c, x, y)]
-                mark = {"supported": " (+)", "opposite": " (-)"}.get(p["reading"], "")
-                cells.append(f"{p['diff']:+.2f} [{p['ci'][0]:+.2f}, {p['ci'][1]:+.2f}]{mark}")
-            lines.append(f"| {e} | {c} | " + " | ".join(cells) + " |")
-    lines += [
+        *studies.md_table(["env", "episodes", "BC", "ensemble BC", "Swarm BC", "action diff. ensemble (expert / visited)", "action diff. Swarm (expert / visited)"], table),
         "",
-        f"## tau sweep (Swarm BC, {meta['tau_sweep_episodes']} episodes)",
+        f"## Statistics over seeds ({len(stats['seeds'])} paired seeds, 95% bootstrap CIs)",
         "",
-        "| env | " + " | ".join(f"tau={t}" for t in meta["taus"]) + " |",
-        "|---|" + "---|" * len(meta["taus"]),
-    ]
-    sw = {(r["env"], r["tau"]): r for r in sweep}
-    for env_id in dict.fromkeys(r["env"] for r in sweep):
-        lines.append(
-            f"| {env_id} | "
-            + " | ".join(
-                f"{sw[(env_id, t)]['scaled_return']:.2f} ± {sw[(env_id, t)]['scaled_return_std']:.2f}"
-                for t in meta["taus"]
-            )
-            + " |"
-        )
-    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
+        f"Aggregate over all {len(stats['tasks'])} (env, episodes) tasks, scaled return "
+        "(`jaxbc.stats.aggregate_scores`: stratified bootstrap over seeds):",
+        "",
+        markdown_table(stats["aggregate"], digits=3),
+        "",
+        "Paired difference of the scaled return per (env, episodes), mean over seeds [95% paired "
+        "bootstrap CI]; reading: supported (CI above 0), opposite (below 0), else not supported "
+        "at this budget:",
+        "",
+        *studies.md_table(["env", "episodes", *(f"{x} - {y}" for x, y in COMPARISONS)], paired_rows),
+        "",
+        f"## tau sweep (Swarm BC, {sc.tau_sweep_episodes} episodes)",
+        "",
+        *studies.md_table(["env", *(f"tau={t}" for t in sc.taus)], sweep_rows),
+    ]  # fmt: skip
 
 
-def plot(summary: list[dict], out_dir: Path, stem: str) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def plot_counts(summary: list[dict], out_dir: Path, stem: str) -> None:
     env_ids = list(dict.fromkeys(r["env"] for r in summary))
-    paths = []
     for metric, ylabel, fname, methods in (
         ("scaled_return", "scaled return", f"{stem}_returns.png", METHODS),
-        (
-            "action_difference_visited",
-            "action difference (visited states)",
-            f"{stem}_action_difference.png",
-            ("ensemble", "swarm"),
-        ),
-    ):
-        cols = min(4, len(env_ids))
-        rows_ = (len(env_ids) + cols - 1) // cols
-        fig, axes = plt.subplots(rows_, cols, figsize=(3.2 * cols, 2.6 * rows_), squeeze=False)
-        for ax, env_id in zip(axes.flat, env_ids, strict=False):
-            for m in methods:
-                rs = sorted(
-                    (r for r in summary if r["env"] == env_id and r["method"] == m),
-                    key=lambda r: r["episodes"],
-                )
-                x = [r["episodes"] for r in rs]
-                y = np.array([r[metric] for r in rs])
-                s = np.array([r[metric + "_std"] for r in rs])
-                ax.plot(x, y, marker="o", label=m)
-                ax.fill_between(x, y - s, y + s, alpha=0.2)
-            ax.set_xscale("log", base=2)
-            ax.set_title(env_id, fontsize=9)
-            ax.set_xlabel("expert episodes", fontsize=8)
-            ax.set_ylabel(ylabel, fontsize=8)
-        for ax in list(axes.flat)[len(env_ids) :]:
-            ax.axis("off")
-        axes.flat[0].legend(fontsize=7)
-        fig.tight_layout()
-        path = out_dir / fname
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        paths.append(path)
-    return paths
+        (AD[1], "action difference (visited states)", f"{stem}_action_difference.png", ("ensemble", "swarm")),
+    ):  # fmt: skip
+        with studies.figure(
+            out_dir / fname, len(env_ids), min(4, len(env_ids)), (3.2, 2.6)
+        ) as axes:
+            for ax, env_id in zip(axes.flat, env_ids, strict=False):
+                for m in methods:
+                    rs = sorted(
+                        (r for r in summary if r["env"] == env_id and r["method"] == m),
+                        key=lambda r: r["episodes"],
+                    )
+                    x = [r["episodes"] for r in rs]
+                    y, s = (np.array([r[k] for r in rs]) for k in (metric, metric + "_std"))
+                    ax.plot(x, y, marker="o", label=m)
+                    ax.fill_between(x, y - s, y + s, alpha=0.2)
+                ax.set_xscale("log", base=2)
+                ax.set_title(env_id, fontsize=9)
+                ax.set_xlabel("expert episodes", fontsize=8)
+                ax.set_ylabel(ylabel, fontsize=8)
+            axes.flat[0].legend(fontsize=7)  # fmt: skip
+
+
+def main_counts(
+    scale: str, envs: list[str] | None, seed: int, out_dir: Path, name: str, resume: bool
+) -> None:
+    sc = SCALES[scale].only(envs)
+    settings = {**studies.record(sc), "envs": None, "seed": seed}
+
+    def run(env_id: str) -> dict:
+        r, s = study_env(env_id, sc, seed)
+        return {"runs": r, "tau_sweep_runs": s}
+
+    parts, wall = studies.run_units(
+        out_dir / f"{name}_parts", sc.envs, settings, run, resume, "swarm study"
+    )
+    rows = [r for p in parts.values() for r in p["runs"]]
+    sweep = [r for p in parts.values() for r in p["tau_sweep_runs"]]
+    summary = studies.group_stats(rows, ("env", "episodes", "method"), COUNT_METRICS)
+    sweep_summary = studies.group_stats(sweep, ("env", "tau"), COUNT_METRICS)
+    stats = counts_statistics(rows)
+    meta = studies.metadata(
+        "benchmarks/swarm_bc.py", scale, sc, wall, seed=seed, penalty_form=PENALTY
+    )
+    data = {
+        "meta": meta,
+        "summary": summary,
+        "tau_sweep": sweep_summary,
+        "statistics": stats,
+        "runs": rows,
+        "tau_sweep_runs": sweep,
+    }
+    studies.write_report(
+        out_dir, name, data, counts_report(summary, sweep_summary, sc, meta, stats), rows
+    )
+    plot_counts(summary, out_dir, name)
+    studies.profiles(
+        {m: np.array(v) for m, v in stats["scores"].items()}, out_dir / f"{name}_profiles.png",
+        f"Swarm BC counts study: {len(stats['tasks'])} (env, episodes) tasks",
+    )  # fmt: skip
+    print((out_dir / f"{name}.md").read_text())
 
 
 # --- protocol "paper": Swarm BC in the paper's units, calibrated regime, paired seeds ------
@@ -531,8 +450,7 @@ CLAIMS = {
 RUN_METRICS = (
     "scaled_return",
     "mean_return",
-    "action_difference_expert",
-    "action_difference_visited",
+    *AD,
     "action_difference_expert_rel",
     "action_difference_visited_rel",
     "misalignment_rel_expert",
@@ -543,75 +461,24 @@ RUN_METRICS = (
 
 
 @dataclass(frozen=True)
-class PaperScale:
-    envs: tuple[str, ...]
+class PaperScale(studies.Scale):
     budgets: tuple[int, ...]  # demonstration transitions tried by the calibration
     calibration_seeds: int
-    seeds: int
-    members: int
+    bc: BCConfig  # the ensembles' config (the arms set the activation and the head)
     taus: tuple[float, ...]  # paper units; 0.0 (the ensemble arm) must come first
-    steps: int
-    batch_size: int
-    hidden: tuple[int, ...]
-    lr: float
-    eval_episodes: int
-    visited_envs: int
-    visited_steps: int
+    probe: Probe
     bootstrap_resamples: int = 10_000
 
 
 PAPER_TAUS = (0.0, 0.01, 0.1, 0.25, 1.0, 10.0)
 PAPER_SCALES = {
     # 25-40 min estimated on the idle 2-core CPU (module docstring)
-    "cpu": PaperScale(
-        ("brax/halfcheetah", "brax/hopper"),
-        (50, 100, 250, 1000),
-        3,
-        10,
-        8,
-        PAPER_TAUS,
-        2000,
-        128,
-        (64, 64),
-        1e-3,
-        5,
-        4,
-        250,
-    ),
+    "cpu": PaperScale(("brax/halfcheetah", "brax/hopper"), 10, (50, 100, 250, 1000), 3, _bc((64, 64), 2000, 128, 1e-3, 8, "mlp"), PAPER_TAUS, Probe(5, 4, 250)),
     # GPU: the paper's N = 8 with 2x256 members, more envs, steps and evaluation
-    "paper": PaperScale(
-        ("brax/halfcheetah", "brax/hopper", "brax/walker2d", "brax/ant"),
-        (50, 100, 250, 1000, 4000),
-        5,
-        10,
-        8,
-        PAPER_TAUS,
-        20000,
-        256,
-        (256, 256),
-        3e-4,
-        20,
-        16,
-        1000,
-    ),
+    "paper": PaperScale(("brax/halfcheetah", "brax/hopper", "brax/walker2d", "brax/ant"), 10, (50, 100, 250, 1000, 4000), 5, _bc((256, 256), 20000, 256, 3e-4, 8, "mlp"), PAPER_TAUS, Probe(20, 16, 1000)),
     # ~2 min: checks the pipeline end to end (2 seeds: CIs are meaningless)
-    "smoke": PaperScale(
-        ("Pendulum-v1",),
-        (50, 200),
-        2,
-        2,
-        3,
-        (0.0, 0.1, 10.0),
-        100,
-        64,
-        (16, 16),
-        1e-3,
-        2,
-        2,
-        50,
-        1000,
-    ),
-}
+    "smoke": PaperScale(("Pendulum-v1",), 2, (50, 200), 2, _bc((16, 16), 100, 64, 1e-3, 3, "mlp"), (0.0, 0.1, 10.0), Probe(2, 2, 50), 1000),
+}  # fmt: skip
 
 
 def choose_budget(calibration: dict[int, float], target: tuple[float, float] = TARGET) -> int:
@@ -624,89 +491,7 @@ def choose_budget(calibration: dict[int, float], target: tuple[float, float] = T
     return min(calibration, key=lambda b: (max(lo - calibration[b], calibration[b] - hi), b))
 
 
-def mean_ci(x: np.ndarray, resamples: int, seed: int = 0) -> tuple[float, float, float]:
-    """Mean and 95% percentile bootstrap CI over seeds (scipy.stats.bootstrap)."""
-    from scipy.stats import bootstrap
-
-    x = np.asarray(x, np.float64)
-    if len(x) < 2:
-        return float(x.mean()), float("nan"), float("nan")
-    ci = bootstrap(
-        (x,),
-        np.mean,
-        n_resamples=resamples,
-        method="percentile",
-        rng=np.random.default_rng(seed),
-    ).confidence_interval
-    return float(x.mean()), float(ci.low), float(ci.high)
-
-
-def reading(lo: float, hi: float, direction: int) -> str:
-    """ "supported" if the CI excludes 0 in the paper's direction, "opposite" if it excludes
-    0 the other way, else "not supported at this budget"."""
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        return "no CI (too few seeds)"
-    if direction * lo > 0 and direction * hi > 0:
-        return "supported"
-    if direction * lo < 0 and direction * hi < 0:
-        return "opposite"
-    return "not supported at this budget"
-
-
-def make_paper_eval(env, cfg: BCConfig, sc: PaperScale, act_scale: float):
-    """(params, key, expert_obs) -> dict of per-run metrics; pure, vmappable."""
-    policy_fn = make_policy_fn(cfg, env.action_space, env.observation_shape)
-    policy = net_policy(cfg, env.action_space, env.observation_shape)
-    ev = evaluate_fn(env, policy_fn, sc.eval_episodes)
-    steps = min(sc.visited_steps, env.max_episode_steps)
-
-    def outputs(params, obs):
-        x = (obs - params["obs_mean"]) / params["obs_std"]
-        return ensemble_apply(policy, params["net"], x)
-
-    def ad(out):
-        pts = member_actions(policy, out)
-        return action_difference(pts if pts.ndim == 3 else pts[..., None])
-
-    def misalignment(hidden):
-        """(relative misalignment, mean squared feature norm, paper-form penalty)."""
-        rel, norm = [], []
-        for h in hidden:  # [members, batch, features]
-            m, b = h.shape[0], h.shape[1]
-            pair_mean = 2.0 * centred_sq_norm(h) / (b * (m - 1))  # mean over pairs and states
-            sq = (h**2).sum() / (m * b)  # mean over members and states of ||h||^2
-            rel.append(pair_mean / jnp.maximum(sq, 1e-12))
-            norm.append(sq)
-        return (
-            jnp.mean(jnp.stack(rel)),
-            jnp.mean(jnp.stack(norm)),
-            hidden_alignment_penalty(hidden, "paper"),
-        )
-
-    def run(params, key, expert_obs):
-        k1, k2, k3 = jax.random.split(key, 3)
-        returns = ev(params, k1).returns
-        carry = init_carry(env, k2, sc.visited_envs)
-        _, res = rollout_steps(env, policy_fn, params, k3, carry, steps)
-        visited = res.trajectory.obs.reshape(-1, *env.observation_shape)
-        out_e = outputs(params, expert_obs)
-        ad_e, ad_v = ad(out_e), ad(outputs(params, visited))
-        rel, sq, pen = misalignment(out_e.hidden)
-        return {
-            "mean_return": returns.mean(),
-            "action_difference_expert": ad_e,
-            "action_difference_visited": ad_v,
-            "action_difference_expert_rel": ad_e / act_scale,
-            "action_difference_visited_rel": ad_v / act_scale,
-            "misalignment_rel_expert": rel,
-            "feature_sq_norm_expert": sq,
-            "penalty_expert": pen,
-        }
-
-    return run
-
-
-def paper_env(env_id: str, sc: PaperScale, seed: int, bar) -> dict:
+def paper_env(env_id: str, sc: PaperScale, seed: int) -> dict:
     """Calibration then the paired tau x arm study of one env."""
     key = jax.random.key(seed)
     expert = load_expert(env_id)
@@ -735,28 +520,17 @@ def paper_env(env_id: str, sc: PaperScale, seed: int, bar) -> dict:
     expert_obs = jnp.asarray(obs_all[idx])
     act_scale = float(np.sqrt(act_all.var(0).sum()))
 
-    def base_cfg(arm: str) -> BCConfig:
-        return BCConfig(
-            policy=PolicyConfig(hidden_sizes=sc.hidden, torso="mlp", **ARMS[arm]),
-            members=sc.members,
-            steps=sc.steps,
-            batch_size=sc.batch_size,
-            lr=sc.lr,
-        )
-
     def run_grid(arm, keys, rots, budgets, taus, eval_keys):
         """Train and evaluate one run per entry (one program each); per-run metric dicts."""
-        cfg = base_cfg(arm)
+        cfg = sc.bc.replace(policy=dataclasses.replace(sc.bc.policy, **ARMS[arm]))
         obs = jnp.asarray(np.stack([rotation(r)[0] for r in rots]))
         act = jnp.asarray(np.stack([rotation(r)[1] for r in rots]))
 
         def train_one(k, o, a, nv, tau):
             d = template.replace(obs=o, action=a)
-            res = make_bc_train(cfg, partial(swarm_bc_loss, tau=tau, penalty=PAPER_PENALTY))(
-                k, d, nv
-            )
-            tail = max(1, sc.steps // 10)
-            return res.params, res.metrics["bc_loss"][-tail:].mean()
+            loss = partial(swarm_bc_loss, tau=tau, penalty=PAPER_PENALTY)
+            res = make_bc_train(cfg, loss)(k, d, nv)
+            return res.params, res.metrics["bc_loss"][-max(1, cfg.steps // 10) :].mean()
 
         t0 = time.time()
         params, bc_final = jax.jit(jax.vmap(train_one))(
@@ -764,9 +538,10 @@ def paper_env(env_id: str, sc: PaperScale, seed: int, bar) -> dict:
         )
         jax.block_until_ready(params)
         t_train = time.time() - t0
-        ev = jax.jit(jax.vmap(make_paper_eval(env, cfg, sc, act_scale), in_axes=(0, 0, None)))
+        ev = jax.jit(jax.vmap(make_eval(env, cfg, sc.probe, act_scale), in_axes=(0, 0, None)))
         m = jax.device_get(ev(params, eval_keys, expert_obs))
         t_eval = time.time() - t0 - t_train
+        print(f"{env_id} {arm}: {t_train + t_eval:.0f} s", file=sys.stderr)
         rows = []
         for i in range(len(rots)):
             r = {k: float(v[i]) for k, v in m.items()}
@@ -789,11 +564,9 @@ def paper_env(env_id: str, sc: PaperScale, seed: int, bar) -> dict:
         jnp.stack([jax.random.fold_in(k, 1) for k in cal_keys]),
     )
     cal_rows = [
-        {"phase": "calibration", "env": env_id, "arm": arms[0], "budget": b, "seed": c, "tau": 0.0}
-        | r
+        {"phase": "calibration", "env": env_id, "arm": arms[0], "budget": b, "seed": c, "tau": 0.0} | r
         for (b, c), r in zip(cal_grid, cal_rows_, strict=True)
-    ]
-    bar.update()
+    ]  # fmt: skip
     cal_means = {
         b: float(np.mean([r["scaled_return"] for r in cal_rows if r["budget"] == b]))
         for b in sc.budgets
@@ -807,19 +580,12 @@ def paper_env(env_id: str, sc: PaperScale, seed: int, bar) -> dict:
     runs = []
     for arm in arms:
         rows, timings[arm] = run_grid(
-            arm,
-            keys,
-            [s for _, s in grid],
-            [budget] * len(grid),
-            [t for t, _ in grid],
-            eval_keys,
+            arm, keys, [s for _, s in grid], [budget] * len(grid), [t for t, _ in grid], eval_keys
         )
         runs += [
             {"phase": "study", "env": env_id, "arm": arm, "budget": budget, "seed": s, "tau": t} | r
             for (t, s), r in zip(grid, rows, strict=True)
         ]
-        bar.update()
-        bar.set_postfix_str(f"{env_id} {arm} {sum(timings[arm].values()):.0f}s")
     return {
         "calibration": {
             "budgets": list(sc.budgets),
@@ -842,50 +608,39 @@ def paper_env(env_id: str, sc: PaperScale, seed: int, bar) -> dict:
 
 def paper_summary(runs: list[dict], resamples: int) -> list[dict]:
     """Mean and CI per (env, arm, tau); paired Swarm - ensemble differences and readings."""
-    out = []
-    for env_id in dict.fromkeys(r["env"] for r in runs):
-        for arm in dict.fromkeys(r["arm"] for r in runs if r["env"] == env_id):
-            rs = [r for r in runs if r["env"] == env_id and r["arm"] == arm]
-            by_tau: dict[float, dict[int, dict]] = {}
-            for r in rs:
-                by_tau.setdefault(r["tau"], {})[r["seed"]] = r
-            ens = by_tau[0.0]
-            for tau, seeds in by_tau.items():
-                common = sorted(set(seeds) & set(ens))
-                agg: dict = {"env": env_id, "arm": arm, "tau": tau, "n": len(seeds)}
-                agg["budget"] = rs[0]["budget"]
-                for m in RUN_METRICS:
-                    v = np.array([seeds[s][m] for s in sorted(seeds)])
-                    agg[m], agg[m + "_ci_lo"], agg[m + "_ci_hi"] = mean_ci(v, resamples)
-                if tau != 0.0:
-                    for m, direction in CLAIMS.items():
-                        x = np.array([seeds[s][m] for s in common])
-                        y = np.array([ens[s][m] for s in common])
-                        d, lo, hi = paired_difference(x, y, resamples=resamples)
-                        agg[f"diff_{m}"], agg[f"diff_{m}_ci_lo"], agg[f"diff_{m}_ci_hi"] = d, lo, hi
-                        agg[f"reading_{m}"] = reading(lo, hi, direction)
-                out.append(agg)
-    return out
+    out = studies.group_stats(runs, ("env", "arm", "tau"), RUN_METRICS, ci=True, reps=resamples)
+    by = {(r["env"], r["arm"], r["tau"], r["seed"]): r for r in runs}
+    for agg in out:
+        agg["budget"] = next(
+            r["budget"] for r in runs if r["env"] == agg["env"] and r["arm"] == agg["arm"]
+        )
+        if agg["tau"] == 0.0:
+            continue
+        e, a, t = agg["env"], agg["arm"], agg["tau"]
+        common = sorted(
+            s for (e_, a_, t_, s) in by if (e_, a_, t_) == (e, a, t) and (e, a, 0.0, s) in by
+        )
+        for m, direction in CLAIMS.items():
+            x = [by[(e, a, t, s)][m] for s in common]
+            y = [by[(e, a, 0.0, s)][m] for s in common]
+            agg[f"diff_{m}"] = studies.paired_ci(x, y, direction, resamples)
+    return out  # fmt: skip
 
 
-def _ci(r: dict, m: str, fmt: str = ".2f") -> str:
-    return f"{r[m]:{fmt}} [{r[m + '_ci_lo']:{fmt}}, {r[m + '_ci_hi']:{fmt}}]"
-
-
-def write_paper_markdown(path: Path, summary: list[dict], parts: dict, meta: dict) -> None:
-    lines = [
-        "# Swarm BC study, paper protocol",
-        "",
-        f"Command: `{meta['command']}`  ",
-        f"Machine: {meta['machine']}; scale {meta['scale']}; seeds 0..{meta['seeds'] - 1} "
-        f"(paired; calibration seeds are separate: {meta['calibration_seeds']}); wall time "
+def paper_report(summary: list[dict], parts: dict, sc: PaperScale, meta: dict) -> list[str]:
+    bc = sc.bc
+    lines = studies.heading(
+        "Swarm BC study, paper protocol",
+        meta,
+        f"scale {meta['scale']}; seeds 0..{sc.seeds - 1} "
+        f"(paired; calibration seeds are separate: {sc.calibration_seeds}); wall time "
         f"{meta['wall_time_s']:.0f} s.  ",
+    ) + [
         f"Penalty form: `{meta['penalty_form']}` (tau in the paper's units: pairwise sum over "
         "members of squared hidden-feature differences, summed over features and hidden layers, "
-        "batch mean; BC losses summed over members); taus "
-        f"{meta['taus']} (0 = ensemble BC).  ",
-        f"Members N = {meta['members']}, MLP {meta['hidden']}, {meta['steps']} steps of batch "
-        f"{meta['batch_size']}, lr {meta['lr']}, {meta['eval_episodes']} evaluation episodes "
+        f"batch mean; BC losses summed over members); taus {list(sc.taus)} (0 = ensemble BC).  ",
+        f"Members N = {bc.members}, MLP {list(bc.policy.hidden_sizes)}, {bc.steps} steps of batch "
+        f"{bc.batch_size}, lr {bc.lr}, {sc.probe.eval_episodes} evaluation episodes "
         "per run. Arms: `linear_relu` (ReLU, linear action head: the reproduction arm, also "
         "used for calibration), `tanh_head` (ReLU, tanh-bounded head: jaxbc's default).",
         "",
@@ -902,174 +657,153 @@ def write_paper_markdown(path: Path, summary: list[dict], parts: dict, meta: dic
         "",
         f"Rule (fixed before the study): {next(iter(parts.values()))['calibration']['rule']}.",
         "",
-        "| env | " + " | ".join(f"{b} transitions" for b in meta["budgets"]) + " | chosen |",
-        "|---|" + "---|" * (len(meta["budgets"]) + 1),
-    ]
-    for env_id, part in parts.items():
-        cal = part["calibration"]
-        cells = [f"{cal['ensemble_scaled_return'][str(b)]:.2f}" for b in meta["budgets"]]
-        lines.append(f"| {env_id} | " + " | ".join(cells) + f" | {cal['chosen_budget']} |")
+        *studies.md_table(
+            ["env", *(f"{b} transitions" for b in sc.budgets), "chosen"],
+            ([e, *(f"{p['calibration']['ensemble_scaled_return'][str(b)]:.2f}" for b in sc.budgets), p["calibration"]["chosen_budget"]] for e, p in parts.items()),
+        ),
+    ]  # fmt: skip
+
+    def ci(v: dict, digits: int = 2) -> str:
+        lo, hi = v["ci"] or (float("nan"), float("nan"))
+        return f"{v['mean']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
     for env_id in parts:
         for arm in ARMS:
             rows = [r for r in summary if r["env"] == env_id and r["arm"] == arm]
             if not rows:
                 continue
-            lines += [
-                "",
-                f"## {env_id}, arm `{arm}`, {rows[0]['budget']} transitions",
-                "",
-                "| tau | scaled return | Δ return vs ensemble | reading | action diff. rel. "
-                "(expert / visited) | Δ action diff. visited | reading | misalignment rel. | "
-                "feature sq. norm |",
-                "|---|---|---|---|---|---|---|---|---|",
-            ]
+            table = []
             for r in rows:
                 if r["tau"] == 0.0:
                     d_ret = d_ad = "(ensemble)"
                     read_ret = read_ad = ""
                 else:
-                    d_ret = _ci(r, "diff_scaled_return")
-                    d_ad = _ci(r, "diff_action_difference_visited_rel", ".3f")
-                    read_ret = r["reading_scaled_return"]
-                    read_ad = r["reading_action_difference_visited_rel"]
-                lines.append(
-                    f"| {r['tau']:g} | {_ci(r, 'scaled_return')} | {d_ret} | {read_ret} | "
-                    f"{r['action_difference_expert_rel']:.3f} / "
-                    f"{r['action_difference_visited_rel']:.3f} | {d_ad} | {read_ad} | "
-                    f"{_ci(r, 'misalignment_rel_expert', '.3f')} | "
-                    f"{r['feature_sq_norm_expert']:.3g} |"
+                    d_ret, d_ad = (
+                        ci(r["diff_scaled_return"]),
+                        ci(r["diff_action_difference_visited_rel"], 3),
+                    )
+                    read_ret = r["diff_scaled_return"]["reading"]
+                    read_ad = r["diff_action_difference_visited_rel"]["reading"]
+                ad = f"{r['action_difference_expert_rel']['mean']:.3f} / {r['action_difference_visited_rel']['mean']:.3f}"
+                table.append(
+                    [
+                        f"{r['tau']:g}",
+                        ci(r["scaled_return"]),
+                        d_ret,
+                        read_ret,
+                        ad,
+                        d_ad,
+                        read_ad,
+                        ci(r["misalignment_rel_expert"], 3),
+                        f"{r['feature_sq_norm_expert']['mean']:.3g}",
+                    ]
                 )
-    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
+            lines += ["", f"## {env_id}, arm `{arm}`, {rows[0]['budget']} transitions", ""]
+            lines += studies.md_table(["tau", "scaled return", "Δ return vs ensemble", "reading", "action diff. rel. (expert / visited)", "Δ action diff. visited", "reading", "misalignment rel.", "feature sq. norm"], table)  # fmt: skip
+    return lines
 
 
-def plot_paper(summary: list[dict], out_dir: Path, stem: str) -> list[Path]:
+def plot_paper(summary: list[dict], out_dir: Path, stem: str) -> None:
     """Per env: scaled return, relative action difference and relative misalignment vs tau
     (log x; tau = 0, the ensemble, as a horizontal line with its CI band)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    paths = []
     panels = (
         ("scaled_return", "scaled return"),
         ("action_difference_visited_rel", "action difference / action scale\n(visited states)"),
         ("misalignment_rel_expert", "hidden misalignment / feature scale\n(expert states)"),
     )
     for env_id in dict.fromkeys(r["env"] for r in summary):
-        fig, axes = plt.subplots(1, len(panels), figsize=(4.0 * len(panels), 3.2))
-        for ax, (metric, ylabel) in zip(axes, panels, strict=True):
-            for i, arm in enumerate(ARMS):
-                rs = [r for r in summary if r["env"] == env_id and r["arm"] == arm]
-                if not rs:
-                    continue
-                color = f"C{i}"
-                pos = sorted((r for r in rs if r["tau"] > 0), key=lambda r: r["tau"])
-                x = np.array([r["tau"] for r in pos])
-                y = np.array([r[metric] for r in pos])
-                err = np.array(
-                    [
-                        [r[metric] - r[metric + "_ci_lo"], r[metric + "_ci_hi"] - r[metric]]
-                        for r in pos
-                    ]
-                ).T
-                ax.errorbar(
-                    x,
-                    y,
-                    yerr=np.nan_to_num(err),
-                    marker="o",
-                    capsize=3,
-                    color=color,
-                    label=f"Swarm, {arm}",
-                )
-                e = next(r for r in rs if r["tau"] == 0.0)
-                ax.axhline(e[metric], color=color, ls="--", lw=1, label=f"ensemble (tau=0), {arm}")
-                if np.isfinite(e[metric + "_ci_lo"]):
-                    ax.axhspan(e[metric + "_ci_lo"], e[metric + "_ci_hi"], color=color, alpha=0.12)
-            ax.set_xscale("log")
-            ax.set_xlabel("tau (paper units)", fontsize=8)
-            ax.set_ylabel(ylabel, fontsize=8)
-        axes[0].legend(fontsize=6)
-        budget = next(r["budget"] for r in summary if r["env"] == env_id)
-        fig.suptitle(f"{env_id}, {budget} transitions (95% bootstrap CIs over seeds)", fontsize=9)
-        fig.tight_layout()
-        path = out_dir / f"{stem}_{zoo_name(env_id)}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        paths.append(path)
-    return paths
+        with studies.figure(
+            out_dir / f"{stem}_{zoo_name(env_id)}.png", len(panels), size=(4.0, 3.2)
+        ) as axes:
+            for ax, (metric, ylabel) in zip(axes[0], panels, strict=True):
+                for i, arm in enumerate(ARMS):
+                    rs = [r for r in summary if r["env"] == env_id and r["arm"] == arm]
+                    if not rs:
+                        continue
+                    color = f"C{i}"
+                    pos = sorted((r for r in rs if r["tau"] > 0), key=lambda r: r["tau"])
+                    y = np.array([r[metric]["mean"] for r in pos])
+                    lo_hi = np.array([r[metric]["ci"] or (np.nan, np.nan) for r in pos]).reshape(
+                        -1, 2
+                    )
+                    err = np.nan_to_num(np.abs(lo_hi - y[:, None]).T)
+                    ax.errorbar(
+                        [r["tau"] for r in pos],
+                        y,
+                        yerr=err,
+                        marker="o",
+                        capsize=3,
+                        color=color,
+                        label=f"Swarm, {arm}",
+                    )
+                    e = next(r[metric] for r in rs if r["tau"] == 0.0)
+                    ax.axhline(
+                        e["mean"], color=color, ls="--", lw=1, label=f"ensemble (tau=0), {arm}"
+                    )
+                    if e["ci"]:
+                        ax.axhspan(*e["ci"], color=color, alpha=0.12)
+                ax.set_xscale("log")
+                ax.set_xlabel("tau (paper units)", fontsize=8)
+                ax.set_ylabel(ylabel, fontsize=8)
+            axes[0, 0].legend(fontsize=6)
+            budget = next(r["budget"] for r in summary if r["env"] == env_id)
+            axes[0, 0].figure.suptitle(f"{env_id}, {budget} transitions (95% bootstrap CIs over seeds)", fontsize=9)  # fmt: skip
 
 
 def main_paper(
     scale: str, envs: list[str] | None, seed: int, out_dir: Path, name: str, resume: bool
 ) -> None:
-    sc = PAPER_SCALES[scale]
-    if envs:
-        sc = dataclasses.replace(sc, envs=tuple(envs))
+    sc = PAPER_SCALES[scale].only(envs)
     if sc.taus[0] != 0.0:
         raise ValueError("the paper protocol's taus must start with 0.0 (the ensemble arm)")
-    parts: dict[str, dict] = {}
-    wall = 0.0
-    with tqdm(total=len(sc.envs) * (1 + len(ARMS)), desc="swarm paper", file=sys.stderr) as bar:
-        for env_id in sc.envs:
-            part = out_dir / f"{name}_parts" / f"{zoo_name(env_id)}.json"
-            res, reused = resumable_timed(
-                part,
-                {**dataclasses.asdict(sc), "envs": None, "seed": seed, "protocol": "paper"},
-                lambda env_id=env_id: paper_env(env_id, sc, seed, bar),
-                resume,
-            )
-            if reused:
-                bar.update(1 + len(ARMS))
-            parts[env_id] = res
-            wall += res["wall_time_s"]
+    settings = {**studies.record(sc), "envs": None, "seed": seed, "protocol": "paper"}
+    parts, wall = studies.run_units(
+        out_dir / f"{name}_parts",
+        sc.envs,
+        settings,
+        lambda e: paper_env(e, sc, seed),
+        resume,
+        "swarm paper",
+    )
     runs = [r for p in parts.values() for r in p["runs"]]
     cal_runs = [r for p in parts.values() for r in p["calibration_runs"]]
     summary = paper_summary(runs, sc.bootstrap_resamples)
-    meta = {
-        "command": "python benchmarks/swarm_bc.py " + " ".join(sys.argv[1:]),
-        "protocol": "paper",
-        "machine": machine_description(),
-        "scale": scale,
-        "seed": seed,
-        "wall_time_s": wall,
-        "penalty_form": PAPER_PENALTY,
-        "tau_units": "paper (Nuesslein et al.): sum over member pairs, features and hidden "
+    meta = studies.metadata(
+        "benchmarks/swarm_bc.py",
+        scale,
+        sc,
+        wall,
+        seed=seed,
+        protocol="paper",
+        penalty_form=PAPER_PENALTY,
+        tau_units="paper (Nuesslein et al.): sum over member pairs, features and hidden "
         "layers of squared hidden-feature differences, batch mean; BC summed over members",
-        "arms": ARMS,
-        "calibration_target": list(TARGET),
-        "pairing": "seed s: same key (initial parameters, minibatches, evaluation) and same "
+        arms=ARMS,
+        calibration_target=list(TARGET),
+        pairing="seed s: same key (initial parameters, minibatches, evaluation) and same "
         "demonstrations for every tau and both arms",
-        **{k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(sc).items()},
+    )
+    data = {
+        "meta": meta,
+        "calibration": {k: p["calibration"] for k, p in parts.items()},
+        "env_info": {k: p["env_info"] for k, p in parts.items()},
+        "summary": summary,
+        "runs": runs,
+        "calibration_runs": cal_runs,
     }
-    atomic_write_json(
-        out_dir / f"{name}.json",
+    csv = [
         {
-            "meta": meta,
-            "calibration": {k: p["calibration"] for k, p in parts.items()},
-            "env_info": {k: p["env_info"] for k, p in parts.items()},
-            "summary": summary,
-            "runs": runs,
-            "calibration_runs": cal_runs,
-        },
-    )
-    atomic_write_csv(
-        out_dir / f"{name}.csv",
-        [
-            {
-                **{k: r[k] for k in ("phase", "env", "arm", "budget", "seed", "tau")},
-                **{k: r[k] for k in RUN_METRICS},
-                "penalty_form": PAPER_PENALTY,
-                "scale": scale,
-                "command": meta["command"],
-                "machine": meta["machine"],
-            }
-            for r in cal_runs + runs
-        ],
-    )
-    write_paper_markdown(out_dir / f"{name}.md", summary, parts, meta)
+            **{k: r[k] for k in ("phase", "env", "arm", "budget", "seed", "tau", *RUN_METRICS)},
+            "penalty_form": PAPER_PENALTY,
+            "scale": scale,
+            "command": meta["command"],
+            "machine": meta["machine"],
+        }
+        for r in cal_runs + runs
+    ]
+    studies.write_report(out_dir, name, data, paper_report(summary, parts, sc, meta), csv)
     plot_paper(summary, out_dir, name)
-    print((out_dir / f"{name}.md").read_text())
+    print((out_dir / f"{name}.md").read_text())  # fmt: skip
 
 
 def main(
@@ -1098,59 +832,8 @@ def main(
     out_dir.mkdir(parents=True, exist_ok=True)
     if protocol == "paper":
         main_paper(scale, envs, seed, out_dir, name or "swarm_paper", resume)
-        return
-    name = name or "swarm_bc"
-    sc = SCALES[scale]
-    if envs:
-        sc = dataclasses.replace(sc, envs=tuple(envs))
-    rows, sweep, wall = [], [], 0.0
-    with tqdm(total=len(sc.envs) * (len(METHODS) + 1), desc="swarm study", file=sys.stderr) as bar:
-        for env_id in sc.envs:
-
-            def run(env_id=env_id):
-                r, s = study_env(env_id, sc, seed, bar)
-                return {"runs": r, "tau_sweep_runs": s}
-
-            part = out_dir / f"{name}_parts" / f"{zoo_name(env_id)}.json"
-            res, reused = resumable_timed(
-                part, {**dataclasses.asdict(sc), "envs": None, "seed": seed}, run, resume
-            )
-            if reused:
-                bar.update(len(METHODS) + 1)
-            rows += res["runs"]
-            sweep += res["tau_sweep_runs"]
-            wall += res["wall_time_s"]
-    summary = aggregate(rows, ("env", "episodes", "method"))
-    sweep_summary = aggregate(sweep, ("env", "tau"))
-    stats = counts_statistics(rows)
-    meta = {
-        "command": "python benchmarks/swarm_bc.py " + " ".join(sys.argv[1:]),
-        "machine": machine_description(),
-        "scale": scale,
-        "wall_time_s": wall,
-        "penalty_form": PENALTY,
-        **{k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(sc).items()},
-    }
-    atomic_write_json(
-        out_dir / f"{name}.json",
-        {
-            "meta": meta,
-            "summary": summary,
-            "tau_sweep": sweep_summary,
-            "statistics": stats,
-            "runs": rows,
-            "tau_sweep_runs": sweep,
-        },
-    )
-    atomic_write_csv(out_dir / f"{name}.csv", rows)
-    write_markdown(out_dir / f"{name}.md", summary, sweep_summary, meta, stats)
-    plot(summary, out_dir, name)
-    plot_performance_profiles(
-        {m: np.array(v) for m, v in stats["scores"].items()},
-        out_dir / f"{name}_profiles.png",
-        title=f"Swarm BC counts study: {len(stats['tasks'])} (env, episodes) tasks",
-    )
-    print((out_dir / f"{name}.md").read_text())
+    else:
+        main_counts(scale, envs, seed, out_dir, name or "swarm_bc", resume)
 
 
 if __name__ == "__main__":

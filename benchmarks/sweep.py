@@ -4,7 +4,7 @@ the arithmetic floor measured in the same run.
     python benchmarks/sweep.py --scale cpu     # 16 runs x 2,000 steps (2-core CPU)
     python benchmarks/sweep.py --scale gpu     # 1,024 runs x 10,000 steps (one GPU)
 
-Setting (the core issue's): a 2x256 ReLU MLP, batch 256, Adam with per-member clipping,
+Setting: a 2x256 ReLU MLP, batch 256, Adam with per-member clipping,
 HalfCheetah-sized synthetic data (obs 17, act 6, 20,000 transitions); every run is a
 2-member ensemble trained with the Swarm BC loss (paper form), so ``tau`` is live. The
 sweep is ``jaxbc.sweep.sweep`` (``jit(vmap(run))``; ``--devices N`` splits the runs over N
@@ -28,8 +28,9 @@ import jax.numpy as jnp
 import numpy as np
 import tyro
 
+from jaxbc import studies
 from jaxbc.bc import BCConfig, PolicyConfig, make_bc_train, swarm_bc_loss
-from jaxbc.io import atomic_write_json, best_time, enable_compilation_cache, machine_description
+from jaxbc.io import atomic_write_json, best_time, enable_compilation_cache
 from jaxbc.sweep import grid, sweep
 
 SCALES = {
@@ -123,10 +124,9 @@ def main(
         "floor_s": flops / rate,
         "floor_ratio": wall / (flops / rate),
         "final_bc_loss_range": [float(jnp.min(final_loss)), float(jnp.max(final_loss))],
-        "machine": machine_description(),
         "device": str(jax.devices()[0].device_kind),
         "jax": jax.__version__,
-        "command": "python benchmarks/sweep.py " + " ".join(sys.argv[1:]),
+        **studies.metadata("benchmarks/sweep.py", scale),
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out_dir / f"sweep_{scale}.json", row)

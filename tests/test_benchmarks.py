@@ -1,5 +1,6 @@
 """The benchmark scripts run end to end at their smallest scale (so they never rot)."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -7,6 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from jaxbc import studies
+from jaxbc.bc import BCConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -127,12 +131,12 @@ def test_dbc_study_pairs_each_arm_with_its_baseline_per_env():
                 {"env": e, "method": "bc", "seed": s, "scaled_return": base},
                 {"env": e, "method": "dbc", "seed": s, "scaled_return": base + gain},
             ]
-    by = {(d["env"], d["x"], d["y"]): d for d in mod.paired_differences(rows)}
+    by = {(d["env"], d["x"], d["y"]): d for d in mod.statistics(rows, reps=200)["paired"]}
     assert set(by) == {("A", "dbc", "bc"), ("B", "dbc", "bc")}  # no ensemble arms: skipped
     assert by[("A", "dbc", "bc")]["mean"] == pytest.approx(0.2)
-    assert by[("A", "dbc", "bc")]["reading"].startswith("dbc > bc: supported")
+    assert by[("A", "dbc", "bc")]["reading"] == "supported"
     assert by[("B", "dbc", "bc")]["ci"] == [0.0, 0.0]
-    assert "not supported" in by[("B", "dbc", "bc")]["reading"]
+    assert by[("B", "dbc", "bc")]["reading"] == "not supported at this budget"
 
 
 def test_counts_statistics_pair_seeds_and_read_the_ci():
@@ -150,7 +154,7 @@ def test_counts_statistics_pair_seeds_and_read_the_ci():
     by = {(p["env"], p["x"], p["y"]): p for p in stats["paired"]}
     for env in ("A", "B"):
         assert by[(env, "swarm", "ensemble")]["reading"] == "supported"
-        assert by[(env, "swarm", "ensemble")]["diff"] == pytest.approx(0.1)
+        assert by[(env, "swarm", "ensemble")]["mean"] == pytest.approx(0.1)
         assert by[(env, "ensemble", "bc")]["ci"] == [0.0, 0.0]
     poi = stats["aggregate"]["probability_of_improvement"]
     # unpaired: a random swarm run against a random ensemble run (seeds' bases differ)
@@ -167,10 +171,13 @@ def test_swarm_paper_protocol_rules():
     assert m.choose_budget({50: 0.05, 100: 0.65}) == 50
     # paired bootstrap CI of the difference; readings follow the CI and the claimed direction
     x = np.array([0.5, 0.6, 0.55, 0.7, 0.65])
-    d, lo, hi = m.paired_difference(x, x - 0.1, resamples=2000)
-    assert d == pytest.approx(0.1) and lo == pytest.approx(0.1) and hi == pytest.approx(0.1)
-    assert m.reading(lo, hi, 1) == "supported" and m.reading(lo, hi, -1) == "opposite"
-    assert m.reading(-0.1, 0.2, 1) == "not supported at this budget"
+    d = studies.paired_ci(x, x - 0.1, resamples=2000)
+    assert d["mean"] == pytest.approx(0.1) and d["ci"] == pytest.approx([0.1, 0.1])
+    assert (
+        d["reading"] == "supported" and studies.paired_ci(x, x - 0.1, -1)["reading"] == "opposite"
+    )
+    assert studies.reading(-0.1, 0.2, 1) == "not supported at this budget"
+    assert studies.reading(float("nan"), float("nan")) == "no CI (too few seeds)"
 
 
 @pytest.mark.slow
@@ -195,7 +202,10 @@ def test_swarm_paper_protocol_smoke(tmp_path):
     cal = data["calibration"]["Pendulum-v1"]
     assert cal["chosen_budget"] in cal["budgets"]
     assert {r["arm"] for r in data["summary"]} == {"linear_relu", "tanh_head"}
-    assert all("reading_scaled_return" in r for r in data["summary"] if r["tau"] > 0)
+    assert all(
+        r["diff_scaled_return"]["reading"] for r in data["summary"] if r["tau"] > 0
+    )  # paired Swarm - ensemble per tau
+    assert all(r["scaled_return"]["ci"] is not None for r in data["summary"])  # 2 seeds
     assert (tmp_path / "swarm_paper_Pendulum-v1.png").exists()
     assert (tmp_path / "swarm_paper.md").exists() and (tmp_path / "swarm_paper.csv").exists()
 
@@ -373,7 +383,6 @@ def test_peer_summary_pairs_seeds_of_each_framework(tmp_path):
 def test_dbc_study_without_ensemble_arms(tmp_path):
     """members = 0 (the cpu_large scale's setting): BC and DBC only, and the report's pairs
     and aggregates work without the ensemble arms."""
-    import dataclasses
 
     mod = _benchmark_module("dbc")
     sc = dataclasses.replace(mod.SCALES["smoke"], members=0)
@@ -382,8 +391,100 @@ def test_dbc_study_without_ensemble_arms(tmp_path):
         r["method"] for r in rows
     } == {"bc", "dbc"}
     meta = {"command": "test", "machine": "test", "scale": "smoke", "seed": 0, "wall_time_s": 0.0}
-    meta |= {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(sc).items()}
-    mod.write_locomotion(tmp_path, "dbc", meta, [info], rows)
+    mod.write_locomotion(tmp_path, "dbc", meta, sc, [info], rows)
     out = json.loads((tmp_path / "dbc.json").read_text())
     assert [(d["x"], d["y"]) for d in out["statistics"]["paired"]] == [("dbc", "bc")]
     assert "no ensemble arms" in (tmp_path / "dbc.md").read_text()
+
+
+@pytest.mark.slow  # a benchmark's smoke run (compiles its programs): ~1-2 min each
+def test_dbc_study_smoke(tmp_path):
+    subprocess.run(
+        [sys.executable, "benchmarks/dbc.py", "--scale", "smoke", "--out-dir", str(tmp_path)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    data = json.loads((tmp_path / "dbc.json").read_text())
+    assert data["meta"]["command"] == f"python benchmarks/dbc.py --scale smoke --out-dir {tmp_path}"
+    assert data["meta"]["settings"]["bc"]["steps"] == 300  # the scale's BCConfig, recorded
+    assert {r["method"] for r in data["summary"]} == {"bc", "dbc", "dbc_sweep", "ensemble", "swarm"}
+    assert [(d["x"], d["y"]) for d in data["statistics"]["paired"]] == [
+        ("dbc", "bc"),
+        ("ensemble", "bc"),
+        ("swarm", "ensemble"),
+    ]
+    for f in ("dbc.md", "dbc.csv", "dbc.png", "dbc_profiles.png"):
+        assert (tmp_path / f).exists()
+
+
+@pytest.mark.slow  # three tasks' DDPMs, BC and DBC at smoke size (~2-5 min)
+def test_dbc_multimodal_smoke(tmp_path):
+    cmd = [sys.executable, "benchmarks/dbc.py", "--protocol", "multimodal", "--scale", "smoke"]
+    subprocess.run([*cmd, "--out-dir", str(tmp_path)], cwd=ROOT, check=True, capture_output=True)
+    data = json.loads((tmp_path / "dbc_multimodal.json").read_text())
+    assert [(c["task"], c["lambda_dm"]) for c in data["comparisons"]] == [
+        ("toy_visible", 0.05), ("toy_visible", 1.0), ("toy_visible", 30.0),
+        ("toy_hidden", 0.05), ("toy_hidden", 1.0), ("toy_hidden", 30.0), ("maze", 30.0),
+    ]  # fmt: skip
+    for f in ("dbc_multimodal.md", "dbc_multimodal.png", "dbc_ddpm_samples.png"):
+        assert (tmp_path / f).exists()
+
+
+def test_scale_record_holds_the_configs():
+    """A scale's record nests its real configs (every BCConfig field), tuples as lists."""
+
+    @dataclasses.dataclass(frozen=True)
+    class S(studies.Scale):
+        bc: BCConfig
+
+    sc = S(("A", "B"), 3, BCConfig(steps=7)).only(["B"])
+    rec = studies.record(sc)
+    assert rec["envs"] == ["B"] and rec["seeds"] == 3
+    assert rec["bc"]["steps"] == 7 and rec["bc"]["policy"]["hidden_sizes"] == [256, 256]
+    assert set(rec["bc"]) == {f.name for f in dataclasses.fields(BCConfig)}
+    assert json.loads(json.dumps(rec)) == rec
+    meta = studies.metadata("benchmarks/x.py", "smoke", sc, 1.5, seed=0)
+    assert meta["command"].startswith("python benchmarks/x.py") and meta["seeds"] == 3
+    assert meta["settings"] == rec and meta["wall_time_s"] == 1.5 and meta["machine"]
+
+
+def test_run_units_saves_each_unit_and_resumes(tmp_path):
+    """Each unit is saved as it finishes; --resume reuses saved units with equal settings
+    (their wall time kept) and recomputes those made with other settings."""
+    calls = []
+
+    def compute(unit):
+        calls.append(unit)
+        return {"value": len(unit)}
+
+    res, _ = studies.run_units(tmp_path, ["a/b", "cc"], {"k": (1, 2)}, compute, resume=True)
+    assert res["a/b"]["value"] == 3 and calls == ["a/b", "cc"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-b.json", "cc.json"]
+    res2, wall = studies.run_units(tmp_path, ["a/b", "cc"], {"k": [1, 2]}, compute, resume=True)
+    assert calls == ["a/b", "cc"] and res2 == res  # nothing re-run
+    assert wall == pytest.approx(sum(r["wall_time_s"] for r in res.values()))
+    studies.run_units(tmp_path, ["cc"], {"k": 3}, compute, resume=True)
+    studies.run_units(tmp_path, ["a/b"], {"k": [1, 2]}, compute, resume=False)
+    assert calls == ["a/b", "cc", "cc", "a/b"]
+
+
+def test_score_matrix_pairs_arms_on_common_seeds_and_tasks():
+    rows = [
+        {"env": e, "m": m, "seed": s, "v": 10 * i + s}
+        for i, (e, m, seeds) in enumerate(
+            [("A", "x", (0, 1, 2)), ("A", "y", (0, 1, 2)), ("B", "x", (0, 1)), ("B", "y", (0, 1)),
+             ("C", "x", (0, 1, 2))]
+        )
+        for s in seeds
+    ]  # fmt: skip
+    arms = {"x": ({"m": "x"}, "v"), "y": ({"m": "y"}, "v"), "z": ({"m": "z"}, "v")}
+    scores, tasks = studies.score_matrix(rows, arms)
+    assert tasks == [("A",), ("B",)] and set(scores) == {"x", "y"}  # C: no y; z: never ran
+    np.testing.assert_array_equal(scores["y"], [[10, 30], [11, 31]])  # seeds 0, 1 only
+    assert studies.score_matrix(rows, arms, min_seeds=3) == ({}, [])
+    pairs = studies.paired(rows, [("y", "x")], arm="m", value="v")
+    assert [(p["env"], p["mean"], p["n"]) for p in pairs] == [("A", 10.0, 3), ("B", 10.0, 2)]
+    assert studies.group_stats(rows[:3], ("env",), ("v",))[0] | {} == {
+        "env": "A", "v": 1.0, "v_std": pytest.approx(np.std([0, 1, 2])), "n": 3
+    }  # fmt: skip

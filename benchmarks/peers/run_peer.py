@@ -43,7 +43,7 @@ from jaxbc.bc import BCConfig, PolicyConfig, make_bc_train
 from jaxbc.dagger import DAggerConfig, make_dagger
 from jaxbc.data import Dataset
 from jaxbc.experts.expert import load_expert
-from jaxbc.io import atomic_write_bytes, atomic_write_json, machine_description
+from jaxbc.io import atomic_write_bytes, atomic_write_json, command_line, machine_description
 from jaxbc.rollout import evaluate, evaluate_fn, init_carry, rollout_steps
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -218,7 +218,7 @@ def main() -> None:
     env = envs.make(s["env_id"], backend=s["backend"], episode_length=s["episode_length"])
     assert env.options == expert.make_env().options, "the zoo expert's env options changed"
     out: dict = {
-        "command": "python benchmarks/peers/run_peer.py " + " ".join(sys.argv[1:]),
+        "command": command_line("python benchmarks/peers/run_peer.py"),
         "date": time.strftime("%Y-%m-%d"),
         "machine": machine_description(),
         "jaxbc_side": {"jax": jax.__version__, "device": str(jax.devices()[0].device_kind)},
@@ -456,7 +456,7 @@ def summarize_seeds(scale: str, out: Path) -> None:
             }
         )
     summary = {
-        "command": "python benchmarks/peers/run_peer.py " + " ".join(sys.argv[1:]),
+        "command": command_line("python benchmarks/peers/run_peer.py"),
         "runs": [files[s] for s in seeds],
         "commands": [runs[s]["command"] for s in seeds],
         "machine": first["machine"],

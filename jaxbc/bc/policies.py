@@ -251,7 +251,12 @@ def ensemble_disagreement(policy: Policy, params: Any, obs: jax.Array) -> jax.Ar
     ``params``: ``{"net": member-stacked params, "obs_mean", "obs_std", ...}`` (a trained
     :class:`~jaxbc.bc.BCResult`'s); the observations are normalised with them first."""
     x = (obs - params["obs_mean"]) / params["obs_std"]
-    pts = member_actions(policy, ensemble_apply(policy, params["net"], x))
+    return outputs_disagreement(policy, ensemble_apply(policy, params["net"], x))
+
+
+def outputs_disagreement(policy: Policy, outputs: PolicyOutput) -> jax.Array:
+    """:func:`ensemble_disagreement` of member-stacked outputs already computed."""
+    pts = member_actions(policy, outputs)
     return action_difference(pts if pts.ndim == 3 else pts[..., None])
 
 
