@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The paper-scale measurements for a lent GPU, as one short script (results to $1):
-#   the 1,024-run BC sweep (benchmarks/sweep.py --scale gpu) and HaDES generations at the
-#   issue's MinAtar size and the paper's population (benchmarks/hades_speed.py).
+# The paper-scale speed measurements on one GPU, as one short script (results to $1):
+#   the 1,024-run BC sweep (benchmarks/sweep.py --scale gpu) and HaDES generations at a
+#   MinAtar size and the paper's population (benchmarks/hades_speed.py).
 set -u
 OUT=${1:-/tmp/gpu_out}
 mkdir -p "$OUT"
