@@ -23,7 +23,7 @@ from typing import Any
 import jax
 from flax import serialization
 
-from jaxbc.io import atomic_write_bytes, atomic_write_json
+from jaxbc.io import atomic_write_bytes, atomic_write_json, parse_header
 
 FORMAT = "jaxbc-artifact"
 FORMAT_VERSION = 1
@@ -83,17 +83,7 @@ def read_spec(directory: str | Path, kind: str) -> dict:
         raise FileNotFoundError(
             f"no saved {KINDS[kind]} at {str(directory)!r} ({SPEC_FILE} or {PARAMS_FILE} missing)"
         )
-    try:
-        spec = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ArtifactError(f"{path} is not a valid {KINDS[kind]} description: {e}") from e
-    if not isinstance(spec, dict):
-        raise ArtifactError(f"{path} must hold a JSON object, got {type(spec).__name__}")
-    if spec.get("format") != FORMAT or spec.get("format_version") != FORMAT_VERSION:
-        raise ArtifactError(
-            f"{path}: format {spec.get('format')!r} v{spec.get('format_version')} is not "
-            f"{FORMAT!r} v{FORMAT_VERSION}"
-        )
+    spec = parse_header(path.read_text(), str(path), FORMAT, FORMAT_VERSION, ArtifactError)
     if spec.get("kind") != kind:
         raise ArtifactError(f"{path} holds a {spec.get('kind')!r}, not a {kind!r}")
     for section in ("env", "config", "meta"):

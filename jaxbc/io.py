@@ -122,3 +122,23 @@ def best_time(fn: Any, *args: Any, repeats: int = 3) -> float:
         jax.block_until_ready(fn(*args))
         best = min(best, time.perf_counter() - t0)
     return best
+
+
+def parse_header(
+    text: str, where: str, fmt: str, version: int, error: type[Exception] = ValueError
+) -> dict:
+    """A file's JSON header as a dict, checked to be of format ``fmt`` version ``version``
+    (the one check of datasets' ``__meta__`` and artifacts' descriptions); ``error`` names
+    what is wrong and where."""
+    try:
+        head = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as e:
+        raise error(f"{where}: not valid JSON: {e}") from e
+    if not isinstance(head, dict):
+        raise error(f"{where}: must hold a JSON object, got {type(head).__name__}")
+    if head.get("format") != fmt or head.get("format_version") != version:
+        raise error(
+            f"{where}: format {head.get('format')!r} v{head.get('format_version')} is not "
+            f"{fmt!r} v{version}"
+        )
+    return head

@@ -34,7 +34,7 @@ import numpy as np
 from flax import struct
 
 from jaxbc.envs import ActionSpace, Box, Discrete, Env, family_of, space_from_dict
-from jaxbc.io import atomic_write_bytes
+from jaxbc.io import atomic_write_bytes, parse_header
 from jaxbc.rollout import PolicyFn, init_carry, rollout_steps
 
 FORMAT = "jaxbc-dataset"
@@ -322,17 +322,9 @@ def load_dataset(path: str | Path, env: Env | str | None = None) -> Dataset:
         ) from e
     if "__meta__" not in files:
         raise DatasetError(f"{path}: no __meta__ entry; not a {FORMAT} file")
-    try:
-        meta = json.loads(str(files.pop("__meta__")))
-    except (json.JSONDecodeError, ValueError) as e:
-        raise DatasetError(f"{path}: __meta__ is not valid JSON: {e}") from e
-    if not isinstance(meta, dict):
-        raise DatasetError(f"{path}: __meta__ must be a JSON object, got {type(meta).__name__}")
-    if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
-        raise DatasetError(
-            f"{path}: format {meta.get('format')!r} v{meta.get('format_version')} is not "
-            f"{FORMAT!r} v{FORMAT_VERSION}"
-        )
+    meta = parse_header(
+        str(files.pop("__meta__")), f"{path}: __meta__", FORMAT, FORMAT_VERSION, DatasetError
+    )
     missing = [k for k in (*ARRAY_KEYS, "episode_returns") if k not in files]
     if missing:
         raise DatasetError(f"{path}: missing arrays {missing}")
