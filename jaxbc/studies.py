@@ -314,9 +314,13 @@ def cell(row: Any, spec: Column) -> Any:
     return fmt(row[field]) if not form or row[field] is None else format(row[field], form)
 
 
-def table(rows: Iterable[Any], columns: Mapping[str, Column]) -> list[str]:
-    """A Markdown table of ``rows`` from column specs ``{header: spec}`` (see :func:`cell`)."""
-    return md_table(list(columns), ([cell(r, c) for c in columns.values()] for r in rows))
+def table(
+    rows: Iterable[Any], columns: Mapping[str, Column] | Sequence[tuple[str, Column]]
+) -> list[str]:
+    """A Markdown table of ``rows`` from column specs ``{header: spec}`` (see :func:`cell`;
+    as ``(header, spec)`` pairs where two columns share a header)."""
+    cols = list(columns.items() if isinstance(columns, Mapping) else columns)
+    return md_table([h for h, _ in cols], ([cell(r, c) for _, c in cols] for r in rows))
 
 
 def signed_ci(mean: float, ci: Sequence[float], spec: str = "+.2f") -> str:
