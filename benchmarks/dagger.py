@@ -3,14 +3,10 @@
     python benchmarks/dagger.py --scale cpu      # 9 min on the 2-core CPU (measured, shared)
     python benchmarks/dagger.py --scale paper    # GPU
 
-Every run starts from the same few expert episodes; iteration 0 of each run is plain BC on
-them (the BC baseline). Seeds are vmapped: one compiled program per (env, variant).
-Writes benchmarks/results/dagger.{md,csv,json}, dagger.png (return per iteration) and
-dagger_profiles.png. Statistics (``jaxbc.stats``, rliable's estimators): BC (iteration 0 of
-the DAgger runs), DAgger and gated DAgger at the last iteration, over the envs as tasks and
-the seeds as runs: IQM, mean and optimality gap of the scaled return with stratified
-bootstrap 95% CIs, P(X > Y), and their performance profiles. With 3 seeds the CIs are wide
-and the percentile bootstrap is narrower than it should be: read them as rough.
+Every run starts from the same few expert episodes (iteration 0: BC on them); seeds are
+vmapped, one compiled program per (env, variant). Writes benchmarks/results/dagger.{md,csv,
+json}, dagger.png and dagger_profiles.png, with rliable aggregates of BC, DAgger and gated
+DAgger at the last iteration (``jaxbc.stats``). Readings: docs/results/dagger.md.
 """
 
 from __future__ import annotations
@@ -81,22 +77,13 @@ def study_env(env_id: str, sc: Scale, seed: int) -> list[dict]:
         for s in range(sc.seeds):
             for k in range(cfg.iterations + 1):
                 r = float(res.returns[s, k])
-                rows.append(
-                    {
-                        "env": env_id,
-                        "variant": name,
-                        "seed": s,
-                        "iteration": k,
-                        "return": r,
-                        "scaled_return": (r - random_ret) / (expert_ret - random_ret),
-                        "dataset_size": int(res.dataset_size[s, k]),
-                        "expert_queries": int(res.expert_queries[s, k]),
-                        "beta": float(res.beta[s, k]),
-                        "expert_return": expert_ret,
-                        "random_return": random_ret,
-                        "wall_time_s": dt,
-                    }
-                )
+                rows.append({
+                    "env": env_id, "variant": name, "seed": s, "iteration": k, "return": r,
+                    "scaled_return": (r - random_ret) / (expert_ret - random_ret),
+                    "dataset_size": int(res.dataset_size[s, k]),
+                    "expert_queries": int(res.expert_queries[s, k]), "beta": float(res.beta[s, k]),
+                    "expert_return": expert_ret, "random_return": random_ret, "wall_time_s": dt,
+                })  # fmt: skip
     return rows
 
 
@@ -132,17 +119,13 @@ def write_outputs(out_dir: Path, name: str, rows: list[dict], sc: Scale, meta: d
     stats = studies.aggregate(scores, COMPARISONS, envs)
     d, its = sc.dagger, sc.dagger.iterations + 1
     by = {(r["env"], r["variant"], r["iteration"]): r for r in summary}
-    table = []
-    for env in dict.fromkeys(r["env"] for r in summary):
-        for var in VARIANTS:
-            cells = [
-                studies.pm(
-                    by[(env, var, k)]["scaled_return"], by[(env, var, k)]["scaled_return_std"]
-                )
-                for k in range(its)
-            ]
-            total_q = sum(by[(env, var, k)]["expert_queries"] for k in range(its))
-            table.append([env, var, *cells, f"{total_q:.0f}"])
+    cells = [(env, var) for env in dict.fromkeys(r["env"] for r in summary) for var in VARIANTS]
+
+    def it(k):  # a column: iteration k's scaled return
+        return lambda c: studies.pm(by[(*c, k)]["scaled_return"], by[(*c, k)]["scaled_return_std"])
+
+    columns = {"env": lambda c: c[0], "variant": lambda c: c[1], **{f"it {k}": it(k) for k in range(its)},
+               "total queries": lambda c: f"{sum(by[(*c, k)]['expert_queries'] for k in range(its)):.0f}"}  # fmt: skip
     lines = studies.heading(
         "DAgger study",
         meta,
@@ -156,7 +139,7 @@ def write_outputs(out_dir: Path, name: str, rows: list[dict], sc: Scale, meta: d
         "Scaled return (mean ± std over seeds). Iteration 0 is BC on the initial demonstrations; "
         "queries are the expert calls of that iteration (labels and executed expert actions).",
         "",
-        *studies.md_table(["env", "variant", *(f"it {k}" for k in range(its)), "total queries"], table),
+        *studies.table(cells, columns),
         "",
         f"## Statistics ({stats['num_runs']['DAgger (last)']} seeds x {stats['num_tasks']} envs, "
         "stratified bootstrap 95% CIs, `jaxbc.stats`)",

@@ -1,74 +1,22 @@
-"""The Diffusion-BC study: BC vs DBC (ensemble BC and Swarm BC for context) from 5 expert
-trajectories, as in Chen et al. (ICML 2024), plus the multimodal TwoGoals2D-v0 task.
+"""The Diffusion-BC study (Chen et al., ICML 2024): BC vs DBC from 5 expert trajectories, with
+ensemble BC and Swarm BC for context; and BC vs DBC where averaging the modes fails.
 
-    python benchmarks/dbc.py --scale smoke    # seconds: TwoGoals2D-v0 only, checks the pipeline
-    python benchmarks/dbc.py --scale cpu      # 13 min on the 2-core CPU (measured, shared)
-    python benchmarks/dbc.py --scale cpu_large --name dbc_large  # paper policy sizes, ~1 h (estimate)
+    python benchmarks/dbc.py --scale smoke    # TwoGoals2D-v0 only: checks the pipeline
+    python benchmarks/dbc.py --scale cpu      # brax/halfcheetah, brax/walker2d, TwoGoals2D-v0
+    python benchmarks/dbc.py --scale cpu_large --name dbc_large  # the paper's policy sizes
     python benchmarks/dbc.py --scale paper    # GPU: the paper's settings
+    python benchmarks/dbc.py --protocol multimodal --scale cpu  # toy_visible, toy_hidden, maze
 
-Per env, 5 demonstration episodes come from the expert: the zoo PPO expert for the Brax
-envs (``python benchmarks/experts.py --envs ENV --zoo`` trains a missing one), the scripted
-bimodal expert for TwoGoals2D-v0. Then, each a single compiled program with seeds vmapped:
-
-1. one diffusion model per seed (pretrained on the demonstrations; DBC seed ``s`` uses
-   model ``s``, so seed-to-seed spread includes the diffusion model's);
-2. BC (``bc_loss``) and DBC (``partial(dbc_loss, diffusion=model, lambda_dm=...)``), paired:
-   the same initialisation and minibatches per seed; on the toy task DBC also runs a
-   ``lambda_dm`` sweep in the same program;
-3. ensemble BC and Swarm BC (``members`` policies, tau 0 / tau > 0) in one program;
-4. evaluation (one program for all single policies, one for all ensembles).
-
-Writes benchmarks/results/dbc.{json,csv,md} and dbc.png. The paper's numbers (MuJoCo
-HalfCheetah-v3 / Walker2d-v3) are printed only as reference columns: Brax's envs differ in
-dynamics and reward scale, so compare the DBC - BC difference, not absolute returns.
-
-Protocol ``multimodal``: DBC where averaging the modes fails::
-
-    python benchmarks/dbc.py --protocol multimodal --scale smoke  # pipeline check
-    python benchmarks/dbc.py --protocol multimodal --scale cpu    # ~1 h on 2 idle cores (estimate)
-    python benchmarks/dbc.py --protocol multimodal --scale paper  # GPU: 1,024-wide DDPM, 3x256
-
-BC vs DBC, paired per seed (the same demonstrations, initialisation, minibatches and
-evaluation starts for both arms), on three tasks (``--tasks`` picks a subset):
-
-* ``toy_visible``: TwoGoals2D-v0, the control: the observation (x, y) tells the mode;
-* ``toy_hidden``: TwoGoals2D-v0 with ``hide_mode=True``: the observation (x, |y|) hides it,
-  so MSE BC must average the two sidesteps (into the obstacle);
-* ``maze``: PointMaze-TwoRoutes-v0, the paper's Maze comparison (success rate, lambda_DM =
-  30): both routes start from the same observation and the planner's first action is a coin
-  flip.
-
-lambda_DM: 30 (the paper's Maze value) on every task; on the toy tasks also 0.05 and 1, all
-fixed before any run and all reported. Per seed one DDPM on that seed's demonstrations.
-Success = fraction of evaluation episodes that reach a goal. The table gives each arm's
-mean, the paired DBC - BC difference with a 95% percentile bootstrap CI over seeds
-(``scipy.stats.bootstrap``, paired) and the reading "supported / not supported at this
-budget" from whether the CI excludes 0; and the DBC arm's loss terms at the end of training
-(L_BC, L_agent, L_expert, L_DM, and lambda_DM * L_DM / L_BC; training curves in the json and
-the plot). Writes benchmarks/results/dbc_multimodal.{json,csv,md}, dbc_multimodal.png
-(success per seed, loss curves) and dbc_ddpm_samples.png (DDPM samples of seed 0's model
-against its demonstrations, ``jaxbc.diffusion.sample``).
-
-Sizes (``MM_SCALES``): cpu: 10 seeds, 50 episodes per seed, DDPM T = 1000, width 256, 3
-blocks, 12,000 steps (lr 1e-3, batch 128); policies 2x256 tanh, linear head, 6,000 steps
-(lr 1e-3, linear decay); 50 evaluation episodes. smoke: 3 seeds, 20 episodes, DDPM width 32
-and 300 steps, 32x32 policies and 300 steps. paper (GPU): 100 episodes, DDPM width 1,024 and
-100,000 steps, 3x256 policies (the paper's Maze policy) and 40,000 steps.
-Timing (2-core CPU shared with another benchmark, so about one core free): the smoke scale
-took 284 s wall with a cold compilation cache, 124 s warm (42 s of CPU time). cpu scale,
-extrapolated from a maze probe at the cpu sizes with 600 and 1,200 DDPM steps and 300 and
-600 policy steps (10 seeds; +61.5 s of CPU per extra 600 DDPM + 300 policy steps, about
-2/3 of it the DDPMs, 1/7 the DBC runs): maze ~1,300 s of CPU, each toy task ~1,650 s (three
-DBC lambdas), about 4,600 s of CPU in all: ~40-50 min on 2 idle cores, ~80 min with one
-core free. Not run at cpu scale yet; ``--samples-only`` (seed 0's DDPM per task at the
-scale's size and dbc_ddpm_samples.{png,json}, a few minutes) has been.
+Per seed one DDPM on the demonstrations; BC and DBC paired (the same initialisation,
+minibatches and evaluation starts per seed), each arm one compiled program with the seeds
+vmapped. Writes benchmarks/results/dbc.{json,csv,md,png} (multimodal: dbc_multimodal.* and
+dbc_ddpm_samples.png); the protocols, sizes and readings are in docs/results/dbc.md.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -98,6 +46,7 @@ from jaxbc.rollout import episode_outcomes, evaluate_fn
 from jaxbc.stats import markdown_table
 
 PerEnv = tuple[tuple[str, object], ...]  # (env id, value) pairs; frozen-dataclass friendly
+log, pm, table = studies.log, studies.pm, studies.table
 
 
 def _bc(hidden, steps, batch, lr, tanh_bounded: bool = True) -> BCConfig:
@@ -143,20 +92,16 @@ PAPER_SIZES: PerEnv = ((HALFCHEETAH, (256, 256)), (WALKER, (1024, 1024)))
 SWEEP = (0.0, 0.01, 0.05, 0.2, 1.0)
 SCALES = {
     # paper: 2x256 (HalfCheetah) / 2x1024 (Walker) tanh MLP, Adam, batch 128, linear decay, clip
-    # 0.5, T = 1000, width 1024. Steps and learning rates follow the authors' public run
-    # scripts (policy lr 1e-4, 1000 epochs of 5,000 transitions = 40k steps; DDPM lr 2e-4,
-    # 8000 epochs ~ 300k steps).
+    # 0.5, T = 1000, width 1024; steps and learning rates from the authors' run scripts
     "paper": Scale(ENVS, 3, 5, _bc((256, 256), 40_000, 128, 1e-4), PAPER_SIZES, LAMBDAS, 0.2, SWEEP, _ddpm(1024, 300_000, 2e-4, 128), 5, 0.25, 10),
-    # the paper's policy sizes at what about an hour of the idle 2-core CPU affords (not run
-    # yet; estimated from timed pieces on the shared CPU: a width-512 DDPM step 0.016 s per
-    # seed, 1,024: 0.048 s): DDPM width 512 (paper 1,024) and 10,000 steps (paper ~300k), 5
-    # paired seeds, BC vs DBC only (members 0: no ensemble arms), the locomotion envs only
-    # (the toy question is the multimodal protocol's)
+    # the paper's policy sizes at about an hour of the idle 2-core CPU: DDPM width 512 and
+    # 10,000 steps, 5 paired seeds, BC vs DBC only, the locomotion envs only
     "cpu_large": Scale((HALFCHEETAH, WALKER), 5, 5, _bc((256, 256), 5000, 128, 1e-3), PAPER_SIZES, LAMBDAS, 0.2, (), _ddpm(512, 10_000, 1e-3, 128), 0, 0.25, 5),
     "cpu": Scale(ENVS, 3, 5, _bc((128, 128), 3000, 128, 1e-3), (), LAMBDAS, 0.2, SWEEP, _ddpm(128, 5000, 1e-3, 128), 3, 0.25, 5),
     "smoke": Scale((TWO_GOALS,), 3, 5, _bc((32, 32), 300, 64, 1e-3), (), LAMBDAS, 0.2, (0.2,), _ddpm(32, 300, 1e-3, 64), 2, 0.25, 10),
 }  # fmt: skip
 METHODS = ("bc", "dbc", "ensemble", "swarm")
+COMPARISONS = (("dbc", "bc"), ("ensemble", "bc"), ("swarm", "ensemble"))
 # The paper's returns (3 seeds, MuJoCo v3 envs): reference only, never our results.
 PAPER = {
     (HALFCHEETAH, "bc"): (4873.0, 70.0),
@@ -174,12 +119,11 @@ def check_experts(env_ids: tuple[str, ...], zoo_dir: Path = ZOO_DIR) -> None:
             envs.family_of(e)
         except ValueError as err:
             raise SystemExit(f"error: {err}") from None
-    missing = [
+    if missing := [
         e
         for e in env_ids
         if e not in TOY and not (zoo_dir / zoo_name(e) / "artifact.json").exists()
-    ]
-    if missing:
+    ]:
         raise SystemExit(
             f"error: no zoo expert for {', '.join(missing)} (expected {zoo_dir}/<env>/artifact.json).\n"
             f"Train it with:\n  python benchmarks/experts.py --envs {' '.join(missing)} --zoo\n"
@@ -198,11 +142,11 @@ def demo_expert(env_id: str):
     return expert, *reference_returns(env_id)
 
 
-def make_eval(env, cfg: BCConfig, episodes: int):
+def make_eval(env, cfg: BCConfig, episodes: int, outcomes: bool = False):
     """Jitted ``(params [R, ...], keys [R]) -> (returns, reached, crashed)``, each [R, episodes];
-    goal reach and crashes are NaN outside the toy task."""
+    goal reach and crashes are NaN unless on the toy task or ``outcomes``."""
     policy_fn = make_policy_fn(cfg, env.action_space, env.observation_shape)
-    if env.id in TOY:
+    if outcomes or env.id in TOY:
 
         def run(params, key):
             out = episode_outcomes(env, policy_fn, params, key, episodes)
@@ -213,174 +157,114 @@ def make_eval(env, cfg: BCConfig, episodes: int):
 
         def run(params, key):
             returns = ev(params, key).returns
-            nan = jnp.full_like(returns, jnp.nan)
-            return returns, nan, nan
+            return returns, jnp.full_like(returns, jnp.nan), jnp.full_like(returns, jnp.nan)
 
     return jax.jit(jax.vmap(run))
+
+
+def concat(*trees):
+    """Pytrees of runs, stacked along the run axis."""
+    return jax.tree.map(lambda *xs: jnp.concatenate(xs), *trees)
 
 
 def study_env(env_id: str, sc: Scale, seed: int) -> tuple[list[dict], dict]:
     key = jax.random.key(seed)
     expert, expert_ret, random_ret = demo_expert(env_id)
     env = expert.make_env()
-    t0 = time.time()
+    t = time.time()
     data = collect(expert, env, sc.demo_episodes, jax.random.fold_in(key, 0))
-    info = {
-        "env": env_id,
-        "transitions": data.size,
-        "demo_return": float(np.mean(data.episode_returns)),
-        "expert_return": expert_ret,
-        "random_return": random_ret,
-    }
-    log = partial(print, file=sys.stderr, flush=True)
-    log(
-        f"{env_id}: {data.size} transitions from {sc.demo_episodes} episodes ({time.time() - t0:.0f} s)"
-    )
-
+    info = {"env": env_id, "transitions": data.size, "demo_return": float(np.mean(data.episode_returns)),
+            "expert_return": expert_ret, "random_return": random_ret}  # fmt: skip
+    t = log(f"{env_id}: {data.size} transitions from {sc.demo_episodes} episodes", t)
     # 1. diffusion models, one per seed
-    t0 = time.time()
-    dcfg = sc.diffusion
+    dcfg, cfg = sc.diffusion, sc.bc_for(env_id)
     seed_keys = jax.random.split(jax.random.fold_in(key, 1), sc.seeds)
     models = jax.jit(jax.vmap(make_diffusion_train(dcfg), in_axes=(0, None)))(seed_keys, data)
     info["diffusion_final_loss"] = float(models.losses[:, -max(1, dcfg.steps // 10) :].mean())
-    log(
-        f"{env_id}: diffusion models {time.time() - t0:.0f} s, final loss {info['diffusion_final_loss']:.4f}"
-    )
-
-    cfg = sc.bc_for(env_id)
-    train_keys = jax.random.split(
-        jax.random.fold_in(key, 2), sc.seeds
-    )  # shared by BC and DBC: paired runs
-    steps = cfg.steps
-
-    # 2a. BC
-    t0 = time.time()
+    t = log(f"{env_id}: diffusion models, final loss {info['diffusion_final_loss']:.4f},", t)
+    # 2. BC, and DBC for every (lambda, seed) in one program (seed s: diffusion model s); the
+    # train keys are shared: paired runs
+    train_keys = jax.random.split(jax.random.fold_in(key, 2), sc.seeds)
     bc_params, bc_stats = jax.jit(
-        jax.vmap(lambda k: _single(make_bc_train(cfg, bc_loss)(k, data), steps))
+        jax.vmap(lambda k: _single(make_bc_train(cfg, bc_loss)(k, data), cfg.steps))
     )(train_keys)
-    jax.block_until_ready(bc_params)  # dispatch is asynchronous: time the work, not the call
-    log(f"{env_id}: bc {time.time() - t0:.0f} s")
-
-    # 2b. DBC: (lambda, seed) pairs in one program; seed s uses diffusion model s
-    t0 = time.time()
+    jax.block_until_ready(bc_params)  # time the work, not the dispatch
+    t = log(f"{env_id}: bc", t)
     lam_main = sc.lambda_for(env_id)
-    lams = [lam_main] + (
-        [lam for lam in sc.lambda_sweep if lam != lam_main] if env_id in TOY else []
-    )
+    lams = [lam_main] + ([x for x in sc.lambda_sweep if x != lam_main] if env_id in TOY else [])
     grid = [(lam, s) for lam in lams for s in range(sc.seeds)]
-    seed_idx = jnp.asarray([s for _, s in grid])
-    grid_models = jax.tree.map(lambda x: x[seed_idx], models)
+    idx = jnp.asarray([s for _, s in grid])
 
     def dbc_one(k, model, lam):
-        return _single(
-            make_bc_train(cfg, partial(dbc_loss, diffusion=model, lambda_dm=lam))(k, data), steps
-        )
+        loss = partial(dbc_loss, diffusion=model, lambda_dm=lam)
+        return _single(make_bc_train(cfg, loss)(k, data), cfg.steps)
 
     dbc_params, dbc_stats = jax.jit(jax.vmap(dbc_one))(
-        train_keys[seed_idx], grid_models, jnp.asarray([lam for lam, _ in grid], jnp.float32)
-    )
-    jax.block_until_ready(dbc_params)
-    log(f"{env_id}: dbc ({len(lams)} lambda_dm x {sc.seeds} seeds) {time.time() - t0:.0f} s")
-
+        train_keys[idx], jax.tree.map(lambda x: x[idx], models), jnp.asarray([lam for lam, _ in grid], jnp.float32)
+    )  # fmt: skip
+    jax.block_until_ready(dbc_params)  # time the work, not the dispatch
+    t = log(f"{env_id}: dbc ({len(lams)} lambda_dm x {sc.seeds} seeds)", t)
     # 3. evaluation of the single policies: the same episode starts for every method
-    t0 = time.time()
     eval_keys = jax.random.split(jax.random.fold_in(key, 4), sc.seeds)
-    single = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), bc_params, dbc_params)
-    single_keys = jnp.concatenate([eval_keys, eval_keys[seed_idx]])
-    single_out = jax.device_get(make_eval(env, cfg, sc.eval_episodes)(single, single_keys))
-    log(f"{env_id}: evaluation (bc, dbc) {time.time() - t0:.0f} s")
-    runs = [("bc", 0.0, s, 1, 0.0) for s in range(sc.seeds)] + [
-        ("dbc" if lam == lam_main else "dbc_sweep", lam, s, 1, 0.0) for lam, s in grid
-    ]
-    stats = jax.device_get(jax.tree.map(lambda a, b: jnp.concatenate([a, b]), bc_stats, dbc_stats))
-    rows = [
-        _row(env_id, m, lam, s, mem, tau, single_out, stats, i, info)
-        for i, (m, lam, s, mem, tau) in enumerate(runs)
-    ]
+    out = make_eval(env, cfg, sc.eval_episodes)(
+        concat(bc_params, dbc_params), jnp.concatenate([eval_keys, eval_keys[idx]])
+    )
+    t = log(f"{env_id}: evaluation (bc, dbc)", t)
+    runs = [("bc", 0.0, s, 1, 0.0) for s in range(sc.seeds)]
+    runs += [("dbc" if lam == lam_main else "dbc_sweep", lam, s, 1, 0.0) for lam, s in grid]
+    rows = _rows(
+        env_id, runs, jax.device_get(out), jax.device_get(concat(bc_stats, dbc_stats)), info
+    )
     if sc.members == 0:  # BC vs DBC only (the ensemble arms are context, and costly at width)
         return rows, info
-
-    # 4. ensemble BC (tau 0) and Swarm BC (tau > 0) in one program, evaluated from the same starts
-    t0 = time.time()
+    # 4. ensemble BC (tau 0) and Swarm BC (tau > 0) in one program, from the same starts
     ens_cfg = dataclasses.replace(cfg, members=sc.members)
     taus = jnp.asarray([0.0] * sc.seeds + [sc.tau] * sc.seeds, jnp.float32)
     ens_keys = jnp.concatenate([jax.random.split(jax.random.fold_in(key, 3), sc.seeds)] * 2)
 
     def ens_one(k, tau):
-        return _single(
-            make_bc_train(ens_cfg, partial(swarm_bc_loss, tau=tau, penalty="normalized"))(k, data),
-            steps,
-        )
+        loss = partial(swarm_bc_loss, tau=tau, penalty="normalized")
+        return _single(make_bc_train(ens_cfg, loss)(k, data), cfg.steps)
 
     ens_params, ens_stats = jax.jit(jax.vmap(ens_one))(ens_keys, taus)
-    jax.block_until_ready(ens_params)
-    log(f"{env_id}: ensemble + swarm {time.time() - t0:.0f} s")
-    t0 = time.time()
-    ens_out = jax.device_get(
-        make_eval(env, ens_cfg, sc.eval_episodes)(ens_params, jnp.concatenate([eval_keys] * 2))
-    )
-    log(f"{env_id}: evaluation (ensemble, swarm) {time.time() - t0:.0f} s")
-
-    ens_runs = [("ensemble", s) for s in range(sc.seeds)] + [("swarm", s) for s in range(sc.seeds)]
-    ens_stats = jax.device_get(ens_stats)
-    rows += [
-        _row(
-            env_id,
-            m,
-            0.0,
-            s,
-            sc.members,
-            sc.tau if m == "swarm" else 0.0,
-            ens_out,
-            ens_stats,
-            i,
-            info,
-        )
-        for i, (m, s) in enumerate(ens_runs)
-    ]
-    return rows, info
+    out = make_eval(env, ens_cfg, sc.eval_episodes)(ens_params, jnp.concatenate([eval_keys] * 2))
+    jax.block_until_ready(out)  # time the work, not the dispatch
+    log(f"{env_id}: ensemble + swarm, evaluated", t)
+    runs = [(m, 0.0, s, sc.members, sc.tau if m == "swarm" else 0.0)
+            for m in ("ensemble", "swarm") for s in range(sc.seeds)]  # fmt: skip
+    return rows + _rows(env_id, runs, jax.device_get(out), jax.device_get(ens_stats), info), info
 
 
 def _single(result, steps: int):
-    """What leaves a training program: final params and losses averaged over the last 10% of steps."""
+    """What leaves a training program: final params and losses over the last 10% of steps."""
     tail = max(1, steps // 10)
     m = result.metrics
     dm = m["dm_loss"][-tail:].mean() if "dm_loss" in m else jnp.float32(jnp.nan)
     return result.params, {"bc_loss": m["bc_loss"][-tail:].mean(), "dm_loss": dm}
 
 
-def _row(env_id, method, lam, seed, members, tau, out, stats, i, info) -> dict:
-    returns, reached, crashed = (np.asarray(x[i]) for x in out)
-    r = float(returns.mean())
-    reach = float(reached.mean())
-    return {
-        "env": env_id,
-        "method": method,
-        "lambda_dm": lam,
-        "seed": seed,
-        "members": members,
-        "tau": tau,
-        "mean_return": r,
-        "scaled_return": (r - info["random_return"])
-        / (info["expert_return"] - info["random_return"]),
-        "goal_reach": None if np.isnan(reach) else reach,
-        "crash": None if np.isnan(reach) else float(crashed.mean()),
-        "bc_loss": float(stats["bc_loss"][i]),
-        "dm_loss": None if np.isnan(stats["dm_loss"][i]) else float(stats["dm_loss"][i]),
-        "expert_return": info["expert_return"],
-        "random_return": info["random_return"],
-    }
+def _rows(env_id, runs, out, stats, info) -> list[dict]:
+    """One row per (method, lambda, seed, members, tau) run, from its evaluation and losses."""
+    rows = []
+    for i, (method, lam, seed, members, tau) in enumerate(runs):
+        returns, reached, crashed = (np.asarray(x[i]) for x in out)
+        r, reach, dm = float(returns.mean()), float(reached.mean()), stats["dm_loss"][i]
+        rows.append({
+            "env": env_id, "method": method, "lambda_dm": lam, "seed": seed, "members": members,
+            "tau": tau, "mean_return": r,
+            "scaled_return": (r - info["random_return"]) / (info["expert_return"] - info["random_return"]),
+            "goal_reach": None if np.isnan(reach) else reach,
+            "crash": None if np.isnan(reach) else float(crashed.mean()),
+            "bc_loss": float(stats["bc_loss"][i]), "dm_loss": None if np.isnan(dm) else float(dm),
+            "expert_return": info["expert_return"], "random_return": info["random_return"],
+        })  # fmt: skip
+    return rows
 
 
 def summarize(rows: list[dict]) -> list[dict]:
-    out = studies.group_stats(
-        rows,
-        ("env", "method", "lambda_dm"),
-        ("mean_return", "scaled_return", "goal_reach", "crash"),
-    )
-    for agg, rs in zip(
-        out, studies.groups(rows, ("env", "method", "lambda_dm")).values(), strict=True
-    ):
+    keys = ("env", "method", "lambda_dm")
+    out = studies.group_stats(rows, keys, ("mean_return", "scaled_return", "goal_reach", "crash"))
+    for agg, rs in zip(out, studies.groups(rows, keys).values(), strict=True):
         paper = PAPER.get((agg["env"], agg["method"]))
         agg["paper_return"], agg["paper_return_std"] = paper if paper else (None, None)
         # whether the diffusion term acted: lambda_DM L_DM / L_BC over the last steps, seed mean
@@ -389,18 +273,14 @@ def summarize(rows: list[dict]) -> list[dict]:
         agg["dm_term_ratio"] = (
             float(np.mean([lam * dm / bc for dm, bc in terms])) if terms and lam else None
         )
-    return out  # fmt: skip
-
-
-COMPARISONS = (("dbc", "bc"), ("ensemble", "bc"), ("swarm", "ensemble"))
+    return out
 
 
 def arm_scores(rows: list[dict]) -> tuple[dict[str, np.ndarray], list[str]]:
     """Scaled returns as rliable score matrices ``[seeds, envs]`` per arm (the lambda sweep's
     extra runs left out; arms not run are absent)."""
-    scores, tasks = studies.score_matrix(
-        rows, {m: ({"method": m}, "scaled_return") for m in METHODS}
-    )
+    arms = {m: ({"method": m}, "scaled_return") for m in METHODS}
+    scores, tasks = studies.score_matrix(rows, arms)
     return scores, [t[0] for t in tasks]
 
 
@@ -413,14 +293,19 @@ def statistics(rows: list[dict], reps: int = 10_000) -> dict:
     return out
 
 
-def _ratio(v: float | None) -> str:
-    return "–" if v is None else f"{v:.2g}"
+def _ratio(r: dict) -> str:
+    return "–" if r.get("dm_term_ratio") is None else f"{r['dm_term_ratio']:.2g}"
+
+
+def _pm(field: str, spec: str = ".2f"):
+    """A column: ``field`` as mean ± std over seeds."""
+    return lambda r: pm(r[field], r[field + "_std"], spec)
 
 
 def locomotion_report(
     summary: list[dict], infos: list[dict], meta: dict, sc: Scale, stats: dict
 ) -> list[str]:
-    pm, bc, dm = studies.pm, sc.bc, sc.diffusion
+    bc, dm = sc.bc, sc.diffusion
     lines = studies.heading(
         "Diffusion-BC study",
         meta,
@@ -440,27 +325,24 @@ def locomotion_report(
         "lambda_DM L_DM / L_BC: the diffusion term against the BC loss over the last 10% of "
         "training steps, mean over seeds (near 0: the term hardly acted).",
         "",
-        *studies.md_table(
-            ["env", "method", "lambda_DM", "return", "scaled return", "goal reach", "crash", "lambda_DM L_DM / L_BC", "paper return (reference)"],
-            ([r["env"], r["method"], f"{r['lambda_dm']:g}" if r["method"] == "dbc" else "–",
-              pm(r["mean_return"], r["mean_return_std"], ".1f" if abs(r["mean_return"]) > 10 else ".3f"),
-              pm(r["scaled_return"], r["scaled_return_std"]), pm(r["goal_reach"], r["goal_reach_std"]),
-              pm(r["crash"], r["crash_std"]), _ratio(r.get("dm_term_ratio")), pm(r["paper_return"], r["paper_return_std"], ".0f")]
-             for r in summary if r["method"] != "dbc_sweep"),
-        ),
+        *table((r for r in summary if r["method"] != "dbc_sweep"), {
+            "env": "env", "method": "method",
+            "lambda_DM": lambda r: f"{r['lambda_dm']:g}" if r["method"] == "dbc" else "–",
+            "return": lambda r: pm(r["mean_return"], r["mean_return_std"], ".1f" if abs(r["mean_return"]) > 10 else ".3f"),
+            "scaled return": _pm("scaled_return"), "goal reach": _pm("goal_reach"), "crash": _pm("crash"),
+            "lambda_DM L_DM / L_BC": _ratio, "paper return (reference)": _pm("paper_return", ".0f"),
+        }),
     ]  # fmt: skip
-    sweep = _sweep(summary)
-    if len(sweep) > 1:
+    if len(sweep := _sweep(summary)) > 1:
         lines += [
             "",
             f"## DBC lambda_DM sweep ({', '.join(dict.fromkeys(r['env'] for r in sweep))})",
             "",
         ]
-        lines += studies.md_table(
-            ["lambda_DM", "scaled return", "goal reach", "crash", "lambda_DM L_DM / L_BC"],
-            ([f"{r['lambda_dm']:g}", pm(r["scaled_return"], r["scaled_return_std"]), pm(r["goal_reach"], r["goal_reach_std"]),
-              pm(r["crash"], r["crash_std"]), _ratio(r.get("dm_term_ratio"))] for r in sweep),
-        )  # fmt: skip
+        lines += table(sweep, {
+            "lambda_DM": lambda r: f"{r['lambda_dm']:g}", "scaled return": _pm("scaled_return"),
+            "goal reach": _pm("goal_reach"), "crash": _pm("crash"), "lambda_DM L_DM / L_BC": _ratio,
+        })  # fmt: skip
     lines += [
         "",
         f"## Aggregates over {len(stats['tasks'])} tasks ({', '.join(stats['tasks'])})",
@@ -485,18 +367,17 @@ def locomotion_report(
             "as rough, and a CI that only just excludes 0 as weak evidence. Reading: supported "
             "(the CI above 0), opposite (below 0), else not supported at this budget.",
             "",
-            *studies.md_table(
-                ["env", "X - Y", "mean [95% CI]", "seeds", "reading"],
-                ([d["env"], f"{d['x']} - {d['y']}", f"{d['mean']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]", d["n"], d["reading"]]
-                 for d in stats["paired"]),
-            ),
+            *table(stats["paired"], {
+                "env": "env", "X - Y": lambda d: f"{d['x']} - {d['y']}",
+                "mean [95% CI]": lambda d: studies.signed_ci(d["mean"], d["ci"], "+.3f"),
+                "seeds": "n", "reading": "reading",
+            }),
         ]  # fmt: skip
-    lines += ["", "## Data and references", ""]
-    return lines + studies.md_table(
-        ["env", "transitions", "demo return", "expert return", "random return", "diffusion loss (end)"],
-        ([i["env"], i["transitions"], f"{i['demo_return']:.2f}", f"{i['expert_return']:.2f}", f"{i['random_return']:.2f}",
-          f"{i['diffusion_final_loss']:.4f}"] for i in infos),
-    )  # fmt: skip
+    return lines + ["", "## Data and references", ""] + table(infos, {
+        "env": "env", "transitions": "transitions", "demo return": "demo_return:.2f",
+        "expert return": "expert_return:.2f", "random return": "random_return:.2f",
+        "diffusion loss (end)": lambda i: f"{i['diffusion_final_loss']:.4f}",
+    })  # fmt: skip
 
 
 def _sweep(summary: list[dict]) -> list[dict]:
@@ -512,14 +393,8 @@ def plot(summary: list[dict], path: Path) -> None:
         for ax, env_id in zip(axes[0], env_ids, strict=False):
             rs = [r for r in summary if r["env"] == env_id and r["method"] in METHODS]
             x = np.arange(len(rs))
-            ax.bar(
-                x,
-                [r["scaled_return"] for r in rs],
-                yerr=[r["scaled_return_std"] for r in rs],
-                capsize=3,
-                color="C0",
-                label="scaled return",
-            )
+            ax.bar(x, [r["scaled_return"] for r in rs], yerr=[r["scaled_return_std"] for r in rs],
+                   capsize=3, color="C0", label="scaled return")  # fmt: skip
             if env_id in TOY:
                 ax.plot(x, [r["goal_reach"] for r in rs], "o", color="C3", label="goal reach")
                 ax.legend(fontsize=7)
@@ -529,16 +404,11 @@ def plot(summary: list[dict], path: Path) -> None:
             ax.set_ylabel("scaled return", fontsize=8)
         if len(sweep) > 1:
             ax = axes[0][-1]
-            ax.errorbar(
-                range(len(sweep)),
-                [r["goal_reach"] for r in sweep],
-                yerr=[r["goal_reach_std"] for r in sweep],
-                marker="o",
-                capsize=3,
-            )
+            ax.errorbar(range(len(sweep)), [r["goal_reach"] for r in sweep],
+                        yerr=[r["goal_reach_std"] for r in sweep], marker="o", capsize=3)  # fmt: skip
             ax.set_xticks(range(len(sweep)), [f"{r['lambda_dm']:g}" for r in sweep], fontsize=8)
             ax.set(xlabel="lambda_DM", ylabel="goal reach", title=f"DBC on {sweep[0]['env']}")
-            ax.title.set_fontsize(9)  # fmt: skip
+            ax.title.set_fontsize(9)
 
 
 # --- protocol "multimodal": DBC where averaging the modes fails ----------------------------
@@ -561,9 +431,27 @@ TASK_LAMBDAS: dict[str, tuple[float, ...]] = {
 }
 # which (observation dim, action dim) the samples plot shows against each other
 SAMPLE_AXES = {"toy_visible": (0, 1), "toy_hidden": (0, 1), "maze": (1, 0)}
-
-
 LOSS_TERMS = ("bc_loss", "dm_loss", "agent_diffusion_loss", "expert_diffusion_loss")
+
+
+@dataclass(frozen=True)
+class MultimodalScale(studies.Scale):  # envs: the tasks (keys of TASKS)
+    demo_episodes: int
+    bc: BCConfig  # BC and DBC alike (tanh MLP, linear action head, orthogonal init)
+    diffusion: DiffusionConfig
+    eval_episodes: int
+    curve_points: int  # training curves are averaged into this many windows
+    samples: int  # DDPM samples drawn (seed 0's model) for the samples plot
+
+
+MM_SCALES = {
+    # the paper's Maze policy (3x256 tanh, linear head) and its locomotion-size DDPM (1,024
+    # wide); 100 demonstrations like maze2d-medium; needs a GPU
+    "paper": MultimodalScale(tuple(TASKS), 10, 100, _bc((256, 256, 256), 40_000, 128, 1e-4, False), _ddpm(1024, 100_000, 2e-4, 128), 100, 200, 4000),
+    # ~1 h on the idle 2-core CPU (estimated from timed pieces of the smoke run)
+    "cpu": MultimodalScale(tuple(TASKS), 10, 50, _bc((256, 256), 6000, 128, 1e-3, False), _ddpm(256, 12_000, 1e-3, 128), 50, 60, 2000),
+    "smoke": MultimodalScale(tuple(TASKS), 3, 20, _bc((32, 32), 300, 64, 1e-3, False), _ddpm(32, 300, 1e-3, 64), 10, 10, 500),
+}  # fmt: skip
 
 
 def seed_datasets(expert, env, episodes: int, key: jax.Array, seeds: int):
@@ -596,38 +484,14 @@ def _outside(s: dict) -> float:
     return float(((smp < lims[:, 0]) | (smp > lims[:, 1])).any(1).mean())
 
 
-@dataclass(frozen=True)
-class MultimodalScale(studies.Scale):  # envs: the tasks (keys of TASKS)
-    demo_episodes: int
-    bc: BCConfig  # BC and DBC alike (tanh MLP, linear action head, orthogonal init)
-    diffusion: DiffusionConfig
-    eval_episodes: int
-    curve_points: int  # training curves are averaged into this many windows
-    samples: int  # DDPM samples drawn (seed 0's model) for the samples plot
-
-
-MM_SCALES = {
-    # the paper's Maze policy (3x256 tanh, linear head) and its locomotion-size DDPM (1,024
-    # wide); 100 demonstrations like maze2d-medium; needs a GPU
-    "paper": MultimodalScale(tuple(TASKS), 10, 100, _bc((256, 256, 256), 40_000, 128, 1e-4, False), _ddpm(1024, 100_000, 2e-4, 128), 100, 200, 4000),
-    # ~1 h on the idle 2-core CPU (extrapolated from the smoke run, see the module docstring)
-    "cpu": MultimodalScale(tuple(TASKS), 10, 50, _bc((256, 256), 6000, 128, 1e-3, False), _ddpm(256, 12_000, 1e-3, 128), 50, 60, 2000),
-    "smoke": MultimodalScale(tuple(TASKS), 3, 20, _bc((32, 32), 300, 64, 1e-3, False), _ddpm(32, 300, 1e-3, 64), 10, 10, 500),
-}  # fmt: skip
-
-
 def _curves(metrics: dict, steps: int, points: int, lam) -> dict:
     """Per-step metrics -> window means [points] for the loss terms, plus their last-10% means
     and the ratio lambda_DM * L_DM / L_BC at the end."""
     points = max(1, min(points, steps))
-    w = steps // points
-    out: dict = {}
-    tail = max(1, steps // 10)
-    for k in LOSS_TERMS:
-        if k in metrics:
-            v = metrics[k]
-            out["curve_" + k] = v[: w * points].reshape(points, w).mean(1)
-            out["end_" + k] = v[-tail:].mean()
+    w, tail, out = steps // points, max(1, steps // 10), {}
+    for k in (k for k in LOSS_TERMS if k in metrics):
+        out["curve_" + k] = metrics[k][: w * points].reshape(points, w).mean(1)
+        out["end_" + k] = metrics[k][-tail:].mean()
     if "dm_loss" in metrics:
         out["end_ratio"] = lam * out["end_dm_loss"] / out["end_bc_loss"]
     return out
@@ -639,175 +503,120 @@ def study_task(
     """BC and DBC (each lambda of the task) on one task, ``sc.seeds`` paired seeds; with
     ``samples_only`` just seed 0's demonstrations, DDPM and samples (no rows)."""
     env_id, options = TASKS[task]
-    log = partial(print, file=sys.stderr, flush=True)
     key = jax.random.fold_in(jax.random.key(seed), list(TASKS).index(task))
     expert = scripted_expert(env_id, **dict(options))
     env = expert.make_env()
-    t0 = time.time()
+    t = time.time()
     data, sizes, per_seed = seed_datasets(
         expert, env, sc.demo_episodes, jax.random.fold_in(key, 0), 1 if samples_only else sc.seeds
     )
     num_valid = jnp.asarray(sizes)
     info: dict = {
-        "task": task,
-        "env": env_id,
-        "env_options": dict(options),
-        "transitions_per_seed": sizes.tolist(),
+        "task": task, "env": env_id, "env_options": dict(options), "transitions_per_seed": sizes.tolist(),
         "demo_return": float(np.mean([d.episode_returns.mean() for d in per_seed])),
-        "expert_return": expert.meta["mean_return"],
-        "random_return": expert.meta["random_return"],
+        "expert_return": expert.meta["mean_return"], "random_return": expert.meta["random_return"],
         "lambdas": list(TASK_LAMBDAS[task]),
-    }
-    log(f"{task}: {sizes.tolist()} transitions per seed ({time.time() - t0:.0f} s)")
-
+    }  # fmt: skip
+    t = log(f"{task}: {sizes.tolist()} transitions per seed", t)
     # 1. one DDPM per seed, on that seed's demonstrations
-    t0 = time.time()
     dcfg = sc.diffusion
     seed_keys = jax.random.split(jax.random.fold_in(key, 1), sc.seeds)[: len(sizes)]
     models = jax.jit(jax.vmap(make_diffusion_train(dcfg)))(seed_keys, data, num_valid)
-    tail = max(1, dcfg.steps // 10)
-    info["diffusion_final_loss"] = float(models.losses[:, -tail:].mean())
-    info["diffusion_time_s"] = time.time() - t0
-    log(
-        f"{task}: DDPMs {info['diffusion_time_s']:.0f} s, final loss {info['diffusion_final_loss']:.4f}"
-    )
-
+    info["diffusion_final_loss"] = float(models.losses[:, -max(1, dcfg.steps // 10) :].mean())
+    info["diffusion_time_s"] = time.time() - t
+    t = log(f"{task}: DDPMs, final loss {info['diffusion_final_loss']:.4f},", t)
     # samples of seed 0's model against its data, for the plot
-    t0 = time.time()
     model0 = jax.tree.map(lambda x: x[0], models)
     s_obs, s_act = jax.device_get(
         jax.jit(lambda k: diffusion_sample(model0, k, sc.samples))(jax.random.fold_in(key, 5))
     )
     d0 = per_seed[0]
-    samples = {
-        "data_obs": np.asarray(d0.obs),
-        "data_act": np.asarray(d0.action),
-        "sample_obs": np.asarray(s_obs),
-        "sample_act": np.asarray(s_act),
-    }
+    samples = {"data_obs": np.asarray(d0.obs), "data_act": np.asarray(d0.action),
+               "sample_obs": np.asarray(s_obs), "sample_act": np.asarray(s_act)}  # fmt: skip
     # of the actions that step sideways (|component| > 0.1 along the mode's axis), the share
     # that step up (toy) / right (maze): in the data and in the samples
     info["samples_outside_data_range"] = _outside(samples)
-    dim = SAMPLE_AXES[task][1]
     for src in ("data", "sample"):
-        side = samples[src + "_act"][:, dim]
+        side = samples[src + "_act"][:, SAMPLE_AXES[task][1]]
         side = side[np.abs(side) > 0.1]
-        frac = float((side > 0).mean()) if side.size else float("nan")
-        info[f"upper_mode_fraction_{src}"] = frac
-    log(f"{task}: {sc.samples} DDPM samples {time.time() - t0:.0f} s")
+        info[f"upper_mode_fraction_{src}"] = float((side > 0).mean()) if side.size else float("nan")
+    t = log(f"{task}: {sc.samples} DDPM samples", t)
     if samples_only:
         return [], info, samples
 
-    cfg = sc.bc
+    # 2. BC, and DBC for every (lambda, seed) in one program (seed s: data s, init s, DDPM s)
+    cfg, steps, points = sc.bc, sc.bc.steps, sc.curve_points
     train_keys = jax.random.split(jax.random.fold_in(key, 2), sc.seeds)  # shared: paired
-    steps, points = cfg.steps, sc.curve_points
-
-    # 2a. BC
-    t0 = time.time()
 
     def bc_one(k, d, nv):
         r = make_bc_train(cfg, bc_loss)(k, d, nv)
         return r.params, _curves(r.metrics, steps, points, 0.0)
 
     bc_params, bc_logs = jax.jit(jax.vmap(bc_one))(train_keys, data, num_valid)
-    jax.block_until_ready(bc_params)  # dispatch is asynchronous: time the work, not the call
-    info["bc_time_s"] = time.time() - t0
-    log(f"{task}: bc {info['bc_time_s']:.0f} s")
-
-    # 2b. DBC: every (lambda, seed) in one program; seed s: data s, init s, DDPM s
-    t0 = time.time()
+    jax.block_until_ready(bc_params)  # time the work, not the dispatch
+    info["bc_time_s"] = time.time() - t
+    t = log(f"{task}: bc", t)
     lams = TASK_LAMBDAS[task]
     grid = [(lam, s) for lam in lams for s in range(sc.seeds)]
     idx = jnp.asarray([s for _, s in grid])
     pick = partial(jax.tree.map, lambda x: x[idx])
 
     def dbc_one(k, d, nv, model, lam):
-        loss = partial(dbc_loss, diffusion=model, lambda_dm=lam)
-        r = make_bc_train(cfg, loss)(k, d, nv)
+        r = make_bc_train(cfg, partial(dbc_loss, diffusion=model, lambda_dm=lam))(k, d, nv)
         return r.params, _curves(r.metrics, steps, points, lam)
 
     dbc_params, dbc_logs = jax.jit(jax.vmap(dbc_one))(
-        train_keys[idx],
-        pick(data),
-        num_valid[idx],
-        pick(models),
-        jnp.asarray([lam for lam, _ in grid], jnp.float32),
-    )
-    jax.block_until_ready(dbc_params)
-    info["dbc_time_s"] = time.time() - t0
-    log(f"{task}: dbc ({len(lams)} lambda_DM x {sc.seeds} seeds) {info['dbc_time_s']:.0f} s")
-
+        train_keys[idx], pick(data), num_valid[idx], pick(models), jnp.asarray([lam for lam, _ in grid], jnp.float32)
+    )  # fmt: skip
+    jax.block_until_ready(dbc_params)  # time the work, not the dispatch
+    info["dbc_time_s"] = time.time() - t
+    t = log(f"{task}: dbc ({len(lams)} lambda_DM x {sc.seeds} seeds)", t)
     # 3. evaluation: the same episode starts for both arms of a seed
-    t0 = time.time()
     eval_keys = jax.random.split(jax.random.fold_in(key, 4), sc.seeds)
-    policy_fn = make_policy_fn(cfg, env.action_space, env.observation_shape)
-
-    def run(params, k):
-        out = episode_outcomes(env, policy_fn, params, k, sc.eval_episodes)
-        return out.returns, out.reached.astype(jnp.float32), out.crashed.astype(jnp.float32)
-
-    both = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), bc_params, dbc_params)
     returns, reached, crashed = jax.device_get(
-        jax.jit(jax.vmap(run))(both, jnp.concatenate([eval_keys, eval_keys[idx]]))
+        make_eval(env, cfg, sc.eval_episodes, outcomes=True)(
+            concat(bc_params, dbc_params), jnp.concatenate([eval_keys, eval_keys[idx]])
+        )
     )
-    log(f"{task}: evaluation {time.time() - t0:.0f} s")
-
-    logs = jax.device_get(jax.tree.map(lambda a: np.asarray(a), (bc_logs, dbc_logs)))
+    log(f"{task}: evaluation", t)
+    logs = jax.device_get((bc_logs, dbc_logs))
     runs = [("bc", 0.0, s) for s in range(sc.seeds)] + [("dbc", lam, s) for lam, s in grid]
     rows, curves = [], []
     for i, (method, lam, s) in enumerate(runs):
         lg, j = (logs[0], i) if method == "bc" else (logs[1], i - sc.seeds)
-        row = {
-            "task": task,
-            "env": env_id,
-            "method": method,
-            "lambda_dm": lam,
-            "seed": s,
-            "transitions": int(sizes[s]),
-            "success": float(reached[i].mean()),
+        rows.append({
+            "task": task, "env": env_id, "method": method, "lambda_dm": lam, "seed": s,
+            "transitions": int(sizes[s]), "success": float(reached[i].mean()),
             "crash": float(crashed[i].mean()) if env_id in TOY else None,
             "mean_return": float(returns[i].mean()),
-        }
-        for k in LOSS_TERMS:
-            row[k] = float(lg["end_" + k][j]) if "end_" + k in lg else None
-        row["ratio_dm_bc"] = float(lg["end_ratio"][j]) if "end_ratio" in lg else None
-        rows.append(row)
-        curves.append(
-            {
-                "task": task,
-                "method": method,
-                "lambda_dm": lam,
-                "seed": s,
-                **{k: lg["curve_" + k][j].tolist() for k in LOSS_TERMS if "curve_" + k in lg},
-            }
-        )
+            **{k: float(lg["end_" + k][j]) if "end_" + k in lg else None for k in LOSS_TERMS},
+            "ratio_dm_bc": float(lg["end_ratio"][j]) if "end_ratio" in lg else None,
+        })  # fmt: skip
+        curves.append({"task": task, "method": method, "lambda_dm": lam, "seed": s,
+                       **{k: lg["curve_" + k][j].tolist() for k in LOSS_TERMS if "curve_" + k in lg}})  # fmt: skip
     info["curves"] = curves
     return rows, info, samples
 
 
 def compare(rows: list[dict], tasks: tuple[str, ...]) -> list[dict]:
     """Per task and lambda: both arms' means and the paired DBC - BC difference in success."""
+
+    def arm(task, method, lam=None):
+        rs = [r for r in rows if r["task"] == task and r["method"] == method
+              and (lam is None or r["lambda_dm"] == lam)]  # fmt: skip
+        return sorted(rs, key=lambda r: r["seed"])
+
+    def mean(rs, k):
+        return None if rs[0][k] is None else float(np.mean([r[k] for r in rs]))
+
     out = []
     for task in tasks:
-        bc = sorted(
-            (r for r in rows if r["task"] == task and r["method"] == "bc"), key=lambda r: r["seed"]
-        )
+        bc = arm(task, "bc")
         for lam in TASK_LAMBDAS[task]:
-            dbc = sorted(
-                (
-                    r
-                    for r in rows
-                    if r["task"] == task and r["method"] == "dbc" and r["lambda_dm"] == lam
-                ),
-                key=lambda r: r["seed"],
-            )
+            dbc = arm(task, "dbc", lam)
             assert [r["seed"] for r in bc] == [r["seed"] for r in dbc]
             diff = studies.paired_ci([r["success"] for r in dbc], [r["success"] for r in bc])
             ratio = [r["ratio_dm_bc"] for r in dbc]
-
-            def mean(rs, k):
-                return None if rs[0][k] is None else float(np.mean([r[k] for r in rs]))
-
             out.append({
                 "task": task, "env": bc[0]["env"], "lambda_dm": lam, "seeds": len(bc),
                 "bc_success": mean(bc, "success"), "dbc_success": mean(dbc, "success"),
@@ -818,6 +627,10 @@ def compare(rows: list[dict], tasks: tuple[str, ...]) -> list[dict]:
                 "ratio_dm_bc": float(np.mean(ratio)), "ratio_dm_bc_range": [float(np.min(ratio)), float(np.max(ratio))],
             })  # fmt: skip
     return out
+
+
+def _diff(c: dict) -> str:
+    return studies.signed_ci(c["difference"], c["difference_ci"])
 
 
 def multimodal_report(
@@ -845,15 +658,15 @@ def multimodal_report(
         "steps and over seeds; ratio = lambda_DM * L_DM / L_BC at the end (seed range in "
         "brackets): near 0 means the diffusion term no longer acted on the policy.",
         "",
-        *studies.md_table(
-            ["task", "lambda_DM", "BC success", "DBC success", "DBC - BC [95% CI]", "reading", "L_BC (BC / DBC)", "L_agent", "L_expert", "L_DM", "lambda_DM L_DM / L_BC"],
-            ([c["task"], f"{c['lambda_dm']:g}", f"{c['bc_success']:.2f}", f"{c['dbc_success']:.2f}",
-              f"{c['difference']:+.2f} [{c['difference_ci'][0]:+.2f}, {c['difference_ci'][1]:+.2f}]", c["reading"],
-              f"{c['bc_loss_bc_arm']:.4f} / {c['bc_loss_dbc_arm']:.4f}", f"{c['agent_diffusion_loss_dbc_arm']:.4f}",
-              f"{c['expert_diffusion_loss_dbc_arm']:.4f}", f"{c['dm_loss_dbc_arm']:.2e}",
-              f"{c['ratio_dm_bc']:.3g} [{c['ratio_dm_bc_range'][0]:.3g}, {c['ratio_dm_bc_range'][1]:.3g}]"]
-             for c in comparisons),
-        ),
+        *table(comparisons, {
+            "task": "task", "lambda_DM": lambda c: f"{c['lambda_dm']:g}", "BC success": "bc_success:.2f",
+            "DBC success": "dbc_success:.2f", "DBC - BC [95% CI]": _diff, "reading": "reading",
+            "L_BC (BC / DBC)": lambda c: f"{c['bc_loss_bc_arm']:.4f} / {c['bc_loss_dbc_arm']:.4f}",
+            "L_agent": lambda c: f"{c['agent_diffusion_loss_dbc_arm']:.4f}",
+            "L_expert": lambda c: f"{c['expert_diffusion_loss_dbc_arm']:.4f}",
+            "L_DM": lambda c: f"{c['dm_loss_dbc_arm']:.2e}",
+            "lambda_DM L_DM / L_BC": lambda c: "{:.3g} [{:.3g}, {:.3g}]".format(c["ratio_dm_bc"], *c["ratio_dm_bc_range"]),
+        }),
         "",
         "Toy-task crash rates (episodes that end in the obstacle), BC / DBC: "
         + "; ".join(
@@ -870,13 +683,15 @@ def multimodal_report(
         "data's range (padded by a quarter of it).",
         "",
     ]  # fmt: skip
-    return lines + studies.md_table(
-        ["task", "env options", "transitions per seed", "demo return", "expert / random return", "DDPM loss (end)", "mode fraction data / samples", "samples off-frame"],
-        ([i["task"], i["env_options"] or "–", ", ".join(map(str, i["transitions_per_seed"])), f"{i['demo_return']:.2f}",
-          f"{i['expert_return']:.2f} / {i['random_return']:.2f}", f"{i['diffusion_final_loss']:.4f}",
-          f"{i['upper_mode_fraction_data']:.2f} / {i['upper_mode_fraction_sample']:.2f}", f"{i['samples_outside_data_range']:.2f}"]
-         for i in infos),
-    )  # fmt: skip
+    return lines + table(infos, {
+        "task": "task", "env options": lambda i: i["env_options"] or "–",
+        "transitions per seed": lambda i: ", ".join(map(str, i["transitions_per_seed"])),
+        "demo return": "demo_return:.2f",
+        "expert / random return": lambda i: f"{i['expert_return']:.2f} / {i['random_return']:.2f}",
+        "DDPM loss (end)": lambda i: f"{i['diffusion_final_loss']:.4f}",
+        "mode fraction data / samples": lambda i: f"{i['upper_mode_fraction_data']:.2f} / {i['upper_mode_fraction_sample']:.2f}",
+        "samples off-frame": "samples_outside_data_range:.2f",
+    })  # fmt: skip
 
 
 def plot_samples(samples: dict[str, dict], path: Path) -> None:
@@ -928,18 +743,15 @@ def plot_multimodal(
                 for r in rows
                 if r["task"] == task
             }
-            seeds = sorted({s for _, _, s in by})
-            vals = np.asarray([[by[(m, lam, s)] for m, lam in arms] for s in seeds])
+            vals = np.asarray(
+                [[by[(m, lam, s)] for m, lam in arms] for s in sorted({s for _, _, s in by})]
+            )
             for v in vals:
                 ax.plot(range(len(arms)), v, "-o", color="gray", alpha=0.4, ms=3)
             ax.plot(range(len(arms)), vals.mean(0), "s", color="C3", ms=7, label="mean")
             ax.set_xticks(range(len(arms)), ["BC"] + [f"DBC {lam:g}" for lam in lams], fontsize=8)
             ax.set_ylim(-0.05, 1.05)
-            cis = "; ".join(
-                f"{c['difference']:+.2f} [{c['difference_ci'][0]:+.2f}, {c['difference_ci'][1]:+.2f}]"
-                for c in comparisons
-                if c["task"] == task
-            )
+            cis = "; ".join(_diff(c) for c in comparisons if c["task"] == task)
             ax.set_title(f"{task}: success (DBC-BC: {cis})", fontsize=8)
             info = next(i for i in infos if i["task"] == task)
             for lam, color in zip(lams, ("C0", "C1", "C2", "C4"), strict=False):
@@ -958,12 +770,7 @@ def plot_multimodal(
 
 
 def run_multimodal(
-    scale: str,
-    tasks: list[str] | None,
-    seed: int,
-    out_dir: Path,
-    name: str,
-    samples_only: bool = False,
+    scale: str, tasks: list[str] | None, seed: int, out_dir: Path, name: str, samples_only: bool
 ) -> None:
     if unknown := [t for t in tasks or () if t not in TASKS]:
         raise SystemExit(f"error: unknown task(s) {unknown}; choose from {list(TASKS)}")
@@ -972,10 +779,9 @@ def run_multimodal(
     t0 = time.time()
     rows, infos, samples = [], [], {}
     for task in sc.envs:
-        r, info, s = study_task(task, sc, seed, samples_only)
+        r, info, samples[task] = study_task(task, sc, seed, samples_only)
         rows += r
         infos.append(info)
-        samples[task] = s
     samples_path = out_dir / f"{name.removesuffix('_multimodal')}_ddpm_samples.png"
     meta = studies.metadata(
         "benchmarks/dbc.py", scale, sc, time.time() - t0, protocol="multimodal", seed=seed,
@@ -1026,12 +832,9 @@ def main(
         out_dir/<name>.json; trains nothing (the meta's command stays the run's).
     """
     if protocol == "multimodal":
-        if envs:
-            raise SystemExit("error: --envs belongs to the locomotion protocol; use --tasks")
-        if report_only:
-            raise SystemExit("error: --report-only belongs to the locomotion protocol")
-        run_multimodal(scale, tasks, seed, out_dir, name or "dbc_multimodal", samples_only)
-        return
+        if envs or report_only:
+            raise SystemExit("error: --envs and --report-only belong to the locomotion protocol")
+        return run_multimodal(scale, tasks, seed, out_dir, name or "dbc_multimodal", samples_only)
     if tasks:
         raise SystemExit("error: --tasks belongs to --protocol multimodal")
     name = name or "dbc"
@@ -1051,8 +854,7 @@ def main(
             "report_command": studies.metadata("benchmarks/dbc.py", None)["command"],
         }
         sc = dataclasses.replace(sc, envs=tuple(i["env"] for i in saved["data"]))
-        write_locomotion(out_dir, name, meta, sc, saved["data"], saved["runs"], csv=False)
-        return
+        return write_locomotion(out_dir, name, meta, sc, saved["data"], saved["runs"], csv=False)
     check_experts(sc.envs)
     enable_compilation_cache()
     t0 = time.time()
@@ -1068,35 +870,19 @@ def main(
     write_locomotion(out_dir, name, meta, sc, infos, rows)
 
 
-def write_locomotion(
-    out_dir: Path,
-    name: str,
-    meta: dict,
-    sc: Scale,
-    infos: list[dict],
-    rows: list[dict],
-    csv: bool = True,
-) -> None:
-    """The locomotion study's files: runs and summary (json, csv), report with the rliable
-    aggregates (md), bar chart and performance profiles (png)."""
-    summary = summarize(rows)
-    stats = statistics(rows)
+def write_locomotion(out_dir: Path, name: str, meta: dict, sc: Scale, infos: list[dict],
+                     rows: list[dict], csv: bool = True) -> None:  # fmt: skip
+    """The locomotion study's files: runs and summary (json, csv; a report-only rewrite
+    leaves the run's csv as written), report with the rliable aggregates (md), bar chart
+    and performance profiles (png)."""
+    summary, stats = summarize(rows), statistics(rows)
     out_dir.mkdir(parents=True, exist_ok=True)
     data = {"meta": meta, "data": infos, "summary": summary, "statistics": stats, "runs": rows}
-    # (a report-only rewrite leaves the run's CSV as written)
-    studies.write_report(
-        out_dir,
-        name,
-        data,
-        locomotion_report(summary, infos, meta, sc, stats),
-        rows if csv else None,
-    )
+    md = locomotion_report(summary, infos, meta, sc, stats)
+    studies.write_report(out_dir, name, data, md, rows if csv else None)
     plot(summary, out_dir / f"{name}.png")
-    studies.profiles(
-        arm_scores(rows)[0],
-        out_dir / f"{name}_profiles.png",
-        f"DBC study: {', '.join(stats['tasks'])}",
-    )
+    title = f"DBC study: {', '.join(stats['tasks'])}"
+    studies.profiles(arm_scores(rows)[0], out_dir / f"{name}_profiles.png", title)
     print((out_dir / f"{name}.md").read_text())
 
 

@@ -4,13 +4,11 @@ all from the same start state.
     python benchmarks/frames.py                       # classic, minatar and brax strips
     python benchmarks/frames.py --families classic    # one family
 
-BC: ``BCConfig(steps=bc_steps)`` (jaxbc's defaults: 2x256 MLP, batch 256) trained on
-``demos`` expert episodes (``FAMILIES`` gives them per env), deterministic.
-Writes ``benchmarks/results/frames_<family>.png``: one row per policy, ``--frames`` columns
-evenly spaced over ``--steps`` env steps (the step and the episode's return so far are
-printed on each frame; the title gives each policy's reward summed over all steps, across resets, and its number of episode ends). Both rollouts use the same key, so they start from the same state.
-Brax frames come from MuJoCo's renderer where an OpenGL context can be made (EGL on
-headless Linux), else from jaxbc.video's simple side view.
+BC: ``BCConfig(steps=bc_steps)`` on ``demos`` expert episodes (``FAMILIES``). Writes
+``benchmarks/results/frames_<family>.png``: one row per policy, ``--frames`` columns over
+``--steps`` env steps (each frame shows the step and the episode's return so far; the title,
+each policy's reward over all steps and its episode ends). Brax frames come from MuJoCo's
+renderer where an OpenGL context can be made (EGL on headless Linux), else jaxbc.video's.
 """
 
 from __future__ import annotations

@@ -2,33 +2,17 @@
 well the distilled data teaches policies (and, with --transfer, other architectures).
 
     python benchmarks/hades.py --scale smoke             # seconds (CI)
-    python benchmarks/hades.py --scale cpu --transfer    # 23 min on an idle 2-core CPU (first run)
-    python benchmarks/hades.py --scale paper --transfer  # GPU: the paper's settings (days)
+    python benchmarks/hades.py --scale cpu --transfer    # CartPole D=4, Breakout D=16
     python benchmarks/hades.py --scale families --resume # every family, 3 seeds, in pieces
     python benchmarks/hades.py --scale families --report-only  # its report again, runs nothing
+    python benchmarks/hades.py --scale paper --memory --envs brax/hopper  # planned memory only
+    python benchmarks/hades.py --scale paper --transfer  # GPU: the paper's settings (days)
 
-families: brax/hopper and brax/walker2d (D=64 and D=4, the paper's Open_ES, population 16,
-2x32 policies, 40 generations, fitness over a 500-step window) and the four MinAtar games (D=16, the Breakout recipe below,
-Freeway with a 2,500-step window), F and R, 3 seeds; per (env, D, variant) the report adds
-the mean and a 95% bootstrap CI over seeds. With ``--resume`` finished runs are kept and an
-interrupted one continues from its last chunk's checkpoint, so the study can run in pieces.
-
-cpu: CartPole-v1 at D=4 (HaDES-F and -R) and Breakout-MinAtar at D=16 with small MLPs and
-population 64 (Breakout: 800 generations, SNES sigma 0.1 with evosax's rank weights, the
-fitness over every episode in a 500-step window). paper: Brax hopper/walker2d/halfcheetah/
-ant/humanoid at D=64 (hopper and walker2d also D=4) with Open_ES (population 2048, sigma 0.03, Adam lr 0.05 b1 0.99, raw
-fitness) and MinAtar Breakout/SpaceInvaders/Asterix at D=16 with SNES (population 2048,
-sigma_init 0.5, softmax rank weights), 2000 generations, both variants.
-
-Every job runs through ``run_hades`` (chunks of generations, one compiled scan each). After
-the run, the best and the mean distilled datasets are re-evaluated with policies trained
-from fresh inits over more episodes ("new inits"; the number that matters for HaDES-R) and,
-for HaDES-F, from the init used during evolution ("fixed init"). Scaled returns use the zoo
-expert's metadata when the zoo has the env. Writes ``hades.{json,csv,md}``, per-job fitness
-curves and pictures of the distilled data, the distilled datasets (``.npz``) and, with
---transfer, ``hades_transfer.{csv,md}`` to ``--out-dir``. Each run's JSON row names the device
-and, where the device reports it (GPU/TPU, not CPU), the peak memory in use so far
-(``device_peak_gib``).
+Every job runs through ``run_hades`` (chunks of generations, one compiled scan each); the
+best and mean distilled datasets are then re-evaluated from fresh policy inits ("new
+inits") and, for HaDES-F, from the evolution's fixed init. Writes hades.{json,csv,md},
+fitness curves, pictures and ``.npz`` files of the distilled data (and hades_transfer.*)
+to ``--out-dir``. The scales and readings: docs/results/hades.md and hades_families.md.
 """
 
 from __future__ import annotations
@@ -36,9 +20,9 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import sys
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -191,18 +175,11 @@ def strategy_options(job: Job) -> dict:
 
 
 def job_config(job: Job, variant: str) -> HadesConfig:
-    cfg = hades_preset(
-        job.env_id,
-        dataset_size=job.dataset_size,
-        variant=variant,
-        env_options=job.env_options,
-        **job.config,
-    )
-    if job.hidden is not None:
-        cfg = dataclasses.replace(
-            cfg, policy=dataclasses.replace(cfg.policy, hidden_sizes=job.hidden)
-        )
-    return cfg
+    cfg = hades_preset(job.env_id, dataset_size=job.dataset_size, variant=variant,
+                       env_options=job.env_options, **job.config)  # fmt: skip
+    if job.hidden is None:
+        return cfg
+    return dataclasses.replace(cfg, policy=dataclasses.replace(cfg.policy, hidden_sizes=job.hidden))
 
 
 def references(env_id: str, env_options: tuple, key: jax.Array) -> tuple[float | None, float]:
@@ -218,27 +195,14 @@ _EVALUATORS: dict = {}
 
 
 def evaluate_data(
-    config: HadesConfig,
-    strategy,
-    data: dict,
-    key: jax.Array,
-    episodes: int,
-    inits: int,
-    fixed_init=None,
-) -> float:
+    config: HadesConfig, strategy, data: dict, key: jax.Array, episodes: int, inits: int, fixed_init=None
+) -> float:  # fmt: skip
     """Mean return of policies trained on ``data`` from ``inits`` fresh inits, or from
     ``fixed_init`` (repeated ``inits`` times with different rollout keys: the same program)."""
     # the fitness program does not depend on the variant: one compiled evaluator per config
     # whole first episodes (up to the env's time limit), whatever the evolution's fitness window
-    cfg = dataclasses.replace(
-        config,
-        num_envs=episodes,
-        num_devices=1,
-        variant="R",
-        num_inits=inits,
-        eval_steps=None,
-        fitness_episodes="first",
-    )
+    cfg = dataclasses.replace(config, num_envs=episodes, num_devices=1, variant="R", num_inits=inits,
+                              eval_steps=None, fitness_episodes="first")  # fmt: skip
     if cfg not in _EVALUATORS:
         ev = make_hades(cfg, strategy)
         _EVALUATORS[cfg] = (ev, jax.jit(ev.fitness))
@@ -284,101 +248,54 @@ def run_job(
     tag = job_tag(job, variant, seed)
     t0 = time.time()
     res = run_hades(
-        cfg,
-        es,
-        jax.random.key(seed),
-        job.generations,
+        cfg, es, jax.random.key(seed), job.generations,
         checkpoint_dir=out_dir / "hades_checkpoints" / tag if resume else None,
-        checkpoint_every=sc.chunk,
-        resume=resume,
-        progress=True,
+        checkpoint_every=sc.chunk, resume=resume, progress=True,
         settings={"strategy_options": _describe(options)},
-    )
+    )  # fmt: skip
     # the whole run's seconds across resumes (older checkpoints did not keep them: this process's)
     wall = run_seconds(res.history) or time.time() - t0
     h = res.history
     k_best, k_mean, k_fixed, k_ref = jax.random.split(jax.random.key(10_000 + seed), 4)
-    best, mean = (
-        distilled_data(res.hades, res.state, "best"),
-        distilled_data(res.hades, res.state, "mean"),
-    )
-    ret_best = evaluate_data(cfg, es, best, k_best, sc.eval_episodes, sc.eval_inits)
-    ret_mean = evaluate_data(cfg, es, mean, k_mean, sc.eval_episodes, sc.eval_inits)
-    ret_fixed = (
-        evaluate_data(
-            cfg, es, mean, k_fixed, sc.eval_episodes, sc.eval_inits, fixed_init=res.state.fixed_init
-        )
-        if variant == "F"
-        else None
-    )
+    best, mean = (distilled_data(res.hades, res.state, w) for w in ("best", "mean"))
+    evaluate = partial(evaluate_data, cfg, es, episodes=sc.eval_episodes, inits=sc.eval_inits)
+    ret_best, ret_mean = evaluate(best, k_best), evaluate(mean, k_mean)
+    fixed = res.state.fixed_init
+    ret_fixed = evaluate(mean, k_fixed, fixed_init=fixed) if variant == "F" else None
     expert, rnd = references(job.env_id, job.env_options, k_ref)
     ds = distilled_dataset(res.hades, res.state, "mean", fitness=ret_mean)
     save_dataset(ds, out_dir / "hades_datasets" / f"{tag}.npz")
-    save_curves(
-        h,
-        out_dir / f"hades_curves_{tag}.csv",
-        out_dir / f"hades_curves_{tag}.png",
-        title=f"HaDES-{variant} {job.env_id} D={job.dataset_size}",
-    )
-    plot_dataset(
-        ds,
-        out_dir / f"hades_data_{tag}.png",
-        title=f"HaDES-{variant} {job.env_id}: {job.dataset_size} states (mean, return {ret_mean:.1f})",
-    )
+    what = f"HaDES-{variant} {job.env_id}"
+    save_curves(h, out_dir / f"hades_curves_{tag}.csv", out_dir / f"hades_curves_{tag}.png",
+                title=f"{what} D={job.dataset_size}")  # fmt: skip
+    plot_dataset(ds, out_dir / f"hades_data_{tag}.png",
+                 title=f"{what}: {job.dataset_size} states (mean, return {ret_mean:.1f})")  # fmt: skip
     row = {
-        "env": job.env_id,
-        "env_options": [list(kv) for kv in job.env_options],
-        "variant": variant,
-        "dataset_size": job.dataset_size,
-        "strategy": job.strategy,
-        "population": job.population,
-        "generations": job.generations,
-        "seed": seed,
-        "hidden": list(cfg.policy.hidden_sizes),
-        "inner_steps": cfg.inner_steps,
-        "final_population_mean": float(h["mean"][-1]),
-        "final_population_best": float(h["best"][-1]),
-        "first_population_mean": float(h["mean"][0]),
-        "best_fitness": float(res.state.best_fitness),
-        "return_best_data_new_inits": ret_best,
-        "return_mean_data_new_inits": ret_mean,
-        "return_mean_data_fixed_init": ret_fixed,
-        "expert_return": expert,
-        "random_return": rnd,
+        "env": job.env_id, "env_options": [list(kv) for kv in job.env_options], "variant": variant,
+        "dataset_size": job.dataset_size, "strategy": job.strategy, "population": job.population,
+        "generations": job.generations, "seed": seed, "hidden": list(cfg.policy.hidden_sizes),
+        "inner_steps": cfg.inner_steps, "final_population_mean": float(h["mean"][-1]),
+        "final_population_best": float(h["best"][-1]), "first_population_mean": float(h["mean"][0]),
+        "best_fitness": float(res.state.best_fitness), "return_best_data_new_inits": ret_best,
+        "return_mean_data_new_inits": ret_mean, "return_mean_data_fixed_init": ret_fixed,
+        "expert_return": expert, "random_return": rnd,
         "scaled_final_population_mean": scaled(float(h["mean"][-1]), expert, rnd),
         "scaled_mean_data_new_inits": scaled(ret_mean, expert, rnd),
-        "scaled_mean_data_fixed_init": None
-        if ret_fixed is None
-        else scaled(ret_fixed, expert, rnd),
+        "scaled_mean_data_fixed_init": None if ret_fixed is None else scaled(ret_fixed, expert, rnd),
         "paper_population_mean": _paper(job.env_id, job.dataset_size, variant),
-        "wall_time_s": round(wall, 1),
-        "dataset": str(out_dir / "hades_datasets" / f"{tag}.npz"),
-        "device": str(jax.devices()[0].device_kind),
-        "device_peak_gib": device_peak_gib(),
-    }
+        "wall_time_s": round(wall, 1), "dataset": str(out_dir / "hades_datasets" / f"{tag}.npz"),
+        "device": str(jax.devices()[0].device_kind), "device_peak_gib": device_peak_gib(),
+    }  # fmt: skip
     curves = [
-        {
-            "env": job.env_id,
-            "variant": variant,
-            "dataset_size": job.dataset_size,
-            "seed": seed,
-            "generation": int(g),
-            "best": float(b),
-            "mean": float(m),
-            "std": float(s),
-        }
+        {"env": job.env_id, "variant": variant, "dataset_size": job.dataset_size, "seed": seed,
+         "generation": int(g), "best": float(b), "mean": float(m), "std": float(s)}
         for g, b, m, s in zip(h["generation"], h["best"], h["mean"], h["std"], strict=True)
-    ]
-    print(
-        f"{tag}: population mean {h['mean'][0]:.1f} -> {h['mean'][-1]:.1f}, mean data (new inits) "
-        f"{ret_mean:.1f}, {wall:.0f} s",
-        file=sys.stderr,
+    ]  # fmt: skip
+    studies.log(
+        f"{tag}: population mean {h['mean'][0]:.1f} -> {h['mean'][-1]:.1f}, mean data "
+        f"(new inits) {ret_mean:.1f}, {wall:.0f} s"
     )
-    return (
-        row,
-        curves,
-        {"config": cfg, "strategy": es, "data": mean, "expert": expert, "random": rnd},
-    )
+    return row, curves, {"config": cfg, "strategy": es, "data": mean, "expert": expert, "random": rnd}  # fmt: skip
 
 
 def transfer_rows_for(job: Job, variant: str, seed: int, ctx: dict, sc: Scale) -> list[dict]:
@@ -397,20 +314,11 @@ def transfer_rows_for(job: Job, variant: str, seed: int, ctx: dict, sc: Scale) -
         ret = evaluate_data(
             tcfg, ctx["strategy"], ctx["data"], key, sc.eval_episodes, sc.eval_inits
         )
-        rows.append(
-            {
-                "env": job.env_id,
-                "variant": variant,
-                "dataset_size": job.dataset_size,
-                "seed": seed,
-                "policy": name,
-                "hidden": list(policy.hidden_sizes),
-                "activation": policy.activation,
-                "lr": inner_lr,
-                "return": ret,
-                "scaled_return": scaled(ret, ctx["expert"], ctx["random"]),
-            }
-        )
+        rows.append({
+            "env": job.env_id, "variant": variant, "dataset_size": job.dataset_size, "seed": seed,
+            "policy": name, "hidden": list(policy.hidden_sizes), "activation": policy.activation,
+            "lr": inner_lr, "return": ret, "scaled_return": scaled(ret, ctx["expert"], ctx["random"]),
+        })  # fmt: skip
     return rows
 
 
@@ -433,6 +341,11 @@ def _paper_cell(group: dict) -> str:
 
 def _fmt(v) -> str:
     return "-" if v is None else studies.fmt(v)
+
+
+def _f(field: str):
+    """A column: ``field`` through :func:`_fmt`."""
+    return lambda r: _fmt(r[field])
 
 
 SUMMARY_METRICS = (
@@ -515,27 +428,27 @@ def write_report(
         f"re-evaluated by training {meta['eval_inits']} fresh policy inits x {meta['eval_episodes']} episodes "
         "(and, for HaDES-F, the evolution's fixed init). Scaled: 0 = random, 1 = zoo expert.",
         "",
-        *studies.md_table(
-            ["env", "D", "variant", "strategy x pop", "gens", "pop mean first -> last", "best fitness", "mean data, new inits",
-             "mean data, fixed init", "scaled (new inits)", "paper pop mean", "wall s"],
-            ([r["env"], r["dataset_size"], r["variant"], f"{r['strategy']} x {r['population']}", r["generations"],
-              f"{r['first_population_mean']:.1f} -> {r['final_population_mean']:.1f}", f"{r['best_fitness']:.1f}",
-              f"{r['return_mean_data_new_inits']:.1f}", _fmt(r["return_mean_data_fixed_init"]),
-              _fmt(r["scaled_mean_data_new_inits"]), _fmt(r["paper_population_mean"]), f"{r['wall_time_s']:.0f}"] for r in rows),
-        ),
+        *studies.table(rows, {
+            "env": "env", "D": "dataset_size", "variant": "variant",
+            "strategy x pop": lambda r: f"{r['strategy']} x {r['population']}", "gens": "generations",
+            "pop mean first -> last": lambda r: f"{r['first_population_mean']:.1f} -> {r['final_population_mean']:.1f}",
+            "best fitness": "best_fitness:.1f", "mean data, new inits": "return_mean_data_new_inits:.1f",
+            "mean data, fixed init": _f("return_mean_data_fixed_init"), "scaled (new inits)": _f("scaled_mean_data_new_inits"),
+            "paper pop mean": _f("paper_population_mean"), "wall s": "wall_time_s:.0f",
+        }),
     ]  # fmt: skip
     summary = summarize(rows)
     if any(len(g["seeds"]) > 1 for g in summary):
         ci = studies.ci_cell
         lines += ["", "## Over seeds: mean [95% bootstrap CI]", ""]
-        lines += studies.md_table(
-            ["env", "D", "variant", "seeds", "pop mean first -> last", "data, fixed init (scaled)",
-             "data, new inits (scaled)", "random / expert", "paper pop mean (scaled)"],
-            ([g["env"], g["dataset_size"], g["variant"], len(g["seeds"]),
-              f"{ci(g['first_population_mean'], 1)} -> {ci(g['final_population_mean'], 1)}",
-              ci(g["scaled_mean_data_fixed_init"]), ci(g["scaled_mean_data_new_inits"]),
-              f"{_fmt(g['random_return'])} / {_fmt(g['expert_return'])}", _paper_cell(g)] for g in summary),
-        )  # fmt: skip
+        lines += studies.table(summary, {
+            "env": "env", "D": "dataset_size", "variant": "variant", "seeds": lambda g: len(g["seeds"]),
+            "pop mean first -> last": lambda g: f"{ci(g['first_population_mean'], 1)} -> {ci(g['final_population_mean'], 1)}",
+            "data, fixed init (scaled)": lambda g: ci(g["scaled_mean_data_fixed_init"]),
+            "data, new inits (scaled)": lambda g: ci(g["scaled_mean_data_new_inits"]),
+            "random / expert": lambda g: f"{_fmt(g['random_return'])} / {_fmt(g['expert_return'])}",
+            "paper pop mean (scaled)": _paper_cell,
+        })  # fmt: skip
     if stats is not None:  # statistics(rows), computed once by the caller
         lines += [
             "",
@@ -556,11 +469,10 @@ def write_report(
             "## Transfer: other architectures and learning rates trained on the distilled data",
             "",
         ]
-        lines += studies.md_table(
-            ["env", "D", "variant", "policy", "hidden", "activation", "lr", "return", "scaled"],
-            ([r["env"], r["dataset_size"], r["variant"], r["policy"], r["hidden"], r["activation"], f"{r['lr']:.3g}",
-              f"{r['return']:.1f}", _fmt(r["scaled_return"])] for r in transfer_rows),
-        )  # fmt: skip
+        lines += studies.table(transfer_rows, {
+            "env": "env", "D": "dataset_size", "variant": "variant", "policy": "policy", "hidden": "hidden",
+            "activation": "activation", "lr": "lr:.3g", "return": "return:.1f", "scaled": _f("scaled_return"),
+        })  # fmt: skip
     studies.write_report(out_dir, "hades", md=lines)
 
 
@@ -578,13 +490,8 @@ def load_results(out_dir: Path, scale: str) -> dict:
 def write_results(out_dir: Path, meta: dict, rows: list[dict], transfer_rows: list[dict]) -> None:
     """hades.json (runs and what derives from them: summary, statistics) and hades.md."""
     stats = statistics(rows)
-    data = {
-        "meta": meta,
-        "runs": rows,
-        "summary": summarize(rows),
-        "statistics": stats,
-        "transfer": transfer_rows,
-    }
+    data = {"meta": meta, "runs": rows, "summary": summarize(rows), "statistics": stats,
+            "transfer": transfer_rows}  # fmt: skip
     studies.write_report(out_dir, "hades", data)
     write_report(out_dir, meta, rows, transfer_rows, stats)
 
@@ -607,11 +514,12 @@ def write_memory_report(out_dir: Path, scale: str, rows: list[dict]) -> None:
         f"machine's `{rows[0]['backend'] if rows else '?'}` backend on one device; nothing was run. "
         "Arguments + outputs + peak temporaries.",
         "",
-        *studies.md_table(
-            ["env", "D", "pop x inits x envs x steps", "fitness episodes", "MLP", "planned GiB (temp)", "compile s"],
-            ([r["env"], r["dataset_size"], f"{r['population']} x {r['inits']} x {r['num_envs']} x {r['eval_steps']}",
-              r["fitness_episodes"], r["hidden"], f"{r['total_gib']:.2f} ({r['temp_gib']:.2f})", r["compile_s"]] for r in rows),
-        ),
+        *studies.table(rows, {
+            "env": "env", "D": "dataset_size",
+            "pop x inits x envs x steps": lambda r: f"{r['population']} x {r['inits']} x {r['num_envs']} x {r['eval_steps']}",
+            "fitness episodes": "fitness_episodes", "MLP": "hidden",
+            "planned GiB (temp)": lambda r: f"{r['total_gib']:.2f} ({r['temp_gib']:.2f})", "compile s": lambda r: r["compile_s"],
+        }),
     ]  # fmt: skip
     studies.write_report(out_dir, f"hades_memory_{scale}", {"meta": meta, "jobs": rows}, lines)
     print("\n".join(lines))
@@ -633,28 +541,16 @@ def memory_estimate(job: Job, variant: str = "R") -> dict:
     m = compiled.memory_analysis()
     gib = 1024**3
     row = {
-        "env": env_id,
-        "dataset_size": dataset_size,
-        "variant": variant,
-        "population": population,
-        "inits": cfg.inits_per_generation,
-        "num_envs": cfg.num_envs,
-        "eval_steps": hades.eval_steps,
-        "fitness_episodes": cfg.fitness_episodes,
-        "hidden": list(cfg.policy.hidden_sizes),
-        "backend": jax.default_backend(),
-        "argument_gib": m.argument_size_in_bytes / gib,
-        "output_gib": m.output_size_in_bytes / gib,
-        "temp_gib": m.temp_size_in_bytes / gib,
-        "total_gib": (m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes)
-        / gib,
+        "env": env_id, "dataset_size": dataset_size, "variant": variant, "population": population,
+        "inits": cfg.inits_per_generation, "num_envs": cfg.num_envs, "eval_steps": hades.eval_steps,
+        "fitness_episodes": cfg.fitness_episodes, "hidden": list(cfg.policy.hidden_sizes),
+        "backend": jax.default_backend(), "argument_gib": m.argument_size_in_bytes / gib,
+        "output_gib": m.output_size_in_bytes / gib, "temp_gib": m.temp_size_in_bytes / gib,
+        "total_gib": (m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes) / gib,
         "compile_s": round(time.time() - t0, 1),
-    }
-    print(
-        f"{env_id} D={dataset_size} {variant} pop {population}: {row['total_gib']:.2f} GiB planned "
-        f"(temp {row['temp_gib']:.2f})",
-        file=sys.stderr,
-    )
+    }  # fmt: skip
+    studies.log(f"{env_id} D={dataset_size} {variant} pop {population}: "
+                f"{row['total_gib']:.2f} GiB planned (temp {row['temp_gib']:.2f})")  # fmt: skip
     return row
 
 
@@ -694,16 +590,8 @@ def main(
     if out_dir is None:
         out_dir = Path("benchmarks/results") / ("hades_families" if scale == "families" else "")
     if report_only:
-        others = {
-            "--transfer": transfer,
-            "--memory": memory,
-            "--envs": envs,
-            "--seed": seed,
-            "--generations": generations,
-            "--variants": variants,
-            "--seeds": seeds,
-            "--resume": resume,
-        }
+        others = {"--transfer": transfer, "--memory": memory, "--envs": envs, "--seed": seed,
+                  "--generations": generations, "--variants": variants, "--seeds": seeds, "--resume": resume}  # fmt: skip
         if used := [k for k, v in others.items() if v]:
             raise SystemExit(f"--report-only runs nothing: drop {', '.join(used)}")
         rewrite_report(out_dir, scale)

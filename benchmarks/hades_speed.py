@@ -3,31 +3,15 @@ all measured in the same run on this machine.
 
     python benchmarks/hades_speed.py                    # the CPU-sized configurations
     python benchmarks/hades_speed.py --paper            # + paper-scale generations (GPU)
+    python benchmarks/hades_speed.py --configs minatar64 paper_breakout paper_hopper
 
-Configurations (``CONFIGS``): ``minatar64`` (Breakout-MinAtar, D=16, HaDES-F, SNES
-population 64, 2x512 ReLU, 64 full-batch inner steps, 8 envs x 1024 steps), ``hopper16``
-(brax/hopper positional, population 16, D=64, 2x512 tanh Gaussian, 200 inner steps,
-4 envs x 256 steps), ``cartpole256`` (speed.py's CartPole generation: SNES population 256,
-D=4, 2x64 policies, 64 inner steps, 4 envs x 500 steps), ``minatar64_2x64`` (minatar64 with
-the families study's 2x64 policies), ``breakout_cpu`` (the cpu study's Breakout job: 2x64,
-4 envs x 500 steps) and, with ``--paper``, ``paper_breakout`` / ``paper_hopper``
-(population 2048, HaDES-R with k=2, the paper's settings).
-
-For each: seconds per generation (mean of ``--generations`` after compiling; the
-population trained in ``train_block`` blocks and evaluated in ``member_block`` blocks), the
-same shapes' inner training alone and fitness rollouts alone (each over the population in the
-same blocks), and the env
-steps alone (constant actions). FLOPs are counted from the config (matmuls; inner steps forward + backward = 3x
-forward, rollouts forward only). Floors: ``flop_floor_s`` = FLOPs / the rate of a
-member-blocked MLP chain of the rollout's shapes measured here three times (before, between
-and after the timings: ``chain_tflops_repeats``; the floor uses the fastest, ``chain_tflops``,
-because these machines' rates drift with load; the
-large-matmul rate is reported for reference), ``bandwidth_floor_s`` = the bytes of policy
-weights the rollout must stream each step (every member's weights, every step) / the
-measured copy bandwidth; ``floor_s`` = env-only time + the FLOP floor on CPU (a member
-block's weights stay in cache) or + max(the two) on GPU.
-``floor_ratio`` = measured / floor. Each configuration runs in its own process so its peak
-device memory is its own. Writes ``hades_speed_<backend>.json``.
+Per configuration (``CONFIGS``; each in its own process, so its peak device memory is its
+own): seconds per generation, the same shapes' inner training, fitness rollouts and env
+steps alone, FLOPs counted from the config, and floors: FLOPs / the measured rate of a
+member-blocked MLP chain of the rollout's shapes (``flop_floor_s``), policy-weight bytes
+streamed per rollout step / measured bandwidth (``bandwidth_floor_s``); ``floor_s`` = env
+time + the FLOP floor (CPU) or + the larger of the two (GPU); ``floor_ratio`` = measured /
+floor. Writes ``hades_speed_<backend>.json``; readings in docs/results/speed.md.
 """
 
 from __future__ import annotations
@@ -53,71 +37,26 @@ from jaxbc.io import atomic_write_json, best_time, enable_compilation_cache
 
 _2X64 = PolicyConfig(hidden_sizes=(64, 64), activation="relu", torso="mlp")
 
+
+def _config(env: str, strategy: str, population: int, variant: str, **config: Any) -> dict:
+    return dict(env=env, strategy=strategy, population=population, variant=variant, config=config)
+
+
 CONFIGS: dict[str, dict[str, Any]] = {
-    "minatar64": dict(
-        env="Breakout-MinAtar",
-        strategy="SNES",
-        population=64,
-        variant="F",
-        config=dict(dataset_size=16, num_envs=8, eval_steps=1024, inner_steps=64),
-    ),
-    "hopper16": dict(
-        env="brax/hopper",
-        strategy="Open_ES",
-        population=16,
-        variant="F",
-        config=dict(dataset_size=64, num_envs=4, eval_steps=256, inner_steps=200),
-    ),
-    "cartpole256": dict(  # speed.py's CartPole generation: tiny nets, many members
-        env="CartPole-v1",
-        strategy="SNES",
-        population=256,
-        variant="F",
-        config=dict(dataset_size=4, num_envs=4, eval_steps=500, inner_steps=64),
-    ),
-    "minatar64_2x64": dict(  # the families study's MinAtar policy size
-        env="Breakout-MinAtar",
-        strategy="SNES",
-        population=64,
-        variant="F",
-        config=dict(dataset_size=16, num_envs=8, eval_steps=1024, inner_steps=64, policy=_2X64),
-    ),
-    "breakout_cpu": dict(  # the cpu-scale HaDES study's Breakout job (benchmarks/hades.py)
-        env="Breakout-MinAtar",
-        strategy="SNES",
-        population=64,
-        variant="F",
-        config=dict(dataset_size=16, num_envs=4, eval_steps=500, inner_steps=64, policy=_2X64),
-    ),
-    "freeway_families": dict(  # the families study's Freeway job (few envs, a long window)
-        env="Freeway-MinAtar",
-        strategy="SNES",
-        population=64,
-        variant="F",
-        config=dict(dataset_size=16, num_envs=2, eval_steps=2500, inner_steps=64, policy=_2X64),
-    ),
-    "smoke": dict(
-        env="CartPole-v1",
-        strategy="SNES",
-        population=8,
-        variant="R",
-        config=dict(dataset_size=4, num_envs=2, eval_steps=50, inner_steps=5),
-    ),
-    "paper_breakout": dict(
-        env="Breakout-MinAtar",
-        strategy="SNES",
-        population=2048,
-        variant="R",
-        config=dict(dataset_size=16, num_envs=8, eval_steps=1024, inner_steps=64),
-    ),
-    "paper_hopper": dict(
-        env="brax/hopper",
-        strategy="Open_ES",
-        population=2048,
-        variant="R",
-        config=dict(dataset_size=64, num_envs=4, eval_steps=1024, inner_steps=200),
-    ),
-}
+    "minatar64": _config("Breakout-MinAtar", "SNES", 64, "F", dataset_size=16, num_envs=8, eval_steps=1024, inner_steps=64),
+    "hopper16": _config("brax/hopper", "Open_ES", 16, "F", dataset_size=64, num_envs=4, eval_steps=256, inner_steps=200),
+    # speed.py's CartPole generation: tiny nets, many members
+    "cartpole256": _config("CartPole-v1", "SNES", 256, "F", dataset_size=4, num_envs=4, eval_steps=500, inner_steps=64),
+    # the families study's MinAtar policy size
+    "minatar64_2x64": _config("Breakout-MinAtar", "SNES", 64, "F", dataset_size=16, num_envs=8, eval_steps=1024, inner_steps=64, policy=_2X64),
+    # the cpu-scale HaDES study's Breakout job (benchmarks/hades.py)
+    "breakout_cpu": _config("Breakout-MinAtar", "SNES", 64, "F", dataset_size=16, num_envs=4, eval_steps=500, inner_steps=64, policy=_2X64),
+    # the families study's Freeway job (few envs, a long window)
+    "freeway_families": _config("Freeway-MinAtar", "SNES", 64, "F", dataset_size=16, num_envs=2, eval_steps=2500, inner_steps=64, policy=_2X64),
+    "smoke": _config("CartPole-v1", "SNES", 8, "R", dataset_size=4, num_envs=2, eval_steps=50, inner_steps=5),
+    "paper_breakout": _config("Breakout-MinAtar", "SNES", 2048, "R", dataset_size=16, num_envs=8, eval_steps=1024, inner_steps=64),
+    "paper_hopper": _config("brax/hopper", "Open_ES", 2048, "R", dataset_size=64, num_envs=4, eval_steps=1024, inner_steps=200),
+}  # fmt: skip
 
 
 def layer_sizes(hades) -> tuple[int, ...]:
@@ -187,14 +126,8 @@ def measure(
     name: str, generations: int, member_block: int | None = None, train_block: int | None = None
 ) -> dict:
     spec = CONFIGS[name]
-    cfg = hades_preset(
-        spec["env"],
-        variant=spec["variant"],
-        num_devices=1,
-        member_block=member_block,
-        train_block=train_block,
-        **spec["config"],
-    )
+    cfg = hades_preset(spec["env"], variant=spec["variant"], num_devices=1, member_block=member_block,
+                       train_block=train_block, **spec["config"])  # fmt: skip
     options = paper_strategy_options(spec["strategy"], spec["population"])
     es = make_strategy(spec["strategy"], spec["population"], solution_template(cfg), **options)
     hades = make_hades(cfg, es)
@@ -270,40 +203,21 @@ def measure(
     stats = jax.devices()[0].memory_stats() or {}
     peak = stats.get("peak_bytes_in_use")
     return {
-        "config": name,
-        "member_block": hades.member_block,
-        "train_block": hades.train_block,
-        "env": spec["env"],
-        "strategy": spec["strategy"],
-        "population": pop,
-        "inits": k,
-        "variant": spec["variant"],
-        "dataset_size": cfg.dataset_size,
-        "hidden": list(cfg.policy.hidden_sizes),
-        "inner_steps": cfg.inner_steps,
-        "num_envs": cfg.num_envs,
-        "eval_steps": hades.eval_steps,
-        "generations_timed": generations,
-        "compile_and_first_gen_s": round(compile_s, 1),
-        "gen_s": gen_s,
-        "inner_only_s": inner_s,
-        "rollout_only_s": rollout_s,
-        "env_only_s": env_s,
-        "tflop": {k_: v / 1e12 for k_, v in f.items()},
-        "chain_tflops": crate / 1e12,
-        "chain_tflops_repeats": [r / 1e12 for r in chain_rates],
-        "matmul_tflops": mrate / 1e12,
-        "bandwidth_gbs": bw / 1e9,
-        "policy_params": n_params,
-        "rollout_weight_bytes_per_step": bytes_per_step,
-        "flop_floor_s": flop_floor,
-        "bandwidth_floor_s": bw_floor,
-        "floor_s": floor,
-        "floor_ratio": gen_s / floor,
-        "last_population_mean": float(summary.mean[-1]),
-        "device": str(jax.devices()[0].device_kind),
+        "config": name, "member_block": hades.member_block, "train_block": hades.train_block,
+        "env": spec["env"], "strategy": spec["strategy"], "population": pop, "inits": k,
+        "variant": spec["variant"], "dataset_size": cfg.dataset_size,
+        "hidden": list(cfg.policy.hidden_sizes), "inner_steps": cfg.inner_steps,
+        "num_envs": cfg.num_envs, "eval_steps": hades.eval_steps, "generations_timed": generations,
+        "compile_and_first_gen_s": round(compile_s, 1), "gen_s": gen_s, "inner_only_s": inner_s,
+        "rollout_only_s": rollout_s, "env_only_s": env_s,
+        "tflop": {k_: v / 1e12 for k_, v in f.items()}, "chain_tflops": crate / 1e12,
+        "chain_tflops_repeats": [r / 1e12 for r in chain_rates], "matmul_tflops": mrate / 1e12,
+        "bandwidth_gbs": bw / 1e9, "policy_params": n_params,
+        "rollout_weight_bytes_per_step": bytes_per_step, "flop_floor_s": flop_floor,
+        "bandwidth_floor_s": bw_floor, "floor_s": floor, "floor_ratio": gen_s / floor,
+        "last_population_mean": float(summary.mean[-1]), "device": str(jax.devices()[0].device_kind),
         "device_peak_gib": None if peak is None else peak / 2**30,
-    }
+    }  # fmt: skip
 
 
 def main(
@@ -348,20 +262,15 @@ def main(
     rows: list[dict] = []
     meta = studies.metadata("benchmarks/hades_speed.py", None, jax=jax.__version__)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name, block, train in [
-        (n, b, t) for n in names for b, t in zip(blocks, trains, strict=True)
-    ]:
+    for name, block, train in [(n, *bt) for n in names for bt in zip(blocks, trains, strict=True)]:
         cmd = [sys.executable, __file__, "--only", name, "--generations", str(generations)]
         cmd += [] if block is None else ["--member-block", str(block)]
         cmd += [] if train is None else ["--train-block", str(train)]
         try:
             p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
             ok = p.returncode == 0
-            row = (
-                jsonlib.loads(p.stdout.strip().splitlines()[-1])
-                if ok
-                else {"config": name, "error": p.stderr[-2000:]}
-            )
+            last = p.stdout.strip().splitlines()[-1] if ok else ""
+            row = jsonlib.loads(last) if ok else {"config": name, "error": p.stderr[-2000:]}
         except subprocess.TimeoutExpired:
             row = {"config": name, "error": f"timed out after {timeout_s} s"}
         rows.append(row)

@@ -1,67 +1,17 @@
-"""The Swarm BC study, in two protocols.
+"""The Swarm BC study (Nuesslein et al.): BC vs ensemble BC vs Swarm BC, in two protocols.
 
-``--protocol counts`` (default): single BC vs ensemble BC vs Swarm BC over demonstration counts.
-
-    python benchmarks/swarm_bc.py --scale cpu      # 30 min on the idle 2-core CPU (measured)
+    python benchmarks/swarm_bc.py --scale cpu      # counts: over demonstration counts
     python benchmarks/swarm_bc.py --scale paper    # GPU: N=8, 2x256, more steps/episodes
+    python benchmarks/swarm_bc.py --protocol paper --scale cpu    # the paper's tau units
+    python benchmarks/swarm_bc.py --protocol paper --scale smoke  # checks the pipeline
 
-For every env: the zoo expert provides the largest number of demonstration episodes once;
-smaller counts are prefixes of it. Per method, ALL (episode count x seed) runs are one
-compiled program (``vmap`` over keys and ``num_valid``), and so is their evaluation. A tau
-sweep of Swarm BC (taus x seeds, one program) runs at one episode count. tau is in the
-width-normalised form (``PENALTY``). Writes benchmarks/results/swarm_bc.{md,csv,json} and
-two plots.
-
-``--protocol paper``: Swarm BC in the paper's units, in a regime with room to improve.
-
-    python benchmarks/swarm_bc.py --protocol paper --scale cpu    # 25-40 min estimated (below)
-    python benchmarks/swarm_bc.py --protocol paper --scale smoke  # ~2 min: checks the pipeline
-
-1. Calibration (ensemble BC only, never Swarm): per env, ensemble BC (tau = 0, the
-   reproduction arm) is trained on each demonstration budget in ``budgets`` (transitions,
-   sub-episode allowed) with ``calibration_seeds`` seeds that the study does not reuse
-   (their own init keys and data offsets). Fixed rule: the LARGEST budget whose mean scaled
-   return lies in [0.1, 0.6]; if none does, the budget whose mean is closest to that
-   interval (ties: the smaller budget). All budgets and their returns are recorded.
-2. Study at the chosen budget: tau in the PAPER's units (``penalty="paper"``: pairwise sum
-   over members of squared hidden-feature differences, summed over features and hidden
-   layers, batch mean; BC summed over members) over 0, 0.01, 0.1, 0.25, 1, 10; tau = 0 is
-   the ensemble arm. Two architecture arms: ``linear_relu`` (ReLU hidden layers, linear
-   action head: the paper's likely setting, the reproduction arm) and ``tanh_head`` (ReLU
-   hidden layers, tanh-bounded head: jaxbc's default). Paired seeds: seed s gets the same
-   demonstrations (the budget's first transitions starting at expert episode s) and the same
-   key for every tau and both arms; ``make_bc_train`` draws the initial parameters from the
-   key alone (``tests/test_bc.py::test_init_params_depend_on_the_key_only``), so the
-   ensemble and every Swarm tau start from identical members and see identical minibatches.
-   All taus x seeds of one arm are one compiled program (``vmap``), and so is their
-   evaluation.
-3. Metrics per run: scaled return (zoo expert / random returns); the members' action
-   difference (mean pairwise distance) on expert states and on states the ensemble visits,
-   absolute and relative to the expert actions' scale (``sqrt(sum_d Var(a_d))`` over the
-   demonstrations); the hidden-feature misalignment relative to the features' own scale
-   (mean pairwise squared difference / mean squared feature norm, averaged over layers, on
-   expert states), with the mean squared feature norm itself and the absolute paper-form
-   penalty, so a solution that shrinks activations instead of aligning them is visible.
-4. Statistics: per (env, arm, tau) the mean and a 95% percentile bootstrap CI over seeds;
-   for tau > 0 the paired difference Swarm - ensemble per seed with its 95% bootstrap CI
-   (``scipy.stats.bootstrap(paired=True)``). Reading: "supported" when the CI excludes 0 in
-   the paper's direction (higher return, lower action difference), "opposite" when it
-   excludes 0 the other way, else "not supported at this budget".
-
-Writes benchmarks/results/swarm_paper.{md,csv,json} and one plot per env
-(``swarm_paper_<env>.png``: scaled return, relative action difference and relative
-misalignment against tau, 95% CIs).
-
-Time of ``--protocol paper --scale cpu`` (2 envs, 10 seeds, 2 arms x 6 taus, N = 8, 2x64,
-2,000 steps): not run yet; estimated 25-40 min on the idle 2-core CPU. Basis: the counts
-protocol's cpu run (measured 30 min) trains per env ~75 eight-member and 25 one-member
-runs of the same size, with 5 training and 5 evaluation programs, in ~3.7 min on average
-(Brax envs take longer); this protocol trains per env 12 calibration + 120 study
-eight-member runs (~1.8x the work) with 3 training and 3 evaluation programs, so ~7-15 min
-per Brax env including compilation, plus demonstration collection (14 episodes). The
-smoke run (Pendulum, 2 seeds, N = 3, 100 steps) took 113 s of wall time measured while
-sharing the 2 cores with another benchmark (70 s of CPU time), nearly all of it
-compiling the six programs (~15 s each).
+``counts``: per env the zoo expert's episodes (smaller counts are prefixes), every (count x
+seed) run of a method one compiled program, and a tau sweep at one count (tau
+width-normalised, ``PENALTY``); writes swarm_bc.{md,csv,json} and plots. ``paper``: a
+calibrated demonstration budget (ensemble BC only, fixed rule: :func:`choose_budget`), then
+tau in the paper's units x two architecture arms on paired seeds with bootstrap CIs; writes
+swarm_paper.{md,csv,json} and one plot per env. Protocols and readings:
+docs/results/swarm_bc.md.
 """
 
 from __future__ import annotations
@@ -230,40 +180,21 @@ def study_env(env_id: str, scale: Scale, seed: int) -> tuple[list[dict], list[di
         ev = jax.jit(jax.vmap(make_eval(env, cfg, scale.probe), in_axes=(0, 0, None)))
         m = ev(params, jax.random.split(jax.random.fold_in(keys[0], 1), n), expert_obs)
         m = {k: np.asarray(v) for k, v in m.items()}
-        print(f"{env_id} {fields or 'tau sweep'}: {time.time() - t0:.0f} s", file=sys.stderr)
-        out = []
-        for i in range(n):
-            r = float(m["returns"][i].mean())
-            out.append({
-                "mean_return": r,
-                "scaled_return": (r - random_ret) / (expert_ret - random_ret),
-                "action_difference_expert": float(m["action_difference_expert"][i]),
-                "action_difference_visited": float(m["action_difference_visited"][i]),
-            })  # fmt: skip
-        return out
+        studies.log(f"{env_id} {fields or 'tau sweep'}:", t0)
+        returns = [float(m["returns"][i].mean()) for i in range(n)]
+        return [{"mean_return": r, "scaled_return": (r - random_ret) / (expert_ret - random_ret),
+                 **{k: float(m[k][i]) for k in AD}} for i, r in enumerate(returns)]  # fmt: skip
 
     rows: list[dict] = []
     grid = [(c, s) for c in scale.episode_counts for s in range(scale.seeds)]
     for m_idx, method in enumerate(METHODS):
         members = 1 if method == "bc" else scale.bc.members
         tau = scale.tau if method == "swarm" else 0.0
-        res = runs_for(
-            scale.bc.replace(members=members),
-            [c for c, _ in grid],
-            [tau] * len(grid),
-            1 + m_idx,
-            method=method,
-        )
-        for (c, s), r in zip(grid, res, strict=True):
-            head = {
-                "env": env_id,
-                "episodes": c,
-                "method": method,
-                "seed": s,
-                "members": members,
-                "tau": tau,
-            }
-            rows.append(head | r | {"expert_return": expert_ret, "random_return": random_ret})
+        cfg = scale.bc.replace(members=members)
+        res = runs_for(cfg, [c for c, _ in grid], [tau] * len(grid), 1 + m_idx, method=method)
+        rows += [{"env": env_id, "episodes": c, "method": method, "seed": s, "members": members, "tau": tau}
+                 | r | {"expert_return": expert_ret, "random_return": random_ret}
+                 for (c, s), r in zip(grid, res, strict=True)]  # fmt: skip
     # tau sweep at one episode count: taus x seeds in one program
     sweep_grid = [(t, s) for t in scale.taus for s in range(scale.seeds)]
     res = runs_for(
@@ -305,34 +236,26 @@ def counts_report(
     summary: list[dict], sweep: list[dict], sc: Scale, meta: dict, stats: dict
 ) -> list[str]:
     by = {(r["env"], r["episodes"], r["method"]): r for r in summary}
-    table = []
-    for env_id in dict.fromkeys(r["env"] for r in summary):
-        for c in sorted({r["episodes"] for r in summary if r["env"] == env_id}):
-            r = {m: by[(env_id, c, m)] for m in METHODS}
-            cells = [studies.pm(r[m]["scaled_return"], r[m]["scaled_return_std"]) for m in METHODS]
-            ads = [f"{r[m][AD[0]]:.3f} / {r[m][AD[1]]:.3f}" for m in ("ensemble", "swarm")]
-            table.append([env_id, c, *cells, *ads])
-    pd = {(p["env"], p["episodes"], p["x"], p["y"]): p for p in stats["paired"]}
-    paired_rows = []
-    for e, c in stats["tasks"]:
-        cells = []
-        for x, y in COMPARISONS:
-            p = pd[(e, c, x, y)]
-            mark = {"supported": " (+)", "opposite": " (-)"}.get(p["reading"], "")
-            cells.append(f"{p['mean']:+.2f} [{p['ci'][0]:+.2f}, {p['ci'][1]:+.2f}]{mark}")
-        paired_rows.append([e, c, *cells])
-    sw = {(r["env"], r["tau"]): r for r in sweep}
-    sweep_rows = [
-        [
-            env_id,
-            *(
-                studies.pm(sw[(env_id, t)]["scaled_return"], sw[(env_id, t)]["scaled_return_std"])
-                for t in sc.taus
-            ),
-        ]
-        for env_id in dict.fromkeys(r["env"] for r in sweep)
-    ]
-    bc, p = sc.bc, sc.probe
+    by |= {(r["env"], r["tau"]): r for r in sweep}
+    by |= {(p["env"], p["episodes"], p["x"], p["y"]): p for p in stats["paired"]}
+
+    def ret(*k):  # a column: the scaled return of the summary row at (row's key) + k
+        return lambda t: studies.pm(by[t + k]["scaled_return"], by[t + k]["scaled_return_std"])
+
+    def ad(m):
+        return lambda t: f"{by[t + (m,)][AD[0]]:.3f} / {by[t + (m,)][AD[1]]:.3f}"
+
+    def diff(x, y):
+        mark = {"supported": " (+)", "opposite": " (-)"}
+        return lambda t: (
+            studies.signed_ci(by[t + (x, y)]["mean"], by[t + (x, y)]["ci"])
+            + mark.get(by[t + (x, y)]["reading"], "")
+        )
+
+    tasks = [(e, c) for e in dict.fromkeys(r["env"] for r in summary)
+             for c in sorted({r["episodes"] for r in summary if r["env"] == e})]  # fmt: skip
+    bc, p, first = sc.bc, sc.probe, {"env": lambda t: t[0]}
+    counts = first | {"episodes": lambda t: t[1]}
     return studies.heading(
         "Swarm BC study",
         meta,
@@ -345,7 +268,8 @@ def counts_report(
         "returns from the zoo metadata). Action difference: mean pairwise distance between members' "
         "actions (action probabilities for discrete envs) on expert states / on states the ensemble visits.",
         "",
-        *studies.md_table(["env", "episodes", "BC", "ensemble BC", "Swarm BC", "action diff. ensemble (expert / visited)", "action diff. Swarm (expert / visited)"], table),
+        *studies.table(tasks, counts | {"BC": ret("bc"), "ensemble BC": ret("ensemble"), "Swarm BC": ret("swarm"),
+                                         "action diff. ensemble (expert / visited)": ad("ensemble"), "action diff. Swarm (expert / visited)": ad("swarm")}),
         "",
         f"## Statistics over seeds ({len(stats['seeds'])} paired seeds, 95% bootstrap CIs)",
         "",
@@ -358,11 +282,11 @@ def counts_report(
         "bootstrap CI]; reading: supported (CI above 0), opposite (below 0), else not supported "
         "at this budget:",
         "",
-        *studies.md_table(["env", "episodes", *(f"{x} - {y}" for x, y in COMPARISONS)], paired_rows),
+        *studies.table([tuple(t) for t in stats["tasks"]], counts | {f"{x} - {y}": diff(x, y) for x, y in COMPARISONS}),
         "",
         f"## tau sweep (Swarm BC, {sc.tau_sweep_episodes} episodes)",
         "",
-        *studies.md_table(["env", *(f"tau={t}" for t in sc.taus)], sweep_rows),
+        *studies.table([(e,) for e in dict.fromkeys(r["env"] for r in sweep)], first | {f"tau={t}": ret(t) for t in sc.taus}),
     ]  # fmt: skip
 
 
@@ -667,39 +591,25 @@ def paper_report(summary: list[dict], parts: dict, sc: PaperScale, meta: dict) -
         lo, hi = v["ci"] or (float("nan"), float("nan"))
         return f"{v['mean']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
+    def diff(metric: str, digits: int = 2, reading: bool = False):  # Swarm tau - ensemble
+        if reading:
+            return lambda r: "" if r["tau"] == 0.0 else r[f"diff_{metric}"]["reading"]
+        return lambda r: "(ensemble)" if r["tau"] == 0.0 else ci(r[f"diff_{metric}"], digits)
+
+    columns = [
+        ("tau", lambda r: f"{r['tau']:g}"), ("scaled return", lambda r: ci(r["scaled_return"])),
+        ("Δ return vs ensemble", diff("scaled_return")), ("reading", diff("scaled_return", reading=True)),
+        ("action diff. rel. (expert / visited)", lambda r: f"{r['action_difference_expert_rel']['mean']:.3f} / {r['action_difference_visited_rel']['mean']:.3f}"),
+        ("Δ action diff. visited", diff("action_difference_visited_rel", 3)),
+        ("reading", diff("action_difference_visited_rel", reading=True)),
+        ("misalignment rel.", lambda r: ci(r["misalignment_rel_expert"], 3)),
+        ("feature sq. norm", lambda r: f"{r['feature_sq_norm_expert']['mean']:.3g}"),
+    ]  # fmt: skip
     for env_id in parts:
         for arm in ARMS:
-            rows = [r for r in summary if r["env"] == env_id and r["arm"] == arm]
-            if not rows:
-                continue
-            table = []
-            for r in rows:
-                if r["tau"] == 0.0:
-                    d_ret = d_ad = "(ensemble)"
-                    read_ret = read_ad = ""
-                else:
-                    d_ret, d_ad = (
-                        ci(r["diff_scaled_return"]),
-                        ci(r["diff_action_difference_visited_rel"], 3),
-                    )
-                    read_ret = r["diff_scaled_return"]["reading"]
-                    read_ad = r["diff_action_difference_visited_rel"]["reading"]
-                ad = f"{r['action_difference_expert_rel']['mean']:.3f} / {r['action_difference_visited_rel']['mean']:.3f}"
-                table.append(
-                    [
-                        f"{r['tau']:g}",
-                        ci(r["scaled_return"]),
-                        d_ret,
-                        read_ret,
-                        ad,
-                        d_ad,
-                        read_ad,
-                        ci(r["misalignment_rel_expert"], 3),
-                        f"{r['feature_sq_norm_expert']['mean']:.3g}",
-                    ]
-                )
-            lines += ["", f"## {env_id}, arm `{arm}`, {rows[0]['budget']} transitions", ""]
-            lines += studies.md_table(["tau", "scaled return", "Δ return vs ensemble", "reading", "action diff. rel. (expert / visited)", "Δ action diff. visited", "reading", "misalignment rel.", "feature sq. norm"], table)  # fmt: skip
+            if rows := [r for r in summary if r["env"] == env_id and r["arm"] == arm]:
+                lines += ["", f"## {env_id}, arm `{arm}`, {rows[0]['budget']} transitions", ""]
+                lines += studies.table(rows, columns)
     return lines
 
 
@@ -757,32 +667,22 @@ def main_paper(
     if sc.taus[0] != 0.0:
         raise ValueError("the paper protocol's taus must start with 0.0 (the ensemble arm)")
     settings = {**studies.record(sc), "envs": None, "seed": seed, "protocol": "paper"}
+    run = partial(paper_env, sc=sc, seed=seed)
     parts, wall = studies.run_units(
-        out_dir / f"{name}_parts",
-        sc.envs,
-        settings,
-        lambda e: paper_env(e, sc, seed),
-        resume,
-        "swarm paper",
+        out_dir / f"{name}_parts", sc.envs, settings, run, resume, "swarm paper"
     )
     runs = [r for p in parts.values() for r in p["runs"]]
     cal_runs = [r for p in parts.values() for r in p["calibration_runs"]]
     summary = paper_summary(runs, sc.bootstrap_resamples)
     meta = studies.metadata(
-        "benchmarks/swarm_bc.py",
-        scale,
-        sc,
-        wall,
-        seed=seed,
-        protocol="paper",
-        penalty_form=PAPER_PENALTY,
+        "benchmarks/swarm_bc.py", scale, sc, wall, seed=seed, protocol="paper", penalty_form=PAPER_PENALTY,
         tau_units="paper (Nuesslein et al.): sum over member pairs, features and hidden "
         "layers of squared hidden-feature differences, batch mean; BC summed over members",
         arms=ARMS,
         calibration_target=list(TARGET),
         pairing="seed s: same key (initial parameters, minibatches, evaluation) and same "
         "demonstrations for every tau and both arms",
-    )
+    )  # fmt: skip
     data = {
         "meta": meta,
         "calibration": {k: p["calibration"] for k, p in parts.items()},
@@ -791,16 +691,9 @@ def main_paper(
         "runs": runs,
         "calibration_runs": cal_runs,
     }
-    csv = [
-        {
-            **{k: r[k] for k in ("phase", "env", "arm", "budget", "seed", "tau", *RUN_METRICS)},
-            "penalty_form": PAPER_PENALTY,
-            "scale": scale,
-            "command": meta["command"],
-            "machine": meta["machine"],
-        }
-        for r in cal_runs + runs
-    ]
+    keys = ("phase", "env", "arm", "budget", "seed", "tau", *RUN_METRICS)
+    csv = [{**{k: r[k] for k in keys}, "penalty_form": PAPER_PENALTY, "scale": scale,
+            "command": meta["command"], "machine": meta["machine"]} for r in cal_runs + runs]  # fmt: skip
     studies.write_report(out_dir, name, data, paper_report(summary, parts, sc, meta), csv)
     plot_paper(summary, out_dir, name)
     print((out_dir / f"{name}.md").read_text())  # fmt: skip

@@ -11,8 +11,9 @@
 * :func:`group_stats`, :func:`score_matrix`, :func:`aggregate`, :func:`paired` and
   :func:`mean_ci`: rows -> per-group summaries, rliable score matrices and paired
   differences, every interval from ``jaxbc.stats``'s bootstrap.
-* :func:`write_report` and :func:`figure`: one writer for the json/csv/md files and one
-  plot skeleton, all written atomically.
+* :func:`table` (a Markdown table from column specs), :func:`write_report` and
+  :func:`figure`: one table builder, one writer for the json/csv/md files and one plot
+  skeleton, all written atomically; :func:`log`: progress to stderr.
 
 Pure functions of rows in the middle; files and plots only at the edges.
 """
@@ -288,10 +289,43 @@ def paired(
 # --- reports and plots -------------------------------------------------------------------
 
 
+def log(msg: str, since: float | None = None) -> float:
+    """Progress to stderr (with the seconds since ``since``); returns the time now, so a
+    study times its steps as ``t = log("step", t)``."""
+    print(msg + ("" if since is None else f" {time.time() - since:.0f} s"), file=sys.stderr)
+    return time.time()
+
+
 def md_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
     """A Markdown table's lines."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+
+
+Column = str | Callable[[Any], Any]
+
+
+def cell(row: Any, spec: Column) -> Any:
+    """One cell of :func:`table`: ``spec`` is ``"field"`` (the value through :func:`fmt`),
+    ``"field:format"`` (e.g. ``"ret:.1f"``; None: "–") or a function of the row."""
+    if not isinstance(spec, str):
+        return spec(row)
+    field, _, form = spec.partition(":")
+    return fmt(row[field]) if not form or row[field] is None else format(row[field], form)
+
+
+def table(
+    rows: Iterable[Any], columns: Mapping[str, Column] | Sequence[tuple[str, Column]]
+) -> list[str]:
+    """A Markdown table of ``rows`` from column specs ``{header: spec}`` (see :func:`cell`;
+    as ``(header, spec)`` pairs where two columns share a header)."""
+    cols = list(columns.items() if isinstance(columns, Mapping) else columns)
+    return md_table([h for h, _ in cols], ([cell(r, c) for _, c in cols] for r in rows))
+
+
+def signed_ci(mean: float, ci: Sequence[float], spec: str = "+.2f") -> str:
+    """A difference and its interval: ``+0.10 [+0.02, +0.18]``."""
+    return f"{mean:{spec}} [{ci[0]:{spec}}, {ci[1]:{spec}}]"
 
 
 def fmt(v: Any, spec: str = ".2f") -> str:

@@ -5,28 +5,12 @@ Runs INSIDE the peer virtualenv (imports only brax, jax and numpy, never jaxbc);
 
     /tmp/peer_venv/bin/python benchmarks/peers/brax_bc.py --teacher T.npz --settings S.json --out DIR
 
-The teacher is a plain-jax MLP (the jaxbc zoo expert's actor weights and observation
-statistics, exported by the driver to ``T.npz``); its deterministic action is the clipped
-mean, and its ``loc`` (what brax's BC loss regresses through a tanh) is ``arctanh`` of that
-action, so ``tanh(loc)`` is exactly the label a jaxbc dataset stores.
-
-Two arms, one after the other:
-
-* ``bc``: ``dagger_beta_fn = 1`` (the teacher always acts: BC on a stream of fresh expert
-  data, a new batch of rollouts every iteration);
-* ``dagger``: brax's default schedule (teacher acts at iteration 0, the student after).
-
-brax's trainer is a Python loop around an eager ``lax.scan`` of its jitted DAgger step, so
-it compiles inside the call (and again for every eval chunk, so one chunk is used:
-``num_evals = 2``; brax's own evaluation is made trivial, 1 env x 1 step, since the returns
-are measured by the driver with one evaluator for every arm). brax times the scan itself
-(``walltime``, with ``block_until_ready``); the compile time inside it is measured with
-``jax.monitoring`` (the union of jax's compile-stage events: tracing, lowering, XLA compile)
-inside brax's own ``t0``..``t1`` (read by standing in for its ``time`` module) and
-subtracted to give the run time. Writes ``brax_bc.json`` (timings,
-versions) and ``brax_bc_params.npz`` (each arm's final normaliser + MLP weights, and brax's
-own actions on the driver's check observations, so the driver can verify that it re-applies
-them exactly).
+The teacher is the zoo expert's actor as a plain-jax MLP (its ``loc`` is ``arctanh`` of the
+clipped mean action, so ``tanh(loc)`` is the label a jaxbc dataset stores). Arms: ``bc``
+(the teacher always acts) and ``dagger`` (brax's default schedule). Compile time inside
+brax's timed scan is measured with ``jax.monitoring`` and subtracted to give the run time.
+Writes ``brax_bc.json`` (timings, versions) and ``brax_bc_params.npz`` (each arm's final
+weights and its actions on the driver's check observations).
 """
 
 from __future__ import annotations

@@ -1,25 +1,17 @@
 """jaxbc's BC and DAgger against brax's ``brax.training.agents.bc`` on equal work, one run.
 
     python benchmarks/peers/run_peer.py --scale cpu        # throughput, a few minutes
-    python benchmarks/peers/run_peer.py --scale cpu_learn  # returns that say something, ~15 min
+    python benchmarks/peers/run_peer.py --scale cpu_learn --seed S  # returns, ~15 min a seed
+    python benchmarks/peers/run_peer.py --scale cpu_learn --summarize  # CIs over the seeds run
     python benchmarks/peers/run_peer.py --scale gpu
 
-Both sides learn from the same teacher on brax hopper (positional backend, 1,000-step
-episodes): the jaxbc zoo expert ``brax/hopper`` (deterministic mean, clipped to [-1, 1]),
-exported to plain arrays for the brax side, which runs in its own virtualenv
-(``--peer-python``, see README.md) as ``brax_bc.py``. Four arms, each with the same policy
-MLP (hidden sizes, swish, tanh-bounded output), batch, Adam learning rate (no clipping),
-gradient steps and env steps:
-
-* ``brax_bc``: brax's trainer with the teacher always acting (fresh expert data each iteration);
-* ``jaxbc_bc``: the same number of expert env steps (same num_envs x steps), collected once,
-  then ``make_bc_train`` for the same number of gradient steps;
-* ``brax_dagger``: brax's default schedule (teacher acts at iteration 0, the student after);
-* ``jaxbc_dagger``: ``make_dagger`` with an initial expert rollout of one iteration's size
-  and ``iterations - 1`` student-driven (beta = 0), warm-started iterations.
-
-Every final policy (and the expert) is evaluated by the same jaxbc evaluator (same env,
-episodes, key). Writes ``benchmarks/results/peers/brax_bc.json`` and ``.md``.
+Both sides learn from the jaxbc zoo expert ``brax/hopper`` (positional backend, 1,000-step
+episodes), exported to plain arrays for the brax side, which runs ``brax_bc.py`` in its own
+virtualenv (``--peer-python``, see README.md). Four arms (brax_bc, jaxbc_bc, brax_dagger,
+jaxbc_dagger) with the same policy MLP, batch, Adam learning rate, gradient steps and env
+steps (:data:`EQUAL`, :data:`NOT_EQUAL`); every final policy is evaluated by the same jaxbc
+evaluator. Writes ``benchmarks/results/peers/brax_bc*.{json,md}``; readings in
+docs/results/peers.md.
 """
 
 from __future__ import annotations
@@ -45,52 +37,21 @@ from jaxbc.data import Dataset
 from jaxbc.experts.expert import load_expert
 from jaxbc.io import atomic_write_bytes, atomic_write_json, command_line, machine_description
 from jaxbc.rollout import evaluate, evaluate_fn, init_carry, rollout_steps
+from jaxbc.stats import paired_difference
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "benchmarks" / "results" / "peers"
 
 SCALES = {
     # a plumbing check (seconds of work, mostly compilation)
-    "smoke": dict(
-        num_envs=4,
-        demo_length=16,
-        batch_size=32,
-        epochs=1,
-        dagger_steps=4,
-        hidden_sizes=[16, 16],
-        eval_episodes=1,
-    ),
+    "smoke": dict(num_envs=4, demo_length=16, batch_size=32, epochs=1, dagger_steps=4, hidden_sizes=[16, 16], eval_episodes=1),
     # a few minutes on 2 shared CPU cores
-    "cpu": dict(
-        num_envs=16,
-        demo_length=64,
-        batch_size=256,
-        epochs=4,
-        dagger_steps=8,
-        hidden_sizes=[64, 64],
-        eval_episodes=5,
-    ),
+    "cpu": dict(num_envs=16, demo_length=64, batch_size=256, epochs=4, dagger_steps=8, hidden_sizes=[64, 64], eval_episodes=5),
     # enough data and steps on 2 CPU cores for the returns to say something (~15 min)
-    "cpu_learn": dict(
-        num_envs=32,
-        demo_length=128,
-        batch_size=256,
-        epochs=8,
-        dagger_steps=12,
-        hidden_sizes=[64, 64],
-        eval_episodes=10,
-    ),
+    "cpu_learn": dict(num_envs=32, demo_length=128, batch_size=256, epochs=8, dagger_steps=12, hidden_sizes=[64, 64], eval_episodes=10),
     # one GPU
-    "gpu": dict(
-        num_envs=256,
-        demo_length=128,
-        batch_size=1024,
-        epochs=10,
-        dagger_steps=40,
-        hidden_sizes=[256, 256],
-        eval_episodes=50,
-    ),
-}
+    "gpu": dict(num_envs=256, demo_length=128, batch_size=1024, epochs=10, dagger_steps=40, hidden_sizes=[256, 256], eval_episodes=50),
+}  # fmt: skip
 
 
 def settings_for(scale: str, seed: int) -> dict:
@@ -143,14 +104,8 @@ def expert_dataset(expert, env, num_envs: int, length: int, key) -> tuple[Datase
     t0 = time.perf_counter()
     obs, act = jax.block_until_ready(compiled(expert.params, key))
     run_s = time.perf_counter() - t0
-    data = Dataset.from_pairs(
-        obs,
-        act,
-        env.id,
-        env.action_space,
-        observation_shape=tuple(env.observation_shape),
-        env_options=tuple(env.options),
-    )
+    data = Dataset.from_pairs(obs, act, env.id, env.action_space,
+                              observation_shape=tuple(env.observation_shape), env_options=tuple(env.options))  # fmt: skip
     return data, compile_s, run_s
 
 
@@ -266,43 +221,29 @@ def main() -> None:
     # --- jaxbc BC -------------------------------------------------------------------------
     key = jax.random.key(s["seed"])
     k_data, k_bc, k_init, k_dag = jax.random.split(key, 4)
-    bc_cfg = BCConfig(
-        policy=policy,
-        steps=s["grad_steps"],
-        batch_size=s["batch_size"],
-        lr=s["lr"],
-        max_grad_norm=None,
-        normalize_obs=True,
-    )
+    bc_cfg = BCConfig(policy=policy, steps=s["grad_steps"], batch_size=s["batch_size"], lr=s["lr"],
+                      max_grad_norm=None, normalize_obs=True)  # fmt: skip
     print("[jaxbc] bc ...", file=sys.stderr, flush=True)
     data, c_col, r_col = expert_dataset(
         expert, env, s["num_envs"], s["dagger_steps"] * s["demo_length"], k_data
     )
     result, c_bc, r_bc = timed(make_bc_train(bc_cfg), k_bc, data)
     out["arms"]["jaxbc_bc"] = {
-        "collect_compile_s": round(c_col, 3),
-        "collect_run_s": round(r_col, 4),
-        "train_compile_s": round(c_bc, 3),
-        "train_run_s": round(r_bc, 4),
-        "compile_s": round(c_col + c_bc, 3),
-        "run_s": round(r_col + r_bc, 4),
+        "collect_compile_s": round(c_col, 3), "collect_run_s": round(r_col, 4),
+        "train_compile_s": round(c_bc, 3), "train_run_s": round(r_bc, 4),
+        "compile_s": round(c_col + c_bc, 3), "run_s": round(r_col + r_bc, 4),
         **rates(s["env_steps"], s["grad_steps"], s["batch_size"], r_col + r_bc),
         "_policy": (result.policy_fn(), result.params),
-    }
+    }  # fmt: skip
 
     # --- jaxbc DAgger ---------------------------------------------------------------------
     print("[jaxbc] dagger ...", file=sys.stderr, flush=True)
     initial, c_i, r_i = expert_dataset(expert, env, s["num_envs"], s["demo_length"], k_init)
     dag_cfg = DAggerConfig(
-        bc=bc_cfg.replace(steps=s["grad_steps_per_iteration"]),
-        iterations=s["dagger_steps"] - 1,
-        steps_per_iteration=n_iter,
-        num_envs=s["num_envs"],
-        beta_schedule="constant",
-        beta0=0.0,
-        warm_start=True,
-        eval_episodes=1,
-    )
+        bc=bc_cfg.replace(steps=s["grad_steps_per_iteration"]), iterations=s["dagger_steps"] - 1,
+        steps_per_iteration=n_iter, num_envs=s["num_envs"], beta_schedule="constant", beta0=0.0,
+        warm_start=True, eval_episodes=1,
+    )  # fmt: skip
     dag, c_d, r_d = timed(make_dagger(dag_cfg, env=env), k_dag, expert, initial)
     # its per-iteration evaluation (1 episode of 1,000 steps, inside the program) is work
     # brax's arm does not do: time it alone to report a rate without it
@@ -310,19 +251,15 @@ def main() -> None:
     _, _, r_ev = timed(ev, dag.learner.params, k_dag)
     r_train = r_i + r_d - s["dagger_steps"] * r_ev
     out["arms"]["jaxbc_dagger"] = {
-        "collect_compile_s": round(c_i, 3),
-        "collect_run_s": round(r_i, 4),
-        "dagger_compile_s": round(c_d, 3),
-        "dagger_run_s": round(r_d, 4),
-        "compile_s": round(c_i + c_d, 3),
-        "run_s": round(r_i + r_d, 4),
+        "collect_compile_s": round(c_i, 3), "collect_run_s": round(r_i, 4),
+        "dagger_compile_s": round(c_d, 3), "dagger_run_s": round(r_d, 4),
+        "compile_s": round(c_i + c_d, 3), "run_s": round(r_i + r_d, 4),
         **rates(s["env_steps"], s["grad_steps"], s["batch_size"], r_i + r_d),
-        "eval_s_per_iteration": round(r_ev, 4),
-        "run_s_without_evals": round(r_train, 4),
+        "eval_s_per_iteration": round(r_ev, 4), "run_s_without_evals": round(r_train, 4),
         "grad_steps_per_s_without_evals": round(s["grad_steps"] / r_train, 1),
         "per_iteration_returns_1ep": [round(float(x), 1) for x in dag.returns],
         "_policy": (dag.learner.policy_fn(), dag.learner.params),
-    }
+    }  # fmt: skip
 
     # --- one evaluator for every final policy --------------------------------------------
     k_eval = jax.random.key(10_000 + s["seed"])
@@ -393,8 +330,6 @@ def summarize_seeds(scale: str, out: Path) -> None:
     """Per arm over the seeds run at ``scale``: final return and throughput; per pair in
     :data:`COMPARE`, the paired difference in final return (seed ``s`` of both arms: the same
     teacher, settings and evaluation key) with a 95% percentile bootstrap CI."""
-    from jaxbc.stats import paired_difference
-
     stem = results_stem(scale)
     runs, files = {}, {}
     for path in sorted(out.glob(f"{stem}*.json")):
@@ -422,21 +357,19 @@ def summarize_seeds(scale: str, out: Path) -> None:
     arms = {}
     for arm in first["arms"]:
         ret = np.array([runs[s]["arms"][arm]["final_return"]["mean"] for s in seeds])
+        # (grad_steps_per_s_without_evals: jaxbc DAgger with its evaluations taken out)
+        medians = (
+            "grad_steps_per_s",
+            "env_steps_per_s",
+            "run_s",
+            "compile_s",
+            "grad_steps_per_s_without_evals",
+        )
         arms[arm] = {
-            "final_return_per_seed": ret.round(1).tolist(),
-            "final_return_mean": float(ret.mean()),
-            **{
-                k + "_median": float(np.median([runs[s]["arms"][arm][k] for s in seeds]))
-                for k in (
-                    "grad_steps_per_s",
-                    "env_steps_per_s",
-                    "run_s",
-                    "compile_s",
-                    "grad_steps_per_s_without_evals",  # jaxbc DAgger: its evaluations taken out
-                )
-                if all(k in runs[s]["arms"][arm] for s in seeds)
-            },
-        }
+            "final_return_per_seed": ret.round(1).tolist(), "final_return_mean": float(ret.mean()),
+            **{k + "_median": float(np.median([runs[s]["arms"][arm][k] for s in seeds]))
+               for k in medians if all(k in runs[s]["arms"][arm] for s in seeds)},
+        }  # fmt: skip
     pairs = []
     for x, y in COMPARE:
         a = [runs[s]["arms"][x]["final_return"]["mean"] for s in seeds]
@@ -446,27 +379,15 @@ def summarize_seeds(scale: str, out: Path) -> None:
             runs[s]["arms"][x]["grad_steps_per_s"] / runs[s]["arms"][y]["grad_steps_per_s"]
             for s in seeds
         ]
-        pairs.append(
-            {
-                "x": x,
-                "y": y,
-                "return_difference": mean,
-                "ci": [lo, hi],
-                "grad_steps_per_s_ratio_median": float(np.median(speed)),
-            }
-        )
+        pairs.append({"x": x, "y": y, "return_difference": mean, "ci": [lo, hi],
+                      "grad_steps_per_s_ratio_median": float(np.median(speed))})  # fmt: skip
     summary = {
         "command": command_line("python benchmarks/peers/run_peer.py"),
-        "runs": [files[s] for s in seeds],
-        "commands": [runs[s]["command"] for s in seeds],
-        "machine": first["machine"],
-        "seeds": seeds,
-        "settings": setup(first),
-        "expert_return": first["expert_return"],
-        "arms": arms,
-        "paired": pairs,
+        "runs": [files[s] for s in seeds], "commands": [runs[s]["command"] for s in seeds],
+        "machine": first["machine"], "seeds": seeds, "settings": setup(first),
+        "expert_return": first["expert_return"], "arms": arms, "paired": pairs,
         "statistics": "paired percentile bootstrap over seeds (jaxbc.stats.paired_difference, 9,999 resamples)",
-    }
+    }  # fmt: skip
     lines = [
         f"# jaxbc vs brax.training.agents.bc over seeds ({scale})",
         "",
