@@ -11,6 +11,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+EPS = 1e-8  # added to the variance before its square root (gym's and purejaxrl's value)
+
 
 class RunningStats(NamedTuple):
     mean: jax.Array
@@ -28,14 +30,25 @@ class RunningStats(NamedTuple):
     def update(self, batch: jax.Array) -> RunningStats:
         """Merge a batch whose leading axes are sample axes (everything but ``mean.shape``)."""
         axes = tuple(range(batch.ndim - self.mean.ndim))
-        b_mean = batch.mean(axes)
-        b_var = batch.var(axes)
         b_count = jnp.asarray(batch.size / max(self.mean.size, 1), jnp.float32)
+        return self.merge(batch.mean(axes), batch.var(axes), b_count)
+
+    def merge(self, b_mean: jax.Array, b_var: jax.Array, b_count: jax.Array) -> RunningStats:
+        """Merge the moments of a batch of ``b_count`` samples (Chan et al.'s parallel rule)."""
         delta = b_mean - self.mean
         total = self.count + b_count
         mean = self.mean + delta * b_count / total
         m2 = self.var * self.count + b_var * b_count + delta**2 * self.count * b_count / total
         return RunningStats(mean, m2 / total, total)
 
-    def normalize(self, x: jax.Array, clip: float = 10.0) -> jax.Array:
-        return jnp.clip((x - self.mean) / jnp.sqrt(self.var + 1e-8), -clip, clip)
+    def normalize(self, x: jax.Array, clip: float | None = 10.0) -> jax.Array:
+        """``(x - mean) / sqrt(var + 1e-8)``, clipped to ``[-clip, clip]`` (None: unclipped)."""
+        return standardize(x, self.mean, self.var, clip)
+
+
+def standardize(
+    x: jax.Array, mean: jax.Array, var: jax.Array, clip: float | None = None
+) -> jax.Array:
+    """``(x - mean) / sqrt(var + 1e-8)``: the one z-scoring of observations by moments."""
+    z = (x - mean) / jnp.sqrt(var + EPS)
+    return z if clip is None else jnp.clip(z, -clip, clip)

@@ -20,9 +20,10 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from jaxbc.envs import ActionSpace, Env
+from jaxbc.envs import ENV_AXIS, ActionSpace, Env
 
 PolicyFn = Callable[[Any, jax.Array, jax.Array], jax.Array]
+WINDOW_EPISODES = ("all", "last", "recent")  # the window fitnesses of window_return_fn
 
 
 class Trajectory(NamedTuple):
@@ -66,7 +67,7 @@ class RolloutCarry(NamedTuple):
 
 
 def init_carry(env: Env, key: jax.Array, num_envs: int) -> RolloutCarry:
-    obs, state = jax.vmap(env.reset)(jax.random.split(key, num_envs))
+    obs, state = jax.vmap(env.reset, axis_name=ENV_AXIS)(jax.random.split(key, num_envs))
     zeros = jnp.zeros((num_envs,), jnp.float32)
     return RolloutCarry(obs, state, zeros, jnp.zeros((num_envs,), jnp.int32))
 
@@ -120,7 +121,7 @@ def unroll(
     """
     num_envs = carry.obs.shape[0]
     chex.assert_shape(carry.obs, (num_envs, *env.observation_shape))
-    step_envs = jax.vmap(env.step)
+    step_envs = jax.vmap(env.step, axis_name=ENV_AXIS)
 
     def body(c, k):
         rc, acc = c
@@ -229,9 +230,11 @@ def first_episodes(
 
 def _dummy_step(env: Env, num_envs: int) -> Step:
     """A step of the right shapes (for ``eval_shape`` of per-step extractors)."""
-    obs, state = jax.vmap(env.reset)(jax.random.split(jax.random.key(0), num_envs))
+    obs, state = jax.vmap(env.reset, axis_name=ENV_AXIS)(
+        jax.random.split(jax.random.key(0), num_envs)
+    )
     action = jax.vmap(env.action_space.sample)(jax.random.split(jax.random.key(0), num_envs))
-    _, _, reward, term, trunc, info = jax.vmap(env.step)(
+    _, _, reward, term, trunc, info = jax.vmap(env.step, axis_name=ENV_AXIS)(
         jax.random.split(jax.random.key(0), num_envs), state, action
     )
     return Step(
@@ -292,15 +295,24 @@ def evaluate_fn(
 
 
 def window_return_fn(
-    env: Env, policy_fn: PolicyFn, num_envs: int, num_steps: int
+    env: Env, policy_fn: PolicyFn, num_envs: int, num_steps: int, episodes: str = "all"
 ) -> Callable[[Any, jax.Array], jax.Array]:
-    """Build a pure ``(params, key) -> mean return`` of EVERY episode that ends within
-    ``num_steps`` steps of ``num_envs`` auto-resetting envs (the HaDES paper's fitness).
+    """Build a pure ``(params, key) -> mean return`` over a ``num_steps`` window of
+    ``num_envs`` auto-resetting envs (the HaDES paper's fitness), by ``episodes``:
 
-    Short episodes are averaged many times over, so a poor policy's score is far less
-    noisy than its first episode's. If no episode ends in the window, the mean return so
-    far of the running episodes counts instead. Only running sums are carried.
+    * ``"all"``: the mean return of EVERY episode that ends in the window (short episodes
+      are averaged many times over, so a poor policy's score is far less noisy than its
+      first episode's); if none ends, the mean return so far of the running episodes;
+    * ``"last"``: each env's last finished episode, 0 for an env that finished none,
+      averaged over envs (the official HaDES MinAtar code, as written);
+    * ``"recent"``: at every step, each env's most recently finished episode (0 before the
+      first), averaged over steps and envs (what the official MinAtar runs recorded: their
+      multi-device reshaping averaged ``returned_episode_returns`` over the steps).
+
+    Only running sums are carried.
     """
+    if episodes not in WINDOW_EPISODES:
+        raise ValueError(f"episodes must be one of {WINDOW_EPISODES}, got {episodes!r}")
 
     def run(params, key) -> jax.Array:
         k_reset, k_run = jax.random.split(key)
@@ -308,11 +320,23 @@ def window_return_fn(
         zero = jnp.zeros((num_envs,), jnp.float32)
 
         def fold(acc, s: Step):
-            return acc[0] + s.episode_return, acc[1] + s.done
+            total, count, last, recent = acc
+            last = jnp.where(s.done, s.episode_return, last)
+            return total + s.episode_return, count + s.done, last, recent + last
 
-        carry, (total, count), _ = unroll(
-            env, policy_actor(policy_fn, params), k_run, carry, num_steps, fold, (zero, zero)
+        carry, (total, count, last, recent), _ = unroll(
+            env,
+            policy_actor(policy_fn, params),
+            k_run,
+            carry,
+            num_steps,
+            fold,
+            (zero, zero, zero, zero),
         )
+        if episodes == "last":
+            return last.mean()
+        if episodes == "recent":
+            return recent.mean() / num_steps
         n = count.sum()
         return jnp.where(n > 0, total.sum() / jnp.maximum(n, 1.0), carry.ep_return.mean())
 

@@ -35,7 +35,7 @@ if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-from jaxbc.envs import Env  # noqa: E402
+from jaxbc.envs import Env, env_state, one_env  # noqa: E402
 
 Renderer = Literal["auto", "mujoco", "simple"]
 
@@ -59,17 +59,21 @@ def record_rollout(
     brax = env.family == "brax"
 
     def view(state: Any) -> Any:
-        return state.inner.pipeline_state if brax else jnp.zeros(())
+        return env_state(state).inner.pipeline_state if brax else jnp.zeros(())
+
+    # one env as a batch of one on the env axis (wrappers may reduce over it)
+    reset = one_env(env.reset)
+    env_step = one_env(env.step)
 
     def run(params: Any, key: jax.Array) -> tuple[Any, Any, Any, Any]:
         k_reset, k_run = jax.random.split(key)
-        obs, state = env.reset(k_reset)
+        obs, state = reset(k_reset)
 
         def step(carry: tuple[Any, Any], k: jax.Array) -> tuple[tuple[Any, Any], tuple[Any, ...]]:
             obs, state = carry
             k_act, k_env = jax.random.split(k)
             action = policy_fn(params, obs, k_act)
-            obs, state, reward, term, trunc, _ = env.step(k_env, state, action)
+            obs, state, reward, term, trunc, _ = env_step(k_env, state, action)
             return (obs, state), (obs, view(state), reward, term | trunc)
 
         _, (obs_seq, views, reward, done) = jax.lax.scan(

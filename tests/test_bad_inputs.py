@@ -601,7 +601,8 @@ def test_hades_resume_with_other_settings(capsys, tmp_path):
 
 
 def test_hades_preset_sizes_are_not_overridden(capsys, tmp_path, monkeypatch):
-    """`--dataset-size` left out keeps the preset's D (MinAtar 16, Brax 64)."""
+    """`--dataset-size` left out keeps the preset's D (MinAtar: the n * (16 // n) states the
+    official D=16 trains on, 15 for Breakout's 3 actions; classic control 4)."""
     from jaxbc.hades import cli as hades_cli
 
     seen = {}
@@ -611,7 +612,7 @@ def test_hades_preset_sizes_are_not_overridden(capsys, tmp_path, monkeypatch):
         raise ValueError("stop here")
 
     monkeypatch.setattr("jaxbc.hades.run.run_hades", stop)
-    for env_id, d in (("Breakout-MinAtar", 16), ("CartPole-v1", 4)):
+    for env_id, d in (("Breakout-MinAtar", 15), ("CartPole-v1", 4)):
         with pytest.raises(ValueError, match="stop here"):
             hades_cli.hades(env_id, out=tmp_path / env_id, population=4)
         assert seen["config"].dataset_size == d and seen["config"].num_inits == 2

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from types import SimpleNamespace
 
 import jax
 import jax.numpy as jnp
@@ -20,8 +21,10 @@ from jaxbc.hades import (
     HillClimber,
     distilled_dataset,
     episode_returns,
+    fitness_shaping_fn,
     make_hades,
     make_strategy,
+    paper_strategy_options,
     plot_dataset,
     run_hades,
     run_seconds,
@@ -57,7 +60,7 @@ def _leaves(tree):
     ]
 
 
-@pytest.mark.parametrize("episodes", ["first", "all"])
+@pytest.mark.parametrize("episodes", ["first", "all", "last"])
 def test_generation_summaries_and_member_fitness_is_independent_train_and_evaluate(episodes):
     h = _tiny(dataclasses.replace(TINY, fitness_episodes=episodes))
     state = jax.jit(h.init)(jax.random.key(0))
@@ -77,8 +80,10 @@ def test_generation_summaries_and_member_fitness_is_independent_train_and_evalua
     @jax.jit
     def train_then_evaluate(data, init, key):
         params = h.train(data, init)
-        if episodes == "all":  # every episode ending in the window (envs auto-reset)
-            return window_return_fn(h.env, h.policy_fn(), TINY.num_envs, h.eval_steps)(params, key)
+        if episodes != "first":  # episodes ending in the window (envs auto-reset)
+            return window_return_fn(h.env, h.policy_fn(), TINY.num_envs, h.eval_steps, episodes)(
+                params, key
+            )
         return episode_returns(
             h.env, h.policy_fn(), params, key, TINY.num_envs, h.eval_steps
         ).mean()
@@ -176,8 +181,8 @@ def test_unknown_algorithm_and_options_are_clear_errors():
         make_hades(TINY, object())
     with pytest.raises(ValueError, match="unknown HaDES variant"):
         make_hades(dataclasses.replace(TINY, variant="X"), HillClimber(8))
-    with pytest.raises(ValueError, match="unknown fitness_episodes 'last'"):
-        make_hades(dataclasses.replace(TINY, fitness_episodes="last"), HillClimber(8))
+    with pytest.raises(ValueError, match="unknown fitness_episodes 'best'"):
+        make_hades(dataclasses.replace(TINY, fitness_episodes="best"), HillClimber(8))
 
 
 def test_custom_strategy_and_fitness_shaping():
@@ -535,3 +540,16 @@ def test_distilled_dataset_stores_its_recipe_and_the_fitness_of_what_it_stores(t
         assert e.code in (0, None)
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert res["steps"] == cfg.inner_steps  # the recipe, not the 5000-step default
+
+
+def test_ordinal_weights_break_ties_in_population_order():
+    """The paper's SNES shaping: tied members take consecutive ranks in population order
+    (a stable argsort), so a population that mostly ties still puts the full weight on its
+    top members; evosax 0.3's own weights give every tied member their mean rank."""
+    params = SimpleNamespace(weights=jnp.asarray([0.4, 0.3, 0.2, 0.1]))
+    fitness = jnp.asarray([1.0, 0.0, 0.0, 0.0])  # minimised: members 1-3 tie for best
+    shaped = fitness_shaping_fn("ordinal_weights")(None, fitness, None, params)
+    np.testing.assert_allclose(shaped, [0.1, 0.4, 0.3, 0.2])
+    assert float(shaped.sum()) == pytest.approx(1.0)
+    es = make_strategy("SNES", 8, solution_template(TINY), **paper_strategy_options("SNES", 8))
+    assert es.es.fitness_shaping_fn is fitness_shaping_fn("ordinal_weights")

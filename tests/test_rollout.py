@@ -1,10 +1,18 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from jaxbc import envs
 from jaxbc.envs import Box, Env
-from jaxbc.rollout import evaluate, random_return, rollout, scaled_return, window_return_fn
+from jaxbc.rollout import (
+    evaluate,
+    random_policy,
+    random_return,
+    rollout,
+    scaled_return,
+    window_return_fn,
+)
 
 
 def counter_env(episode_len: int = 3) -> Env:
@@ -86,3 +94,34 @@ def test_evaluate_jits_and_random_baseline_on_cartpole():
     assert 10 < float(rnd.mean_return) < 40  # random CartPole lasts ~22 steps
     assert rnd.returns.shape == (64,)
     assert float(scaled_return(rnd.mean_return, rnd.mean_return, 500.0)) == 0.0
+
+
+def test_window_return_last_is_each_envs_last_finished_episode():
+    """``episodes="last"``: per env the return of the last episode that ended in the window
+    (0 where none ended), averaged over envs; ``"recent"``: that value at every step,
+    averaged over steps too; ``"all"``: the mean over every ended episode."""
+    env = envs.make("CartPole-v1")
+    pol = random_policy(env.action_space)
+    key = jax.random.key(3)
+    for steps in (15, 60):  # at 15 steps some random CartPole envs have not finished yet
+        res = rollout(env, pol, None, key, 6, steps)
+        done, ret = np.asarray(res.episode_end), np.asarray(res.episode_return)
+        last = [
+            ret[np.nonzero(done[:, e])[0][-1], e] if done[:, e].any() else 0.0 for e in range(6)
+        ]
+        got = window_return_fn(env, pol, 6, steps, "last")(None, key)
+        np.testing.assert_allclose(float(got), np.mean(last), rtol=1e-6)
+        # "recent": at each step, each env's most recently finished episode (0 before any)
+        recent = np.zeros((steps, 6))
+        for e in range(6):
+            current = 0.0
+            for t in range(steps):
+                current = ret[t, e] if done[t, e] else current
+                recent[t, e] = current
+        got_recent = window_return_fn(env, pol, 6, steps, "recent")(None, key)
+        np.testing.assert_allclose(float(got_recent), recent.mean(), rtol=1e-5)
+        if done.any():
+            got_all = window_return_fn(env, pol, 6, steps, "all")(None, key)
+            np.testing.assert_allclose(float(got_all), ret[done].mean(), rtol=1e-6)
+    with pytest.raises(ValueError, match="episodes must be one of"):
+        window_return_fn(env, pol, 6, 10, "first")

@@ -58,8 +58,11 @@ def cross_entropy(logits: jax.Array, action: jax.Array) -> jax.Array:
 
 
 def member_bc_loss(policy: Policy, output: PolicyOutput, action: jax.Array) -> jax.Array:
-    """The BC objective of one member's outputs, chosen by the policy kind."""
+    """The BC objective of one member's outputs, chosen by the policy kind. Categorical
+    targets are action indices ``[B]`` or probabilities ``[B, n]`` (soft labels)."""
     if policy.kind == "categorical":
+        if action.ndim == output.out.ndim:
+            return optax.softmax_cross_entropy(output.out, action).mean()
         return cross_entropy(output.out, action)
     if policy.kind == "gaussian":
         return gaussian_nll(output.out, output.log_std, action)

@@ -283,8 +283,13 @@ LossFn = Callable[..., tuple[jax.Array, dict]]
 
 
 def make_optimizer(config: BCConfig) -> optax.GradientTransformation:
-    """Per-member gradient clipping then Adam(W) with the configured schedule; every
-    hyperparameter may be traced. Wrapped in :func:`jaxbc.training.per_member`."""
+    """:func:`member_optimizer` for each member independently (:func:`jaxbc.training.per_member`)."""
+    return per_member(member_optimizer(config))
+
+
+def member_optimizer(config: BCConfig) -> optax.GradientTransformation:
+    """One policy's optimiser: gradient clipping then Adam(W) with the configured schedule;
+    every hyperparameter may be traced (HaDES's inner loop uses it as it is)."""
     warmup = config.warmup_steps
     decay_steps = max(1, config.steps - warmup)
     decay = {
@@ -297,8 +302,7 @@ def make_optimizer(config: BCConfig) -> optax.GradientTransformation:
         if warmup
         else decay
     )
-    tx = adam_optimizer(lr, config.max_grad_norm, config.weight_decay, config.adam_eps)
-    return per_member(tx)
+    return adam_optimizer(lr, config.max_grad_norm, config.weight_decay, config.adam_eps)
 
 
 def make_bc_train(

@@ -21,6 +21,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+# The vmap axis name of a batch of envs: every rollout vmaps reset/step over it, so wrappers
+# whose state is shared by the batch (running observation statistics) can reduce over it.
+ENV_AXIS = "envs"
+
 
 @dataclass(frozen=True)
 class Discrete:

@@ -13,6 +13,7 @@ import numpy as np
 from jaxbc.envs.core import Box, Discrete, Env, auto_reset
 from jaxbc.envs.maze import MAZES, make_point_maze
 from jaxbc.envs.multimodal import TOY, make_two_goals
+from jaxbc.envs.normalization import normalize_observations
 
 CLASSIC_CONTROL = (
     "CartPole-v1",
@@ -71,9 +72,14 @@ def make(env_id: str, **options: Any) -> Env:
     for Brax envs, ``backend`` (default ``"positional"``), ``episode_length`` (default 1000)
     and keyword arguments of the Brax env constructor; for the toy tasks, any field of their
     params (``jaxbc.envs.multimodal.TwoGoalsParams``); for the point maze, any field of
-    ``jaxbc.envs.maze.MazeParams``.
+    ``jaxbc.envs.maze.MazeParams``. Every env also takes ``obs_normalization`` (``"none"``,
+    ``"constant"``, ``"running"``) and, with ``"constant"``, ``obs_stats`` (a ``.npz`` of
+    ``mean`` and ``var``; default: the package's statistics for ``env_id``): see
+    :mod:`jaxbc.envs.normalization`.
     """
     family = family_of(env_id)
+    norm = options.pop("obs_normalization", "none")
+    stats_file = options.pop("obs_stats", None)
     if family == "brax":
         env = _make_brax(env_id, **options)
     elif family == "toy":
@@ -82,7 +88,8 @@ def make(env_id: str, **options: Any) -> Env:
         env = make_point_maze(env_id, **options)
     else:
         env = _make_gymnax(env_id, family, **options)
-    key = ("jaxbc.envs.make", env_id, tuple(sorted(options.items())))
+    env = normalize_observations(env, norm, stats_file)
+    key = ("jaxbc.envs.make", env_id, env.options)
     try:
         hash(key)
     except TypeError:  # an unhashable option value: fall back to identity

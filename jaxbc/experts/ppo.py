@@ -29,7 +29,7 @@ from jaxbc.envs import Env
 from jaxbc.logs import host_callback
 from jaxbc.networks import ActorCritic
 from jaxbc.normalize import RunningStats
-from jaxbc.rollout import RolloutCarry, unroll
+from jaxbc.rollout import RolloutCarry, init_carry, unroll
 
 
 @dataclass(frozen=True)
@@ -206,7 +206,7 @@ def make_ppo(
         k_net, k_env, key = jax.random.split(key, 3)
         params = net.init(k_net, jnp.zeros((1, *env.observation_shape)))
         ts = TrainState.create(apply_fn=net.apply, params=params, tx=tx)
-        obs, env_state = jax.vmap(env.reset)(jax.random.split(k_env, n_env))
+        obs, env_state = init_carry(env, k_env, n_env)[:2]
         zeros = jnp.zeros((n_env,), jnp.float32)
         return PPOState(
             ts,

@@ -28,6 +28,7 @@ from jaxbc.hades.strategies import (
     algorithm_names,
     fitness_shaping_fn,
     make_strategy,
+    paper_strategy_options,
     softmax_rank_weights,
 )
 
@@ -51,6 +52,7 @@ __all__ = [
     "hades_preset",
     "make_hades",
     "make_strategy",
+    "paper_strategy_options",
     "plot_dataset",
     "run_hades",
     "run_seconds",

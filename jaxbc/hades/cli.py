@@ -44,8 +44,12 @@ def hades(
     hidden: tuple[int, ...] | None = None,
     eval_envs: int | None = None,
     eval_steps: int | None = None,
-    fitness_episodes: Literal["first", "all"] | None = None,
-    fitness_shaping: Literal["default", "raw", "centered_ranks", "z_score"] = "default",
+    fitness_episodes: Literal["first", "all", "last", "recent"] | None = None,
+    eval_actions: Literal["greedy", "sampled"] | None = None,
+    obs_normalization: Literal["none", "constant", "running"] | None = None,
+    fitness_shaping: Literal[
+        "default", "raw", "centered_ranks", "z_score", "ordinal_weights"
+    ] = "default",
     log_dir: Path | None = None,
     wandb_project: str | None = None,
     json: JsonFlag = False,
@@ -56,7 +60,8 @@ def hades(
     Args:
         env: environment id (see `jaxbc envs`).
         dataset_size: synthetic (state, action) pairs D (default: the preset's: 4 classic
-            control, 16 MinAtar, 64 Brax; discrete actions need D >= the number of actions).
+            control, 64 Brax, and for MinAtar the n * (16 // n) states the official D=16
+            trains on, e.g. 15 for Breakout; discrete actions need D >= the number of actions).
         strategy: any evosax algorithm name (SNES, Open_ES, CMA_ES, PGPE, SimpleGA, ...).
         population: ES population size, >= 2 (a multiple of the device count).
         generations: ES generations.
@@ -76,11 +81,18 @@ def hades(
         hidden: policy hidden widths (default: the preset's).
         eval_envs: envs per fitness evaluation (default: the preset's).
         eval_steps: rollout steps per fitness evaluation (default: the env's episode limit).
-        fitness_episodes: first (each env's first episode) or all (every episode ending in
-            the eval_steps window; the paper's, less noisy for short episodes). Default: the
-            preset's.
+        fitness_episodes: first (each env's first episode), all (every episode ending in
+            the eval_steps window; less noisy for short episodes), last (each env's last
+            finished episode) or recent (each env's most recently finished episode, averaged
+            over the window's steps). Default: the preset's (Brax all, MinAtar recent).
+        eval_actions: greedy (mode/mean) or sampled actions in the fitness rollouts.
+            Default: the preset's (sampled for Brax and MinAtar, as the official code).
+        obs_normalization: none, constant (the package's per-env moments) or running (the
+            fitness rollout's moments so far); the synthetic states live in that space.
+            Default: the preset's (MinAtar constant, Brax running, else none).
         fitness_shaping: default (the paper's for SNES/Open_ES, else the algorithm's own),
-            raw, centered_ranks or z_score.
+            raw, centered_ranks, z_score or ordinal_weights (the algorithm's rank weights by
+            ordinal rank, ties broken by population order: the paper's SNES default).
         log_dir: write each generation's best/mean/std fitness after every chunk to
             DIR/metrics.csv and TensorBoard event files in DIR; an existing metrics.csv is
             not overwritten without --force (with --resume it is continued).
@@ -123,6 +135,10 @@ def hades(
         overrides["eval_steps"] = eval_steps
     if fitness_episodes is not None:
         overrides["fitness_episodes"] = fitness_episodes
+    if eval_actions is not None:
+        overrides["deterministic_eval"] = eval_actions == "greedy"
+    if obs_normalization is not None:
+        overrides["obs_normalization"] = obs_normalization
     config = hades_preset(env, **overrides)
     if hidden is not None:
         config = dataclasses.replace(

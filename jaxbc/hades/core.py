@@ -47,21 +47,20 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from flax import struct
 from jax.sharding import Mesh, PartitionSpec
 
 from jaxbc import envs
 from jaxbc.bc.losses import member_bc_loss
 from jaxbc.bc.policies import Policy, PolicyConfig, make_policy
-from jaxbc.bc.train import BCConfig
+from jaxbc.bc.train import BCConfig, member_optimizer
 from jaxbc.envs import Box, Discrete, Env
 from jaxbc.hades.strategies import strategy_key
-from jaxbc.rollout import PolicyFn, evaluate_fn, window_return_fn
-from jaxbc.training import adam_optimizer, fit
+from jaxbc.rollout import WINDOW_EPISODES, PolicyFn, evaluate_fn, window_return_fn
+from jaxbc.training import fit
 
 VARIANTS = ("F", "R")
-FITNESS_EPISODES = ("first", "all")
+FITNESS_EPISODES = ("first", *WINDOW_EPISODES)
 POP_AXIS = "population"
 
 
@@ -88,11 +87,17 @@ class HadesConfig:
     max_grad_norm: float | None = 0.5  # None: no clipping
     num_envs: int = 4  # E envs per fitness evaluation
     eval_steps: int | None = None  # L rollout steps; None: env.max_episode_steps
-    # which episodes make the fitness: "first" (each env's first episode) or "all" (every
-    # episode that ends in the L-step window, envs auto-reset: the paper's; far less noisy
-    # when episodes are short, e.g. MinAtar Breakout's 6-40 steps under a random policy)
-    fitness_episodes: Literal["first", "all"] = "first"
+    # which episodes make the fitness: "first" (each env's first episode) or, over the
+    # L-step window of auto-resetting envs, "all" (every episode that ends in it; far less
+    # noisy when episodes are short, e.g. MinAtar Breakout's 6-40 steps under a random
+    # policy), "last" (each env's last finished one) or "recent" (each env's most recent
+    # one, averaged over the window's steps): see jaxbc.rollout.window_return_fn
+    fitness_episodes: Literal["first", "all", "last", "recent"] = "first"
     deterministic_eval: bool = True  # mode/mean actions in the fitness rollouts
+    # observations as the policy sees them, and the space the synthetic states live in:
+    # "none" (raw), "constant" (fixed per-env moments, jaxbc/envs/obs_stats/) or "running"
+    # (moments of the fitness rollout's envs so far); see jaxbc.envs.normalization
+    obs_normalization: Literal["none", "constant", "running"] = "none"
     num_devices: int | None = None  # devices the population is split over; None: all
     # members evaluated together (vmap inside a block, lax.map over blocks): each step's
     # batched matmuls then touch only a block's weights, which stay in cache on a CPU.
@@ -110,7 +115,12 @@ class HadesConfig:
         return 1 if self.variant == "F" else self.num_inits
 
     def make_env(self) -> Env:
-        return envs.make(self.env_id, **dict(self.env_options))
+        """The env in the normalised observation space (its options record the mode, so a
+        distilled dataset and the policies trained on it act in that space too)."""
+        options = dict(self.env_options)
+        if self.obs_normalization != "none":
+            options["obs_normalization"] = self.obs_normalization
+        return envs.make(self.env_id, **options)
 
     def __post_init__(self):
         self.validate()
@@ -144,6 +154,15 @@ class HadesConfig:
             raise ValueError(
                 f"unknown fitness_episodes {self.fitness_episodes!r}; choose from {FITNESS_EPISODES}"
             )
+        if self.obs_normalization not in envs.OBS_NORMALIZATIONS:
+            raise ValueError(
+                f"unknown HadesConfig.obs_normalization {self.obs_normalization!r}; choose from "
+                f"{envs.OBS_NORMALIZATIONS}"
+            )
+        if "obs_normalization" in dict(self.env_options):
+            raise ValueError(
+                "set HadesConfig.obs_normalization, not env_options['obs_normalization']"
+            )
         if self.policy.kind not in ("auto", "gaussian", "categorical", "deterministic"):
             raise ValueError(f"unknown policy kind {self.policy.kind!r}")
         return self
@@ -155,11 +174,28 @@ class HadesConfig:
         return d
 
 
+# the official runs' dataset sizes (D), per family
+PAPER_DATASET_SIZE = {"brax": 64, "minatar": 16}
+
+
 def hades_preset(env_id: str, **overrides: Any) -> HadesConfig:
-    """The paper's inner loop and fitness per env family (Brax, MinAtar: the mean return of
-    every episode finished in the window); small nets for classic control."""
+    """The official implementation's settings per env family, read from its code and stored
+    runs (the README's settings audit gives each with its source); small nets for classic
+    control. Where ours differs on purpose, the config field names it.
+
+    * Both paper families sample actions in the fitness rollouts.
+    * Brax: every finished episode scores; observations z-scored with the rollout's running
+      moments at D=64 and with constant moments (the zoo expert's PPO normaliser) at D=4,
+      as the official runs.
+    * MinAtar: constant per-env moments; the "recent" window fitness of the stored runs;
+      1024 rollout steps; ``D // n`` states per action: the official code labels
+      ``n * (D // n)`` states and never trains on the rest, so the preset's D is that
+      (15 for Breakout's 3 actions at the paper's 16); Adam's eps ``1e-5 * n`` because the
+      official loss is the cross-entropy divided by ``n`` (Adam is scale-free but for eps).
+    """
     family = envs.family_of(env_id)
     if family == "brax":
+        d = overrides.get("dataset_size", PAPER_DATASET_SIZE["brax"])
         base = dict(
             policy=PolicyConfig(
                 kind="gaussian",
@@ -174,19 +210,26 @@ def hades_preset(env_id: str, **overrides: Any) -> HadesConfig:
             max_grad_norm=0.5,
             num_envs=4,
             eval_steps=1024,
-            dataset_size=64,
+            dataset_size=d,
             fitness_episodes="all",
+            deterministic_eval=False,
+            obs_normalization="constant" if d <= 4 else "running",
         )
     elif family == "minatar":
+        n = envs.make(env_id).action_space.n
+        paper_d = PAPER_DATASET_SIZE["minatar"]
         base = dict(
             policy=PolicyConfig(hidden_sizes=(512, 512), activation="relu", torso="mlp"),
             inner_steps=64,
             inner_lr=0.03,
-            adam_eps=1e-8,
+            adam_eps=1e-5 * n,
             max_grad_norm=None,
             num_envs=8,
-            dataset_size=16,
-            fitness_episodes="all",
+            eval_steps=1024,
+            dataset_size=n * max(1, paper_d // n),
+            fitness_episodes="recent",
+            deterministic_eval=False,
+            obs_normalization="constant",
         )
     else:
         base = dict(
@@ -406,31 +449,30 @@ class Hades:
             return jnp.argmax(data["logits"], -1).astype(jnp.int32)
         return balanced_labels(self.config.dataset_size, self.env.action_space.n)
 
-    def loss(self, params: Any, data: dict) -> jax.Array:
-        """Full-batch BC loss: ``-sum log pi(a|s) / D`` (gaussian) or cross-entropy."""
-        out = self.policy.apply(params, data["obs"])
+    def targets(self, data: dict) -> jax.Array:
+        """What the inner loop fits: the labels, or the softmax of learned label logits."""
         if "logits" in data:
-            return optax.softmax_cross_entropy(out.out, jax.nn.softmax(data["logits"], -1)).mean()
-        return member_bc_loss(self.policy, out, self.labels(data))
-
-    def optimizer(self) -> optax.GradientTransformation:
-        cfg = self.config
-        return adam_optimizer(cfg.inner_lr, cfg.max_grad_norm, eps=cfg.adam_eps)
+            return jax.nn.softmax(data["logits"], -1)
+        return self.labels(data)
 
     def train(self, data: dict, init_params: Any) -> Any:
-        """Train a policy from ``init_params`` on ``data`` for ``inner_steps`` full-batch
-        steps (the shared :func:`jaxbc.training.fit`, deterministic: no keys)."""
+        """Train a policy from ``init_params`` on ``data`` with the BC recipe
+        :meth:`bc_config` (its full-batch steps, loss and optimiser; no keys: deterministic)."""
         chex.assert_shape(data["obs"], (self.config.dataset_size, *self.env.observation_shape))
+        policy, recipe = self.policy, self.bc_config()
 
         def loss(params, batch, _key):
-            return self.loss(params, batch), {}
+            obs, targets = batch
+            return member_bc_loss(policy, policy.apply(params, obs), targets), {}
 
-        params, _, _ = fit(loss, self.optimizer(), init_params, data, None, self.config.inner_steps)
+        batch = (data["obs"], self.targets(data))
+        params, _, _ = fit(loss, member_optimizer(recipe), init_params, batch, None, recipe.steps)
         return params
 
     def bc_config(self) -> BCConfig:
         """The BC trainer's config that trains exactly like this inner loop (one member, full
-        batch, no z-scoring, the same Adam and clipping): ``make_bc_train(hades.bc_config())``
+        batch, no z-scoring of its own (observation normalisation belongs to the env, whose
+        options the dataset keeps), the same Adam and clipping): ``make_bc_train(hades.bc_config())``
         on the distilled dataset reproduces :meth:`train` (stored with distilled datasets,
         and the default of ``jaxbc bc`` on them)."""
         cfg = self.config
@@ -456,12 +498,12 @@ class Hades:
 
     def returns(self, params: Any, key: jax.Array) -> jax.Array:
         """Mean return of ``num_envs`` envs over ``eval_steps`` steps: their first episodes,
-        or every episode ending in the window (``fitness_episodes="all"``)."""
+        or a window fitness (``"all"``, ``"last"``, ``"recent"``: :func:`window_return_fn`)."""
         cfg = self.config
-        if cfg.fitness_episodes == "all":
-            return window_return_fn(self.env, self.policy_fn(), cfg.num_envs, self.eval_steps)(
-                params, key
-            )
+        if cfg.fitness_episodes != "first":
+            return window_return_fn(
+                self.env, self.policy_fn(), cfg.num_envs, self.eval_steps, cfg.fitness_episodes
+            )(params, key)
         return episode_returns(
             self.env, self.policy_fn(), params, key, cfg.num_envs, self.eval_steps
         ).mean()

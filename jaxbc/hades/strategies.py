@@ -32,13 +32,23 @@ import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
-FITNESS_SHAPINGS = ("default", "raw", "centered_ranks", "z_score")
+FITNESS_SHAPINGS = ("default", "raw", "centered_ranks", "z_score", "ordinal_weights")
 
 
 def _centered_ranks(population, fitness, state, params):
     """Ranks mapped to [-0.5, 0.5] (ties share their mean rank); NaN ranks last."""
     ranks = jax.scipy.stats.rankdata(jnp.where(jnp.isnan(fitness), jnp.inf, fitness)) - 1.0
     return ranks / max(fitness.shape[-1] - 1, 1) - 0.5
+
+
+def _ordinal_weights(population, fitness, state, params):
+    """``params.weights`` indexed by ORDINAL rank: tied members take consecutive ranks in
+    population order (a stable argsort, as evosax 0.1 and the official HaDES code). evosax
+    0.3's own weights give tied members their mean rank, which starves a population whose
+    members tie (a Breakout population early on: most members score the same)."""
+    order = jnp.argsort(jnp.where(jnp.isnan(fitness), jnp.inf, fitness), stable=True)
+    ranks = jnp.argsort(order, stable=True)
+    return params.weights[ranks]
 
 
 def _z_score(population, fitness, state, params):
@@ -52,6 +62,7 @@ def _raw(population, fitness, state, params):
 SHAPING_FNS: dict[str, Callable] = {
     "raw": _raw,
     "centered_ranks": _centered_ranks,
+    "ordinal_weights": _ordinal_weights,
     "z_score": _z_score,
 }
 
@@ -249,7 +260,11 @@ def paper_strategy_options(name: str, population_size: int) -> dict[str, Any]:
     if name == "Open_ES":
         return {"sigma": 0.03, "optimizer": optax.adam(0.05, b1=0.99), "fitness_shaping": "raw"}
     if name == "SNES":
-        return {"sigma": 0.5, "weights": softmax_rank_weights(population_size, 20.0)}
+        return {
+            "sigma": 0.5,
+            "weights": softmax_rank_weights(population_size, 20.0),
+            "fitness_shaping": "ordinal_weights",
+        }
     return {}
 
 
