@@ -99,6 +99,29 @@ SCALES: dict[str, tuple[Task, ...]] = {
     ),
 }
 CHUNK = 5  # jaxbc checkpoint interval (generations)
+# how the two sides' runs relate, read from both codes (recorded with the results)
+NOTES = (
+    "Equal: policy MLP 2x512 (MinAtar ReLU categorical, Brax tanh Gaussian with a "
+    "state-independent log-std), BC steps, Adam lr, grad clipping (Brax 0.5, MinAtar none), "
+    "eval envs and 1,024 rollout steps, actions sampled in the fitness rollouts, one "
+    "evaluation key shared by the whole population, ES and its paper options (MinAtar SNES "
+    "sigma 0.5 with temperature-20 rank weights; Brax OpenES sigma 0.03, Adam lr 0.05 b1 0.99, "
+    "raw fitness), HaDES-F: one policy init for every member and generation.",
+    "Breakout D: the official code evolves 16 states but labels and trains on 3 * (16 // 3) = "
+    "15 of them; jaxbc's preset evolves those 15.",
+    "Fitness: MinAtar, each env's last finished episode at step 1,024 (0 if none), mean over "
+    "the 8 envs (the official code on one device; jaxbc fitness_episodes='last'); Brax, the "
+    "mean of every episode finished in the window on both sides.",
+    "Observation normalisation, (obs - mean) / sqrt(var + 1e-8) on both sides: MinAtar "
+    "constant moments from different statistics (official: the repository's "
+    "normalize_params/*.npy; jaxbc: jaxbc/envs/obs_stats, made from expert and random "
+    "rollouts; for Breakout the means differ by up to 0.42 per cell, and on both ~180 of the "
+    "400 cells normalise to > 100 when lit, up to ~1e4); Brax running moments of the fitness "
+    "rollout's envs, restarted at (0, 1, count 1e-4) at every member's rollout reset on both.",
+    "Different by construction: the two ES implementations (evosax 0.1.4 against 0.3.2), "
+    "PRNG streams, and HaDES-F's fixed init (official: PRNGKey(420) for every seed; jaxbc: "
+    "drawn from each seed's key). Seeds are paired by index only.",
+)
 
 
 def tag(side: str, task: Task, variant: str, seed: int) -> str:
@@ -261,6 +284,8 @@ def write_report(out: Path, meta: dict, groups: list[dict]) -> None:
         "and generations (see the per-task rows). Fitness: each side's own (population mean per "
         "generation, as its loop records it).",
         "",
+        *[f"- {n}" for n in meta.get("notes", ())],
+        "",
     ]
     for gr in groups:
         lines += [
@@ -383,6 +408,7 @@ def main() -> None:
             else "none (HadesConfig has no obs_normalization field in this tree)"
         ),
         "report_generations": list(REPORT_GENERATIONS),
+        "notes": list(NOTES),
     }  # fmt: skip
     suffix = "" if args.scale == "cpu" else f"_{args.scale}"
     args.out_dir.mkdir(parents=True, exist_ok=True)
