@@ -240,6 +240,9 @@ def summarize(task: Task, variant: str, runs: dict[str, dict[int, dict]]) -> dic
         "official_env": task.official_env,
         "variant": variant,
         "dataset_size": task.dataset_size,
+        "jaxbc_dataset_size": sorted(
+            {r["config"]["dataset_size"] for r in runs["jaxbc"].values() if "config" in r}
+        ),
         "population": task.population,
         "generations": task.generations,
         "seeds": {side: sorted(runs[side]) for side in SIDES},
@@ -289,7 +292,14 @@ def write_report(out: Path, meta: dict, groups: list[dict]) -> None:
     ]
     for gr in groups:
         lines += [
-            f"## {gr['env']} HaDES-{gr['variant']}, D={gr['dataset_size']}, population "
+            f"## {gr['env']} HaDES-{gr['variant']}, D={gr['dataset_size']}"
+            + (
+                f" (jaxbc {gr['jaxbc_dataset_size'][0]})"
+                if gr.get("jaxbc_dataset_size", [gr["dataset_size"]]) != [gr["dataset_size"]]
+                and gr.get("jaxbc_dataset_size")
+                else ""
+            )
+            + f", population "
             f"{gr['population']}, {gr['generations']} generations",
             "",
             f"Seeds: official {gr['seeds']['official']}, jaxbc {gr['seeds']['jaxbc']}.",
