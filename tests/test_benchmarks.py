@@ -488,3 +488,67 @@ def test_score_matrix_pairs_arms_on_common_seeds_and_tasks():
     assert studies.group_stats(rows[:3], ("env",), ("v",))[0] | {} == {
         "env": "A", "v": 1.0, "v_std": pytest.approx(np.std([0, 1, 2])), "n": 3
     }  # fmt: skip
+
+
+def test_hades_parity_pairs_seeds_and_reads_generations(tmp_path):
+    """Per-run JSONs become per-generation means with CIs per side, and jaxbc - official
+    paired on common seeds at the report generations (+1 on every seed: the CI [1, 1])."""
+    mod = _benchmark_module("peers/run_hades_parity")
+    task = mod.Task(
+        "Breakout-MinAtar", "Breakout-MinAtar", 16, "SNES", "constant", ("F",), 8, 6, (0, 1, 2)
+    )
+    (tmp_path / "runs").mkdir()
+    for seed in task.seeds:
+        curve = [float(g + seed) for g in range(task.generations)]
+        sides = {"official": curve, "jaxbc": [c + 1.0 for c in curve]}
+        for side, mean in sides.items():
+            if side == "jaxbc" and seed == 2:
+                continue  # not run yet: pairs use seeds 0 and 1 only
+            run = {"mean": mean, "best": [m + 2 for m in mean], "seconds": 1.0}
+            (tmp_path / "runs" / f"{mod.tag(side, task, 'F', seed)}.json").write_text(
+                json.dumps(run)
+            )
+    group = mod.summarize(task, "F", mod.load_runs(tmp_path, task, "F"))
+    assert group["seeds"] == {"official": [0, 1, 2], "jaxbc": [0, 1]}
+    official = {c["generation"]: c for c in group["curves"]["official"]}
+    assert official[3]["mean"] == pytest.approx(3.0) and official[3]["n"] == 3
+    lo, hi = official[3]["ci"]
+    assert 2.0 <= lo < 3.0 < hi <= 4.0
+    assert [p["generation"] for p in group["paired_difference"]] == [5]  # 10, 20, 40 > 6 gens
+    p = group["paired_difference"][0]
+    assert p["seeds"] == [0, 1] and p["diff"] == 1.0 and p["ci"] == [1.0, 1.0]
+    meta = {
+        "command": "run",
+        "machine": "test",
+        "official_commit": "abc",
+        "official_versions": {"evosax": "0.1.4"},
+        "jaxbc_versions": {"jax": "x", "evosax": "y"},
+        "jaxbc_obs_normalization": "none",
+        "scale": "test",
+    }
+    mod.write_report(tmp_path / "parity", meta, [group])
+    md = (tmp_path / "parity.md").read_text()
+    assert "| 5 | 5.00 [" in md and "1.00 [1.00, 1.00] (2)" in md
+    rows = (tmp_path / "parity.csv").read_text().splitlines()
+    assert len(rows) == 1 + 6 + 6  # header + each side's 6 generations
+
+
+def test_hades_official_replays_the_stored_settings():
+    """The official driver rebuilds the stored run's flags (MinAtar-only flags not passed to
+    the Brax script) and refuses a rebuilt config that differs from the stored one."""
+    mod = _benchmark_module("peers/hades_official")
+    args = type("A", (), dict(popsize=16, generations=5, seed=1, work_dir=Path("/w")))()
+    stored = {"LR": 0.005, "NUM_STEPS": 1024, "NET": "mlp", "OVERFIT": True, "NORMALIZE_OBS": True}
+    es = {"dataset_size": 64, "rollouts_per_candidate": 1, "temperature": 20.0}
+    argstring = mod.build_argstring("brax", stored, es, args).split()
+    assert "--num_steps" not in argstring and "--net" not in argstring
+    assert "--temperature" not in argstring and "--overfit" in argstring
+    assert argstring[argstring.index("--normalize_obs") + 1] == "1"
+    assert argstring[argstring.index("--popsize") + 1] == "16"
+    minatar = mod.build_argstring("minatar", stored, es, args).split()
+    assert "--num_steps" in minatar and "--temperature" in minatar
+    mod.check_reproduced(stored, {**stored, "SEED": 3}, {"SEED"}, "config")
+    with pytest.raises(SystemExit, match="LR"):
+        mod.check_reproduced(stored, {**stored, "LR": 0.01}, set(), "config")
+    with pytest.raises(SystemExit, match="no running"):
+        mod.normalization_flags("minatar", "running", stored)

@@ -1,0 +1,431 @@
+"""jaxbc's HaDES against the official implementation (FLAIROx/behaviour-distillation).
+
+    git clone <behaviour-distillation> /tmp/bd_official
+    python -m venv /tmp/hades_official_venv
+    /tmp/hades_official_venv/bin/pip install -r benchmarks/peers/requirements-hades-official.txt
+    python benchmarks/peers/run_hades_parity.py --scale cpu      # or --scale smoke
+
+For every (env, variant, seed) of the scale, both sides run HaDES with the paper's settings
+for that env family (the official side replays the stored paper run's config, see
+``hades_official.py``; jaxbc uses ``hades_preset`` + the paper's strategy options), scaled
+only in population and generations. Each side's per-generation population-mean fitness is
+collected; the results give, per generation, the mean over seeds with a 95% bootstrap CI
+(``jaxbc.stats``) for each side, and the paired difference (jaxbc - official, paired on seed
+index) with its 95% CI at generations 5, 10, 20 and 40 (those that exist).
+
+Resumable: each (side, env, variant, seed) writes its own JSON under ``--work-dir`` and is
+skipped when that exists; jaxbc runs also checkpoint every ``chunk`` generations. ``--side``
+runs one side only; ``--report-only`` rewrites the results from what is there. Writes
+``benchmarks/results/peers/hades_parity[_<scale>].{json,md,csv}`` and one plot per env.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from jaxbc.hades import HadesConfig, hades_preset, make_strategy, solution_template
+from jaxbc.hades.run import run_hades
+from jaxbc.hades.strategies import paper_strategy_options
+from jaxbc.io import atomic_write_json, command_line, enable_compilation_cache, machine_description
+from jaxbc.stats import aggregate_scores, paired_difference
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = ROOT / "benchmarks" / "results" / "peers"
+OFFICIAL_SCRIPT = Path(__file__).resolve().parent / "hades_official.py"
+REPORT_GENERATIONS = (5, 10, 20, 40)
+SIDES = ("official", "jaxbc")
+
+
+@dataclass(frozen=True)
+class Task:
+    env_id: str  # jaxbc's env id
+    official_env: str  # the official scripts' --env
+    dataset_size: int
+    strategy: str  # jaxbc's evosax 0.3 name of the paper's strategy
+    normalization: str  # the stored paper runs' observation normalisation
+    variants: tuple[str, ...]
+    population: int
+    generations: int
+    seeds: tuple[int, ...]
+    # on top of hades_preset: the official code run on one device scores MinAtar by each env's
+    # last finished episode ("last"; the preset's "recent" is what the stored multi-GPU runs hold)
+    jaxbc_overrides: tuple[tuple[str, object], ...] = ()
+
+
+SCALES: dict[str, tuple[Task, ...]] = {
+    # plumbing: a couple of tiny generations per side
+    "smoke": (
+        Task(
+            "Breakout-MinAtar",
+            "Breakout-MinAtar",
+            16,
+            "SNES",
+            "constant",
+            ("F",),
+            8,
+            2,
+            (0, 1),
+            (("fitness_episodes", "last"),),
+        ),
+        Task("brax/hopper", "hopper", 64, "Open_ES", "running", ("F",), 4, 1, (0, 1)),
+    ),
+    # what a 2-core CPU shared with other jobs (load ~10-20) fits in about an hour per side
+    "cpu": (
+        Task(
+            "Breakout-MinAtar",
+            "Breakout-MinAtar",
+            16,
+            "SNES",
+            "constant",
+            ("F",),
+            16,
+            20,
+            (0, 1, 2),
+            (("fitness_episodes", "last"),),
+        ),
+        Task("brax/hopper", "hopper", 64, "Open_ES", "running", ("F",), 16, 5, (0, 1, 2)),
+    ),
+}
+CHUNK = 5  # jaxbc checkpoint interval (generations)
+# how the two sides' runs relate, read from both codes (recorded with the results)
+NOTES = (
+    "Equal: policy MLP 2x512 (MinAtar ReLU categorical, Brax tanh Gaussian with a "
+    "state-independent log-std), BC steps, Adam lr, grad clipping (Brax 0.5, MinAtar none), "
+    "eval envs and 1,024 rollout steps, actions sampled in the fitness rollouts, one "
+    "evaluation key shared by the whole population, ES and its paper options (MinAtar SNES "
+    "sigma 0.5 with temperature-20 rank weights; Brax OpenES sigma 0.03, Adam lr 0.05 b1 0.99, "
+    "raw fitness), HaDES-F: one policy init for every member and generation.",
+    "Breakout D: the official code evolves 16 states but labels and trains on 3 * (16 // 3) = "
+    "15 of them; jaxbc's preset evolves those 15.",
+    "Fitness: MinAtar, each env's last finished episode at step 1,024 (0 if none), mean over "
+    "the 8 envs (the official code on one device; jaxbc fitness_episodes='last'); Brax, the "
+    "mean of every episode finished in the window on both sides.",
+    "Observation normalisation, (obs - mean) / sqrt(var + 1e-8) on both sides: MinAtar "
+    "constant moments from different statistics (official: the repository's "
+    "normalize_params/*.npy; jaxbc: jaxbc/envs/obs_stats, made from expert and random "
+    "rollouts; for Breakout the means differ by up to 0.42 per cell, and on both ~180 of the "
+    "400 cells normalise to > 100 when lit, up to ~1e4); Brax running moments of the fitness "
+    "rollout's envs, restarted at (0, 1, count 1e-4) at every member's rollout reset on both.",
+    "Different by construction: the two ES implementations (evosax 0.1.4 against 0.3.2), "
+    "PRNG streams, and HaDES-F's fixed init (official: PRNGKey(420) for every seed; jaxbc: "
+    "drawn from each seed's key). Seeds are paired by index only.",
+)
+
+
+def tag(side: str, task: Task, variant: str, seed: int) -> str:
+    return f"{side}_{task.official_env}_{variant}_s{seed}"
+
+
+def has_obs_normalization() -> bool:
+    return "obs_normalization" in {f.name for f in dataclasses.fields(HadesConfig)}
+
+
+def jaxbc_config(task: Task, variant: str) -> HadesConfig:
+    """The preset's D: MinAtar's is ``n * (D // n)``, the states the official code trains on
+    (15 of Breakout's 16), so ``task.dataset_size`` is not passed."""
+    extra = {"obs_normalization": task.normalization} if has_obs_normalization() else {}
+    return hades_preset(task.env_id, variant=variant, **extra, **dict(task.jaxbc_overrides))
+
+
+def run_official(task: Task, variant: str, seed: int, args, path: Path) -> None:
+    cmd = [
+        str(args.peer_python),
+        str(OFFICIAL_SCRIPT),
+        "--official-repo", str(args.official_repo),
+        "--env", task.official_env,
+        "--variant", variant,
+        "--popsize", str(task.population),
+        "--generations", str(task.generations),
+        "--seed", str(seed),
+        "--out", str(path),
+    ]  # fmt: skip
+    log = path.with_suffix(".log")
+    print(f"official {path.stem}: {' '.join(cmd)} (log {log})", flush=True)
+    with open(log, "w") as f:
+        subprocess.run(cmd, check=True, stdout=f, stderr=subprocess.STDOUT)
+
+
+def run_jaxbc(task: Task, variant: str, seed: int, args, path: Path) -> None:
+    cfg = jaxbc_config(task, variant)
+    options = paper_strategy_options(task.strategy, task.population)
+    es = make_strategy(task.strategy, task.population, solution_template(cfg), **options)
+    print(f"jaxbc {path.stem}", flush=True)
+    t0 = time.time()
+    res = run_hades(
+        cfg,
+        es,
+        jax.random.key(seed),
+        task.generations,
+        checkpoint_dir=args.work_dir / "checkpoints" / path.stem,
+        checkpoint_every=CHUNK,
+        resume=True,
+        progress=True,
+    )
+    h = res.history
+    atomic_write_json(
+        path,
+        {
+            "side": "jaxbc",
+            "env": task.env_id,
+            "variant": variant,
+            "seed": seed,
+            "popsize": task.population,
+            "generations": task.generations,
+            "mean": [float(x) for x in h["mean"]],
+            "best": [float(x) for x in h["best"]],
+            "seconds": float(h["run_seconds"][-1]) if len(h["run_seconds"]) else time.time() - t0,
+            "config": cfg.to_dict(),
+            "strategy": task.strategy,
+            "strategy_options": {
+                k: (np.asarray(v).tolist() if hasattr(v, "shape") else str(v))
+                for k, v in options.items()
+            },
+            "obs_normalization": cfg.to_dict().get("obs_normalization", "not a HadesConfig field"),
+        },
+    )
+
+
+def mean_ci(values: list[float]) -> dict:
+    """Mean over seeds and its 95% stratified-bootstrap CI (jaxbc.stats; one seed: none)."""
+    if len(values) < 2:
+        return {"mean": float(values[0]), "ci": None, "n": len(values)}
+    m = aggregate_scores({"x": values}, metrics=("mean",), comparisons=[])["metrics"]["x"]["mean"]
+    return {"mean": m["point"], "ci": m["ci"], "n": len(values)}
+
+
+def load_runs(work_dir: Path, task: Task, variant: str) -> dict[str, dict[int, dict]]:
+    runs: dict[str, dict[int, dict]] = {s: {} for s in SIDES}
+    for side in SIDES:
+        for seed in task.seeds:
+            p = work_dir / "runs" / f"{tag(side, task, variant, seed)}.json"
+            if p.exists():
+                runs[side][seed] = json.loads(p.read_text())
+    return runs
+
+
+def summarize(task: Task, variant: str, runs: dict[str, dict[int, dict]]) -> dict:
+    curves = {}
+    for side in SIDES:
+        per_gen = []
+        for g in range(task.generations):
+            vals = [r["mean"][g] for r in runs[side].values() if len(r["mean"]) > g]
+            if vals and all(np.isfinite(vals)):
+                per_gen.append({"generation": g + 1, **mean_ci(vals)})
+        curves[side] = per_gen
+    paired = []
+    seeds = sorted(set(runs["jaxbc"]) & set(runs["official"]))
+    for g in REPORT_GENERATIONS:
+        if g > task.generations:
+            continue
+        js = [runs["jaxbc"][s]["mean"][g - 1] for s in seeds]
+        os_ = [runs["official"][s]["mean"][g - 1] for s in seeds]
+        if not seeds:
+            continue
+        d, lo, hi = paired_difference(js, os_)
+        paired.append({"generation": g, "seeds": seeds, "diff": d, "ci": [lo, hi]})
+    return {
+        "env": task.env_id,
+        "official_env": task.official_env,
+        "variant": variant,
+        "dataset_size": task.dataset_size,
+        "jaxbc_dataset_size": sorted(
+            {r["config"]["dataset_size"] for r in runs["jaxbc"].values() if "config" in r}
+        ),
+        "population": task.population,
+        "generations": task.generations,
+        "seeds": {side: sorted(runs[side]) for side in SIDES},
+        "curves": curves,
+        "paired_difference": paired,
+        "per_seed": {
+            side: {str(s): {"mean": r["mean"], "best": r["best"], "seconds": r.get("seconds")}
+                   for s, r in runs[side].items()}
+            for side in SIDES
+        },
+    }  # fmt: skip
+
+
+def _ci(c: dict | None) -> str:
+    if c is None:
+        return "-"
+    if c["ci"] is None:
+        return f"{c['mean']:.2f} (n=1)"
+    return f"{c['mean']:.2f} [{c['ci'][0]:.2f}, {c['ci'][1]:.2f}]"
+
+
+def write_report(out: Path, meta: dict, groups: list[dict]) -> None:
+    atomic_write_json(out.with_suffix(".json"), {"meta": meta, "groups": groups})
+    with open(out.with_suffix(".csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["env", "variant", "side", "generation", "mean", "ci_lo", "ci_hi", "n"])
+        for gr in groups:
+            for side in SIDES:
+                for c in gr["curves"][side]:
+                    lo, hi = c["ci"] if c["ci"] is not None else (None, None)
+                    w.writerow([gr["env"], gr["variant"], side, c["generation"], c["mean"], lo, hi, c["n"]])  # fmt: skip
+    lines = [
+        "# HaDES: jaxbc against the official implementation",
+        "",
+        f"Command: `{meta['command']}`  ",
+        f"Machine: {meta['machine']}  ",
+        f"Official code: FLAIROx/behaviour-distillation at `{meta['official_commit']}`, "
+        f"venv: {', '.join(f'{k} {v}' for k, v in (meta['official_versions'] or {}).items())}  ",
+        f"jaxbc: jax {meta['jaxbc_versions']['jax']}, evosax {meta['jaxbc_versions']['evosax']}; "
+        f"observation normalisation passed to jaxbc: {meta['jaxbc_obs_normalization']}  ",
+        f"Scale `{meta['scale']}`: settings of the stored paper runs, changed only in population "
+        "and generations (see the per-task rows). Fitness: each side's own (population mean per "
+        "generation, as its loop records it).",
+        "",
+        *[f"- {n}" for n in meta.get("notes", ())],
+        "",
+    ]
+    for gr in groups:
+        lines += [
+            f"## {gr['env']} HaDES-{gr['variant']}, D={gr['dataset_size']}"
+            + (
+                f" (jaxbc {gr['jaxbc_dataset_size'][0]})"
+                if gr.get("jaxbc_dataset_size", [gr["dataset_size"]]) != [gr["dataset_size"]]
+                and gr.get("jaxbc_dataset_size")
+                else ""
+            )
+            + f", population "
+            f"{gr['population']}, {gr['generations']} generations",
+            "",
+            f"Seeds: official {gr['seeds']['official']}, jaxbc {gr['seeds']['jaxbc']}.",
+            "",
+            "| generation | official mean [95% CI] | jaxbc mean [95% CI] | jaxbc - official [95% CI] (paired seeds) |",
+            "|---|---|---|---|",
+        ]
+        by_gen = {side: {c["generation"]: c for c in gr["curves"][side]} for side in SIDES}
+        pd = {p["generation"]: p for p in gr["paired_difference"]}
+        gens = sorted(
+            {1, *[g for g in REPORT_GENERATIONS if g <= gr["generations"]], gr["generations"]}
+        )
+        for g in gens:
+            p = pd.get(g)
+            diff = (
+                f"{p['diff']:.2f} [{p['ci'][0]:.2f}, {p['ci'][1]:.2f}] ({len(p['seeds'])})"
+                if p and np.isfinite(p["ci"][0])
+                else (f"{p['diff']:.2f} ({len(p['seeds'])})" if p else "-")
+            )
+            lines.append(
+                f"| {g} | {_ci(by_gen['official'].get(g))} | {_ci(by_gen['jaxbc'].get(g))} | {diff} |"
+            )
+        lines.append("")
+    out.with_suffix(".md").write_text("\n".join(lines))
+
+
+def plot(out_dir: Path, suffix: str, groups: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by_env: dict[str, list[dict]] = {}
+    for gr in groups:
+        by_env.setdefault(gr["official_env"], []).append(gr)
+    for env, grs in by_env.items():
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for gr in grs:
+            for side, color in (("official", "tab:blue"), ("jaxbc", "tab:orange")):
+                cs = gr["curves"][side]
+                if not cs:
+                    continue
+                g = [c["generation"] for c in cs]
+                m = [c["mean"] for c in cs]
+                ls = "-" if gr["variant"] == "F" else "--"
+                ax.plot(
+                    g, m, ls, color=color, label=f"{side} HaDES-{gr['variant']} (n={cs[0]['n']})"
+                )
+                if all(c["ci"] is not None for c in cs):
+                    ax.fill_between(g, [c["ci"][0] for c in cs], [c["ci"][1] for c in cs], color=color, alpha=0.2)  # fmt: skip
+        ax.set_xlabel("generation")
+        ax.set_ylabel("population-mean fitness")
+        ax.set_title(f"HaDES {env}: mean over seeds, 95% CI")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(out_dir / f"hades_parity_{env}{suffix}.png", dpi=100)
+        plt.close(fig)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--scale", choices=sorted(SCALES), default="cpu")
+    p.add_argument("--side", choices=("both", *SIDES), default="both")
+    p.add_argument("--official-repo", type=Path, default=Path("/tmp/bd_official"))
+    p.add_argument("--peer-python", type=Path, default=Path("/tmp/hades_official_venv/bin/python"))
+    p.add_argument(
+        "--work-dir",
+        type=Path,
+        help="per-run JSONs + checkpoints; default /tmp/hades_parity/<scale>",
+    )
+    p.add_argument("--out-dir", type=Path, default=OUT)
+    p.add_argument("--report-only", action="store_true")
+    args = p.parse_args()
+    args.work_dir = (args.work_dir or Path("/tmp/hades_parity") / args.scale).resolve()
+    args.official_repo = args.official_repo.resolve()
+    (args.work_dir / "runs").mkdir(parents=True, exist_ok=True)
+    enable_compilation_cache()
+    tasks = SCALES[args.scale]
+    sides = SIDES if args.side == "both" else (args.side,)
+    if not args.report_only:
+        # seed-major, so that an interrupted run has every task at the first seeds
+        n_seeds = max(len(t.seeds) for t in tasks)
+        for side in sides:  # the official side first: it does not depend on jaxbc
+            for i in range(n_seeds):
+                for task in tasks:
+                    for variant in task.variants:
+                        if i >= len(task.seeds):
+                            continue
+                        seed = task.seeds[i]
+                        path = args.work_dir / "runs" / f"{tag(side, task, variant, seed)}.json"
+                        if path.exists():
+                            continue
+                        (run_official if side == "official" else run_jaxbc)(task, variant, seed, args, path)  # fmt: skip
+    groups = [summarize(t, v, load_runs(args.work_dir, t, v)) for t in tasks for v in t.variants]
+    official = [
+        json.loads(f.read_text()) for f in sorted((args.work_dir / "runs").glob("official_*.json"))
+    ]
+    commit = subprocess.run(
+        ["git", "-C", str(args.official_repo), "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    meta = {
+        "command": command_line("python benchmarks/peers/run_hades_parity.py"),
+        "scale": args.scale,
+        "tasks": [dataclasses.asdict(t) for t in tasks],
+        "machine": machine_description(),
+        "official_commit": commit,
+        "official_versions": official[0]["versions"] if official else None,
+        "official_python": official[0]["python"] if official else None,
+        "official_settings": {
+            f"{r['env']}_{r['variant']}": {"argstring": r["argstring"], "from": r["stored_settings_from"]}
+            for r in official
+        },
+        "jaxbc_versions": {k: metadata.version(k) for k in ("jax", "evosax", "flax", "gymnax", "brax")},
+        "jaxbc_obs_normalization": (
+            "HadesConfig.obs_normalization as stored" if has_obs_normalization()
+            else "none (HadesConfig has no obs_normalization field in this tree)"
+        ),
+        "report_generations": list(REPORT_GENERATIONS),
+        "notes": list(NOTES),
+    }  # fmt: skip
+    suffix = "" if args.scale == "cpu" else f"_{args.scale}"
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    write_report(args.out_dir / f"hades_parity{suffix}", meta, groups)
+    plot(args.out_dir, suffix, groups)
+    print(f"wrote {args.out_dir / f'hades_parity{suffix}'}.{{json,md,csv}}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
