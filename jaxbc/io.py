@@ -116,7 +116,9 @@ def check_output(
     path = Path(path)
     if files is not None:
         if path.exists() and not path.is_dir():
-            raise ConfigError(f"{name} {str(path)!r} is a file, but a directory is written there", name)
+            raise ConfigError(
+                f"{name} {str(path)!r} is a file, but a directory is written there", name
+            )
         taken = [f for f in files if (path / f).exists()]
         if taken and not force:
             raise ConfigError(

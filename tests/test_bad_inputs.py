@@ -373,7 +373,7 @@ def test_json_output_has_no_nan():
 
 
 def test_diverged_parameters_are_refused():
-    from jaxbc.cli import _check_finite
+    from jaxbc.training import check_finite as _check_finite
 
     _check_finite({"w": np.ones(3)}, "x")
     with pytest.raises(FloatingPointError, match="diverged"):
@@ -614,7 +614,7 @@ def test_hades_preset_sizes_are_not_overridden(capsys, tmp_path, monkeypatch):
         seen["config"] = config
         raise ValueError("stop here")
 
-    monkeypatch.setattr("jaxbc.hades.run.run_hades", stop)
+    monkeypatch.setattr("jaxbc.hades.experiment.run_hades", stop)
     for env_id, d in (("Breakout-MinAtar", 15), ("CartPole-v1", 4)):
         with pytest.raises(ValueError, match="stop here"):
             hades_cli.hades(env_id, out=tmp_path / env_id, population=4)

@@ -26,15 +26,16 @@ from jaxbc.validation import check_int
 def diffusion_experiment(
     dataset: Dataset | str | Path,
     out: str | Path,
-    config: DiffusionConfig = DiffusionConfig(),
+    config: DiffusionConfig | None = None,
     episodes: int | None = None,
     seed: int = 0,
     force: bool = False,
 ) -> tuple[DiffusionModel, dict]:
     """Train a diffusion model of the (state, action) pairs of ``dataset`` (its first
     ``episodes`` episodes; continuous actions) and save it to ``out`` (not overwritten
-    without ``force``) for ``bc_experiment(..., method="dbc", diffusion=out)``.
+    without ``force``; ``config``: default the DBC paper's model) for ``bc_experiment(..., method="dbc", diffusion=out)``.
     Returns the model and a report (final loss, mean loss of the last 10% of the steps)."""
+    config = config or DiffusionConfig()
     check_int("seed", seed, 0)
     ds = load_demos(dataset, episodes)
     check_continuous(ds)
