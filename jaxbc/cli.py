@@ -17,7 +17,7 @@ from typing import Literal
 import tyro
 
 from jaxbc.cli_minari import export_minari, import_minari
-from jaxbc.cli_output import ForceFlag, JsonFlag, UsageError, reject
+from jaxbc.cli_output import ForceFlag, JsonFlag, UsageError, library_args, reject
 from jaxbc.cli_output import emit as _emit
 from jaxbc.cli_output import table as _table
 from jaxbc.hades.cli import hades
@@ -203,34 +203,15 @@ def collect(
         stochastic: sample expert actions instead of taking the mode/mean.
         backend: Brax backend (default: the one the expert was trained on).
     """
-    check_int("--episodes", episodes, 1)
-    check_int("--seed", seed, 0)
-    if backend is not None and not env.startswith("brax/"):
-        reject("--backend", f"applies only to Brax envs, not {env}")
-    from jaxbc.io import check_output
+    args = library_args(locals())
+    from jaxbc.experts import collect_demos
 
-    check_output(out, force)
-    import jax
-
-    from jaxbc import envs as envs_mod
-    from jaxbc.data import collect as run
-    from jaxbc.data import save_dataset
-    from jaxbc.experts import load_expert
-
-    ex = load_expert(expert or env)
-    if ex.env_id != env:
-        raise UsageError(f"--expert {expert!r} was trained on {ex.env_id}, not on --env {env}")
-    options = {**dict(ex.config.env_options), **({"backend": backend} if backend else {})}
-    e = envs_mod.make(env, **options)
-    ds = run(ex, e, episodes, jax.random.key(seed), deterministic=not stochastic)
-    path = save_dataset(ds, out)
-    mean, std = float(ds.episode_returns.mean()), float(ds.episode_returns.std())
-    result = {"env": env, "out": str(path), "episodes": ds.num_episodes, "transitions": ds.size}
-    result.update(mean_return=mean, std_return=std)
+    ds, res = collect_demos(**args)
     _emit(
-        result,
+        res,
         json,
-        f"wrote {ds.size} transitions ({ds.num_episodes} episodes, mean return {mean:.2f}) to {path}",
+        f"wrote {ds.size} transitions ({ds.num_episodes} episodes, mean return "
+        f"{res['mean_return']:.2f}) to {res['out']}",
     )
 
 
@@ -243,10 +224,6 @@ def quickstart(
     json: JsonFlag = False,
 ) -> None:
     """The main demo: zoo expert -> demonstrations -> BC -> returns of expert, random, BC."""
-    check_int("--demo-episodes", demo_episodes, 1)
-    check_int("--bc-steps", bc_steps, 1)
-    check_int("--eval-episodes", eval_episodes, 1)
-    check_int("--seed", seed, 0)
     from jaxbc.quickstart import quickstart as run
 
     result = run(env, demo_episodes, bc_steps, eval_episodes, seed)
@@ -365,30 +342,10 @@ def bc(
             an existing metrics.csv is not overwritten without --force.
         wandb_project: also log them to this Weights & Biases project (needs the extra "wandb").
     """
+    args = library_args(locals())
     from jaxbc.bc.experiment import bc_experiment
 
-    _, res = bc_experiment(
-        dataset,
-        method=method,
-        members=members,
-        tau=tau,
-        steps=steps,
-        batch_size=batch_size,
-        lr=lr,
-        hidden=hidden,
-        policy=policy,
-        episodes=episodes,
-        seed=seed,
-        eval_episodes=eval_episodes,
-        out=out,
-        force=force,
-        diffusion=diffusion,
-        lambda_dm=lambda_dm,
-        diffusion_steps=diffusion_steps,
-        progress=progress,
-        log_dir=log_dir,
-        wandb_project=wandb_project,
-    )
+    _, res = bc_experiment(**args)
     source = res.get("dataset_source")
     if res["scaled_return"] is None:
         scaled = f"no scaled return (no expert for {res['env']}; dataset source {source})"
@@ -461,33 +418,10 @@ def dagger(
             not overwritten without --force.
         wandb_project: also log them to this Weights & Biases project (needs the extra "wandb").
     """
+    args = library_args(locals())
     from jaxbc.dagger import dagger_experiment
 
-    _, res = dagger_experiment(
-        env,
-        iterations=iterations,
-        steps_per_iteration=steps_per_iteration,
-        demo_episodes=demo_episodes,
-        expert=expert,
-        method=method,
-        members=members,
-        tau=tau,
-        beta=beta,
-        beta0=beta0,
-        beta_decay=beta_decay,
-        gate_threshold=gate_threshold,
-        bc_steps=bc_steps,
-        batch_size=batch_size,
-        hidden=hidden,
-        num_envs=num_envs,
-        warm_start=warm_start,
-        eval_episodes=eval_episodes,
-        seed=seed,
-        out=out,
-        force=force,
-        log_dir=log_dir,
-        wandb_project=wandb_project,
-    )
+    _, res = dagger_experiment(**args)
     cols = ["iteration", "return", "scaled_return", "dataset_size", "expert_queries", "beta"]
     _emit(
         res,

@@ -62,6 +62,13 @@ def error_json(exc: BaseException, message: str | None = None) -> str:
     return dumps({"error": {"type": type(exc).__name__, "message": text}})
 
 
+def library_args(flags: dict[str, Any], *cli_only: str) -> dict[str, Any]:
+    """A command's flags (its ``locals()`` before anything else is bound) as keyword
+    arguments of the library function it calls, which takes the same names; ``json`` and
+    the ``cli_only`` flags (handled by the command itself) are left out."""
+    return {k: v for k, v in flags.items() if k not in ("json", *cli_only)}
+
+
 def flag_message(exc: BaseException, command: Callable | None) -> str:
     """The message of ``exc``, its leading argument name spelled as the flag when it names
     one of ``command``'s parameters: library functions take the flags' names as arguments

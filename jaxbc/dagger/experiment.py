@@ -16,7 +16,7 @@ from jaxbc.bc import BCConfig, PolicyConfig, method_config
 from jaxbc.bc.evaluation import reference_returns
 from jaxbc.dagger.core import DAggerConfig, DAggerResult, make_dagger
 from jaxbc.data import collect
-from jaxbc.experts import load_expert
+from jaxbc.experts import teacher
 from jaxbc.io import atomic_directory, check_output
 from jaxbc.logs import check_logs, open_logs
 from jaxbc.rollout import scaled_return
@@ -89,11 +89,7 @@ def dagger_experiment(
     )
     check_output(out, force, files=ARTIFACT_FILES)
     check_logs(log_dir, wandb_project, force)
-    ex = load_expert(expert or env)
-    if ex.env_id != env:
-        raise ConfigError(
-            f"expert {str(expert)!r} was trained on {ex.env_id}, not on env {env}", "expert"
-        )
+    ex = teacher(env, expert)
     e = ex.make_env()
     k_demo, k_run = jax.random.split(jax.random.key(seed))
     data = collect(ex, e, demo_episodes, k_demo)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from jaxbc.cli_output import ForceFlag, JsonFlag, emit
+from jaxbc.cli_output import ForceFlag, JsonFlag, emit, library_args
 
 
 def hades(
@@ -83,37 +83,11 @@ def hades(
             not overwritten without --force (with --resume it is continued).
         wandb_project: also log them to this Weights & Biases project (needs the extra "wandb").
     """
+    args = library_args(locals())
     from jaxbc.hades.experiment import hades_experiment
     from jaxbc.io import command_line
 
-    _, res = hades_experiment(
-        env,
-        dataset_size=dataset_size,
-        strategy=strategy,
-        population=population,
-        generations=generations,
-        variant=variant,
-        inits=inits,
-        sigma=sigma,
-        checkpoint_dir=checkpoint_dir,
-        checkpoint_every=checkpoint_every,
-        resume=resume,
-        allow_config_change=allow_config_change,
-        out=out,
-        force=force,
-        seed=seed,
-        inner_steps=inner_steps,
-        hidden=hidden,
-        eval_envs=eval_envs,
-        eval_steps=eval_steps,
-        fitness_episodes=fitness_episodes,
-        eval_actions=eval_actions,
-        obs_normalization=obs_normalization,
-        fitness_shaping=fitness_shaping,
-        log_dir=log_dir,
-        wandb_project=wandb_project,
-        command=command_line(),
-    )
+    _, res = hades_experiment(**args, command=command_line())
     emit(
         res,
         json,
