@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import tyro
 
@@ -42,7 +43,7 @@ def import_minari(
 
     ds = _minari_io().from_minari(source, env, root=root)
     path = save_dataset(ds, out)
-    result = {"source": str(source), "env": ds.env_id, "out": str(path)}
+    result: dict[str, Any] = {"source": str(source), "env": ds.env_id, "out": str(path)}
     result.update(episodes=ds.num_episodes, transitions=ds.size)
     result.update(mean_return=float(ds.episode_returns.mean()))
     text = f"wrote {ds.size} transitions ({ds.num_episodes} episodes) of {ds.env_id} to {path}"
@@ -76,7 +77,8 @@ def export_minari(
     mds = mio.to_minari(ds, out, root=root, author=author, description=description)
     spec = mds.env_spec.id if mds.env_spec is not None else None
     path = str(Path(mds.storage.data_path).parent)
-    result = {"dataset": str(dataset), "env": ds.env_id, "minari_id": out, "path": path}
+    result: dict[str, Any] = {"dataset": str(dataset), "env": ds.env_id, "minari_id": out}
+    result["path"] = path
     result.update(gymnasium_env=spec, episodes=int(mds.total_episodes))
     result.update(transitions=int(mds.total_steps))
     text = (
