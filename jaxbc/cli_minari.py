@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import tyro
 
-from jaxbc.cli_output import JsonFlag, emit
+from jaxbc.cli_output import JsonFlag, UsageError, emit
 
 
 def _minari_io() -> ModuleType:
@@ -17,8 +17,7 @@ def _minari_io() -> ModuleType:
     try:
         minari_io.require_minari()
     except ImportError as e:
-        print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise UsageError(str(e)) from None
     return minari_io
 
 
@@ -40,24 +39,15 @@ def import_minari(
         out: output dataset file (.npz).
         root: Minari's datasets directory (default: $MINARI_DATASETS_PATH or ~/.minari/datasets).
     """
-    mio = _minari_io()
     from jaxbc.data import save_dataset
 
-    ds = mio.from_minari(source, env, root=root)
+    ds = _minari_io().from_minari(source, env, root=root)
     path = save_dataset(ds, out)
-    result = {
-        "source": str(source),
-        "env": ds.env_id,
-        "out": str(path),
-        "episodes": ds.num_episodes,
-        "transitions": ds.size,
-        "mean_return": float(ds.episode_returns.mean()),
-    }
-    emit(
-        result,
-        json,
-        f"wrote {ds.size} transitions ({ds.num_episodes} episodes) of {ds.env_id} to {path}",
-    )
+    result: dict[str, Any] = {"source": str(source), "env": ds.env_id, "out": str(path)}
+    result.update(episodes=ds.num_episodes, transitions=ds.size)
+    result.update(mean_return=float(ds.episode_returns.mean()))
+    text = f"wrote {ds.size} transitions ({ds.num_episodes} episodes) of {ds.env_id} to {path}"
+    emit(result, json, text)
 
 
 def export_minari(
@@ -85,19 +75,14 @@ def export_minari(
 
     ds = load_dataset(dataset)
     mds = mio.to_minari(ds, out, root=root, author=author, description=description)
-    env_spec = mds.env_spec.id if mds.env_spec is not None else None
-    result = {
-        "dataset": str(dataset),
-        "env": ds.env_id,
-        "minari_id": out,
-        "path": str(Path(mds.storage.data_path).parent),
-        "gymnasium_env": env_spec,
-        "episodes": int(mds.total_episodes),
-        "transitions": int(mds.total_steps),
-    }
-    emit(
-        result,
-        json,
-        f"wrote Minari dataset {out!r} ({result['episodes']} episodes, {result['transitions']} steps, "
-        f"env_spec {env_spec or 'none'}) to {result['path']}",
+    spec = mds.env_spec.id if mds.env_spec is not None else None
+    path = str(Path(mds.storage.data_path).parent)
+    result: dict[str, Any] = {"dataset": str(dataset), "env": ds.env_id, "minari_id": out}
+    result["path"] = path
+    result.update(gymnasium_env=spec, episodes=int(mds.total_episodes))
+    result.update(transitions=int(mds.total_steps))
+    text = (
+        f"wrote Minari dataset {out!r} ({result['episodes']} episodes, {result['transitions']} "
+        f"steps, env_spec {spec or 'none'}) to {path}"
     )
+    emit(result, json, text)

@@ -1,4 +1,5 @@
-"""Small side-effect helpers: atomic file writes and the persistent compilation cache.
+"""Small side-effect helpers: atomic file writes, the checks of output paths that run
+before any work, and the persistent compilation cache.
 
 Kept here: the standard library has no atomic replace-write (``tempfile`` + ``os.replace``
 is the idiom) and ``csv``/``json`` do the formatting; a dependency would add nothing.
@@ -6,13 +7,17 @@ is the idiom) and ``csv``/``json`` do the formatting; a dependency would add not
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from jaxbc.validation import ConfigError
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -78,6 +83,98 @@ def atomic_write_csv(path: str | os.PathLike, rows: list[dict]) -> Path:
     writer.writeheader()
     writer.writerows(rows)
     return atomic_write_bytes(path, buf.getvalue().encode())
+
+
+def _writable_parent(path: Path, name: str) -> Path:
+    """The nearest existing ancestor of ``path``; it must be a writable directory."""
+    parent = path.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(
+            f"{name} cannot be written at {str(path)!r}: {str(parent)!r} is not a directory", name
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"{name} cannot be written at {str(path)!r}: {str(parent)!r} is not writable", name
+        )
+    return parent
+
+
+def check_output(
+    path: str | os.PathLike | None,
+    force: bool = False,
+    name: str = "out",
+    files: tuple[str, ...] | None = None,
+) -> None:
+    """Before any work: ``path`` must be creatable and is not overwritten unless ``force``.
+    ``files``: ``path`` is a directory and these are the names written into it (only they
+    count as a collision); ``None``: ``path`` is one file. Raises :class:`ConfigError` whose
+    message starts with ``name`` (the argument that holds the path)."""
+    if path is None:
+        return
+    path = Path(path)
+    if files is not None:
+        if path.exists() and not path.is_dir():
+            raise ConfigError(
+                f"{name} {str(path)!r} is a file, but a directory is written there", name
+            )
+        taken = [f for f in files if (path / f).exists()]
+        if taken and not force:
+            raise ConfigError(
+                f"{name} {str(path)!r} already holds {', '.join(taken)}; overwrite with "
+                "--force (force=True) or choose another path",
+                name,
+            )
+        target = path / files[0] if path.is_dir() else path
+    else:
+        if path.is_dir():
+            raise ConfigError(f"{name} {str(path)!r} is a directory, expected a file path", name)
+        if path.exists() and not force:
+            raise ConfigError(
+                f"{name} {str(path)!r} already exists; overwrite with --force (force=True) "
+                "or choose another path",
+                name,
+            )
+        target = path
+    _writable_parent(target, name)
+
+
+def check_directory(path: str | os.PathLike | None, name: str) -> None:
+    """A directory written into as a run goes (checkpoints, logs): if it exists it must be a
+    writable directory, else it must be creatable."""
+    if path is None:
+        return
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{name} {str(path)!r} is a file, not a directory", name)
+    if path.is_dir() and not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"{name} {str(path)!r} is not writable", name)
+    _writable_parent(path / "x", name)
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
+    """Write a directory's files into a temporary sibling, then move each into ``path`` with
+    one rename: nothing appears unless the whole block succeeds, and every file is whole.
+    Other entries of ``path`` (a checkpoint folder, say) are left alone."""
+    path = Path(path)
+    created = not path.exists()
+    path.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path, prefix=".partial.", suffix=".tmp"))
+    ok = False
+    try:
+        yield tmp
+        for entry in sorted(tmp.iterdir()):
+            target = path / entry.name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            os.replace(entry, target)
+        ok = True
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not ok and created and not any(path.iterdir()):
+            path.rmdir()
 
 
 def enable_compilation_cache(path: str | os.PathLike | None = None) -> None:

@@ -16,13 +16,18 @@ Host I/O happens only here, in the callbacks.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
+import jax
 import numpy as np
+
+from jaxbc.io import check_directory, check_output
+from jaxbc.validation import ConfigError
 
 CSV_FILE = "metrics.csv"
 
@@ -189,6 +194,52 @@ def open_loggers(
     return loggers
 
 
+def check_logs(
+    log_dir: str | Path | None,
+    wandb_project: str | None,
+    force: bool = False,
+    append: bool = False,
+) -> None:
+    """Before any work: ``log_dir`` must be a writable directory whose ``metrics.csv`` is not
+    overwritten without ``force`` (``append``: a resumed run continues it), and
+    ``wandb_project`` needs a non-empty name and the wandb package."""
+    if log_dir is not None:
+        check_directory(log_dir, "log_dir")
+        if not append:
+            check_output(log_dir, force, "log_dir", files=(CSV_FILE,))
+    if wandb_project is not None:
+        if not wandb_project.strip():
+            raise ConfigError("wandb_project needs a project name", "wandb_project")
+        try:
+            require_wandb()
+        except ImportError as e:
+            raise ConfigError(f"wandb_project: {e}", "wandb_project") from None
+
+
+@contextlib.contextmanager
+def open_logs(
+    log_dir: str | Path | None,
+    wandb_project: str | None,
+    config: Mapping[str, Any] | None = None,
+    bar: Logger | None = None,
+    append: bool = False,
+) -> Iterator[Logger | None]:
+    """One logger for a run: the progress ``bar`` (a logger or ``None``), then CSV and
+    TensorBoard in ``log_dir`` and a wandb run; ``None`` when nothing is asked for (the
+    compiled program then has no callback). On exit every pending callback has run
+    (``jax.effects_barrier``) before the loggers are closed, also when the run failed."""
+    loggers = ([bar] if bar is not None else []) + open_loggers(
+        log_dir, wandb_project, config, append
+    )
+    logger = MultiLogger(*loggers) if loggers else None
+    try:
+        yield logger
+    finally:
+        if logger is not None:
+            jax.effects_barrier()
+            logger.close()
+
+
 __all__ = [
     "CSV_FILE",
     "CSVLogger",
@@ -197,8 +248,10 @@ __all__ = [
     "ProgressLogger",
     "TensorBoardLogger",
     "WandbLogger",
+    "check_logs",
     "host_callback",
     "open_loggers",
+    "open_logs",
     "require_wandb",
     "scalars",
 ]

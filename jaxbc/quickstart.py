@@ -12,6 +12,7 @@ from jaxbc.bc import BCConfig, make_bc_train
 from jaxbc.data import collect
 from jaxbc.experts import load_expert
 from jaxbc.rollout import evaluate, random_return, scaled_return
+from jaxbc.validation import check_int
 
 
 def quickstart(
@@ -23,6 +24,13 @@ def quickstart(
     progress: bool = True,
 ) -> dict:
     """Run the demo and return its results (returns of expert, random and BC policies)."""
+    for name, value, lo in (
+        ("demo_episodes", demo_episodes, 1),
+        ("bc_steps", bc_steps, 1),
+        ("eval_episodes", eval_episodes, 1),
+        ("seed", seed, 0),
+    ):
+        check_int(name, value, lo)
     t0 = time.time()
     key = jax.random.key(seed)
     k_demo, k_bc, k_eval = jax.random.split(key, 3)

@@ -18,6 +18,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from jaxbc.logs import host_callback
@@ -45,6 +46,20 @@ def adam_optimizer(
     if max_grad_norm is None:
         return adam
     return optax.chain(optax.clip_by_global_norm(max_grad_norm), adam)
+
+
+def check_finite(tree: Any, what: str) -> None:
+    """Refuse to save or report a diverged model: ``FloatingPointError`` naming ``what`` and
+    the number of NaN/inf values among the floating-point leaves of ``tree``."""
+    bad = sum(
+        int((~np.isfinite(np.asarray(x))).sum())
+        for x in jax.tree.leaves(tree)
+        if np.issubdtype(np.asarray(x).dtype, np.floating)
+    )
+    if bad:
+        raise FloatingPointError(
+            f"{what} diverged: {bad} NaN/inf parameter value(s); nothing was saved (try a lower lr)"
+        )
 
 
 def split_static(options: dict[str, Any]) -> tuple[tuple, dict[str, Any]]:

@@ -372,8 +372,33 @@ def test_json_output_has_no_nan():
     assert json.loads(line) == {"a": None, "b": [1.0, None], "c": 2.5, "d": 3, "e": [0, 1]}
 
 
+def test_method_table_is_one_definition():
+    from jaxbc.bc import DEFAULT_MEMBERS, Method, method_config
+    from jaxbc.dagger import DAGGER_METHODS
+    from jaxbc.validation import ConfigError
+
+    assert DEFAULT_MEMBERS == 8
+    assert method_config("bc") == Method("bc", members=1, tau=0.0, lambda_dm=0.0)
+    assert (method_config("ensemble").members, method_config("ensemble").tau) == (8, 0.0)
+    swarm = method_config("swarm", members=3)
+    assert (swarm.members, swarm.tau, swarm.lambda_dm) == (3, 0.25, 0.0)
+    dbc = method_config("dbc")
+    assert (dbc.members, dbc.tau, dbc.lambda_dm) == (1, 0.0, 0.2)
+    for kwargs, field in (
+        ({"name": "bc", "members": 2}, "members"),
+        ({"name": "ensemble", "members": 1}, "members"),
+        ({"name": "ensemble", "tau": 0.1}, "tau"),
+        ({"name": "swarm", "tau": -1.0}, "tau"),
+        ({"name": "swarm", "lambda_dm": 0.1}, "lambda_dm"),
+        ({"name": "dbc", "methods": DAGGER_METHODS}, "method"),
+    ):
+        with pytest.raises(ConfigError) as e:
+            method_config(**kwargs)
+        assert e.value.field == field and str(e.value).startswith(field), str(e.value)
+
+
 def test_diverged_parameters_are_refused():
-    from jaxbc.cli import _check_finite
+    from jaxbc.training import check_finite as _check_finite
 
     _check_finite({"w": np.ones(3)}, "x")
     with pytest.raises(FloatingPointError, match="diverged"):
@@ -614,7 +639,7 @@ def test_hades_preset_sizes_are_not_overridden(capsys, tmp_path, monkeypatch):
         seen["config"] = config
         raise ValueError("stop here")
 
-    monkeypatch.setattr("jaxbc.hades.run.run_hades", stop)
+    monkeypatch.setattr("jaxbc.hades.experiment.run_hades", stop)
     for env_id, d in (("Breakout-MinAtar", 15), ("CartPole-v1", 4)):
         with pytest.raises(ValueError, match="stop here"):
             hades_cli.hades(env_id, out=tmp_path / env_id, population=4)

@@ -134,3 +134,38 @@ def test_dagger_command(capsys):
     assert len(res["returns"]) == 3 and res["gated"] and res["members"] == 3
     assert res["iterations"][0]["expert_queries"] == 0 and res["total_expert_queries"] <= 2 * 128
     assert res["iterations"][2]["dataset_size"] >= res["iterations"][1]["dataset_size"]
+
+
+def test_commands_pass_their_flags_to_one_library_function():
+    """The thin commands hand every flag (but --json) to a library argument of the same name,
+    which is also how a library error naming an argument prints as that flag."""
+    import inspect
+
+    from jaxbc import cli
+    from jaxbc.bc.experiment import bc_experiment
+    from jaxbc.dagger import dagger_experiment
+    from jaxbc.experts import collect_demos
+    from jaxbc.hades import hades_experiment
+
+    for command, fn in (
+        (cli.bc, bc_experiment),
+        (cli.dagger, dagger_experiment),
+        (cli.hades, hades_experiment),
+        (cli.collect, collect_demos),
+    ):
+        flags = set(inspect.signature(command).parameters) - {"json"}
+        missing = flags - set(inspect.signature(fn).parameters)
+        assert not missing, (command.__name__, missing)
+
+
+def test_library_errors_print_as_flags():
+    from jaxbc.cli import bc
+    from jaxbc.cli_output import flag_message
+    from jaxbc.validation import ConfigError
+
+    e = ConfigError("lambda_dm must be a finite number >= 0, got -1.0", "lambda_dm")
+    assert flag_message(e, bc) == "--lambda-dm must be a finite number >= 0, got -1.0"
+    e = ConfigError("BCConfig.lr must be a finite number > 0, got nan", "BCConfig.lr")
+    assert flag_message(e, bc) == str(e)  # a config field, not an argument: unchanged
+    e = ConfigError("num_chunks must be an integer >= 1, got 0", "num_chunks")
+    assert flag_message(e, bc) == str(e)  # not a flag of this command: unchanged

@@ -1,4 +1,6 @@
-"""Behavioral cloning family: policies, pure losses, vmapped ensembles, Swarm BC, the trainer."""
+"""Behavioral cloning family: policies, pure losses, vmapped ensembles, Swarm BC, the trainer,
+the methods by name. Whole experiments (dataset file -> trained, evaluated, saved policy):
+:func:`jaxbc.bc.experiment.bc_experiment` (a submodule: it imports the expert zoo)."""
 
 from jaxbc.bc.dbc import dbc_loss
 from jaxbc.bc.losses import (
@@ -10,6 +12,15 @@ from jaxbc.bc.losses import (
     hidden_alignment_penalty,
     mse,
     swarm_bc_loss,
+)
+from jaxbc.bc.methods import (
+    DEFAULT_LAMBDA_DM,
+    DEFAULT_MEMBERS,
+    DEFAULT_TAU,
+    ENSEMBLE_METHODS,
+    METHODS,
+    Method,
+    method_config,
 )
 from jaxbc.bc.policies import (
     Policy,
@@ -34,9 +45,15 @@ from jaxbc.bc.train import (
 )
 
 __all__ = [
+    "DEFAULT_LAMBDA_DM",
+    "DEFAULT_MEMBERS",
+    "DEFAULT_TAU",
+    "ENSEMBLE_METHODS",
+    "METHODS",
     "BCConfig",
     "BCResult",
     "Batch",
+    "Method",
     "Policy",
     "PolicyConfig",
     "PolicyOutput",
@@ -57,6 +74,7 @@ __all__ = [
     "make_policy",
     "make_policy_fn",
     "member_actions",
+    "method_config",
     "mse",
     "swarm_bc_loss",
     "train_bc",

@@ -12,9 +12,11 @@ from jaxbc.dagger.core import (
     make_dagger,
     run_dagger,
 )
+from jaxbc.dagger.experiment import DAGGER_METHODS, dagger_experiment
 
 __all__ = [
     "BETA_SCHEDULES",
+    "DAGGER_METHODS",
     "Buffer",
     "DAggerConfig",
     "DAggerResult",
@@ -22,6 +24,7 @@ __all__ = [
     "append",
     "beta_at",
     "buffer_from",
+    "dagger_experiment",
     "make_dagger",
     "run_dagger",
 ]

@@ -36,6 +36,7 @@ from flax import struct
 from jaxbc.envs import ActionSpace, Box, Discrete, Env, family_of, space_from_dict
 from jaxbc.io import atomic_write_bytes, parse_header
 from jaxbc.rollout import PolicyFn, init_carry, rollout_steps
+from jaxbc.validation import ConfigError, check_int
 
 FORMAT = "jaxbc-dataset"
 FORMAT_VERSION = 1
@@ -367,6 +368,21 @@ def load_dataset(path: str | Path, env: Env | str | None = None) -> Dataset:
         else:
             ds.check_env(env)
     return ds
+
+
+def load_demos(dataset: Dataset | str | Path, episodes: int | None = None) -> Dataset:
+    """``dataset`` (a Dataset or a dataset file) cut to its first ``episodes`` episodes
+    (``None``: all); asking for more than it has is a ``ConfigError`` naming ``episodes``."""
+    check_int("episodes", episodes, 1, allow_none=True)
+    ds = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
+    if episodes is None or episodes == ds.num_episodes:
+        return ds
+    if episodes > ds.num_episodes:
+        where = "the dataset" if isinstance(dataset, Dataset) else f"dataset {str(dataset)!r}"
+        raise ConfigError(
+            f"episodes {episodes}, but {where} has only {ds.num_episodes} episode(s)", "episodes"
+        )
+    return ds.first_episodes(episodes)
 
 
 def _cast_on_load(files: dict, space: ActionSpace, path: Path) -> dict:

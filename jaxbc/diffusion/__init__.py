@@ -1,5 +1,6 @@
 """Diffusion models of expert (state, action) pairs for Diffusion Model-Augmented BC (DBC)."""
 
+from jaxbc.diffusion.experiment import diffusion_experiment
 from jaxbc.diffusion.model import NoiseNet
 from jaxbc.diffusion.schedules import SCHEDULES, Schedule, make_schedule, schedule_from_betas
 from jaxbc.diffusion.train import (
@@ -23,6 +24,7 @@ __all__ = [
     "NoiseNet",
     "Schedule",
     "check_continuous",
+    "diffusion_experiment",
     "load",
     "make_diffusion_train",
     "make_schedule",

@@ -6,6 +6,7 @@ import dataclasses
 
 from jaxbc import envs
 from jaxbc.experts.ppo import PPOConfig
+from jaxbc.validation import ConfigError, check_choice
 
 _CLASSIC = dict(num_envs=16, num_steps=128, update_epochs=4, num_minibatches=4, lr=2.5e-3)
 # gymnax-blines' MinAtar PPO settings: long horizon (gamma 0.999), constant lr, 64 envs.
@@ -77,9 +78,15 @@ PRESETS: dict[str, dict] = {
 }
 
 
-def preset(env_id: str, **overrides) -> PPOConfig:
-    """The recipe for ``env_id`` with optional field overrides."""
+def preset(env_id: str, backend: str | None = None, **overrides) -> PPOConfig:
+    """The recipe for ``env_id`` with optional field overrides; ``backend``: another Brax
+    backend (Brax envs only; one of :data:`jaxbc.envs.BRAX_BACKENDS`)."""
     envs.family_of(env_id)
+    if backend is not None:
+        if not env_id.startswith("brax/"):
+            raise ConfigError(f"backend applies only to Brax envs, not {env_id}", "backend")
+        check_choice("backend", backend, envs.BRAX_BACKENDS)
+        overrides["env_options"] = (("backend", backend),)
     fields = {f.name for f in dataclasses.fields(PPOConfig)}
     bad = set(overrides) - fields
     if bad:

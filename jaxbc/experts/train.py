@@ -1,4 +1,5 @@
-"""Driver for expert training: chunks of jitted PPO updates, a progress bar, checkpoints.
+"""Driver for expert training: chunks of jitted PPO updates, a progress bar, checkpoints,
+live logs, and the expert saved atomically.
 
 The compiled core is :func:`jaxbc.experts.ppo.make_ppo`; this module is the edge that
 talks to the terminal and the file system.
@@ -15,6 +16,7 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
+from jaxbc.artifact import FILES as ARTIFACT_FILES
 from jaxbc.checkpoint import (
     check_run_settings,
     latest_checkpoint,
@@ -24,10 +26,11 @@ from jaxbc.checkpoint import (
 )
 from jaxbc.experts.expert import Expert, expert_from_ppo
 from jaxbc.experts.ppo import PPOConfig, make_ppo
-from jaxbc.io import machine_description
-from jaxbc.logs import Logger
+from jaxbc.io import atomic_directory, check_directory, check_output, machine_description
+from jaxbc.logs import Logger, MultiLogger, check_logs, open_logs
 from jaxbc.rollout import evaluate, random_return
-from jaxbc.validation import check_int
+from jaxbc.training import check_finite
+from jaxbc.validation import ConfigError, check_int
 
 
 def train_expert(
@@ -42,8 +45,12 @@ def train_expert(
     command: str | None = None,
     allow_config_change: bool = False,
     logger: Logger | None = None,
+    force: bool = False,
+    log_dir: str | Path | None = None,
+    wandb_project: str | None = None,
 ) -> Expert:
-    """Train a PPO expert, evaluate it, and (if ``out``) save it with its metadata.
+    """Train a PPO expert, evaluate it, and (if ``out``) save it with its metadata
+    (atomically; an expert already there is not overwritten without ``force``).
 
     With ``checkpoint_dir`` the PPO state is checkpointed after every chunk; ``resume=True``
     continues from the newest checkpoint and ends with the same state as an unbroken run.
@@ -53,7 +60,10 @@ def train_expert(
     already holds checkpoints.
 
     ``logger`` (:mod:`jaxbc.logs`) gets every update's metrics from inside the compiled
-    chunks (``jax.debug.callback``); the caller closes it.
+    chunks (``jax.debug.callback``) and the final ``eval_return``; the caller closes it.
+    ``log_dir`` / ``wandb_project`` add CSV + TensorBoard files there / a wandb run, opened
+    and closed here (an existing ``metrics.csv`` is continued with ``resume``, else not
+    overwritten without ``force``). Paths and settings are checked before any work.
     """
     config.validate()
     check_int("seed", seed, 0)
@@ -63,6 +73,46 @@ def train_expert(
         raise ValueError(
             "resume=True (--resume) needs a checkpoint_dir (--checkpoint-dir) to resume from"
         )
+    if allow_config_change and not resume:
+        raise ConfigError(
+            "allow_config_change applies only with resume=True (--resume)", "allow_config_change"
+        )
+    check_output(out, force, files=ARTIFACT_FILES)
+    check_directory(checkpoint_dir, "checkpoint_dir")
+    check_logs(log_dir, wandb_project, force, append=resume)
+    log_config = {**config.to_dict(), "seed": seed}
+    with open_logs(log_dir, wandb_project, log_config, append=resume) as files:
+        sinks = [x for x in (logger, files) if x is not None]
+        expert = _train(
+            config,
+            seed,
+            eval_episodes,
+            num_chunks,
+            checkpoint_dir,
+            resume,
+            progress,
+            command,
+            allow_config_change,
+            MultiLogger(*sinks) if sinks else None,
+        )
+    if out:
+        with atomic_directory(out) as tmp:
+            expert.save(tmp)
+    return expert
+
+
+def _train(
+    config: PPOConfig,
+    seed: int,
+    eval_episodes: int,
+    num_chunks: int,
+    checkpoint_dir: str | Path | None,
+    resume: bool,
+    progress: bool,
+    command: str | None,
+    allow_config_change: bool,
+    logger: Logger | None,
+) -> Expert:
     settings = {
         "config": config.to_dict(),
         "seed": seed,
@@ -121,13 +171,7 @@ def train_expert(
         jax.effects_barrier()  # every update's callback has run
     train_time = time.time() - t0
 
-    if not all(
-        bool(np.isfinite(np.asarray(x)).all()) for x in jax.tree.leaves(state.train_state.params)
-    ):
-        raise FloatingPointError(
-            f"PPO on {config.env_id} diverged: the parameters are NaN/inf after {done} updates "
-            f"(lr {config.lr}); nothing was saved"
-        )
+    check_finite(state.train_state.params, f"PPO on {config.env_id} (lr {config.lr})")
     expert = expert_from_ppo(state, config)
     env = ppo.env
     k_eval, k_rand = jax.random.split(jax.random.key(seed + 10_000))
@@ -155,7 +199,4 @@ def train_expert(
         meta["resumed_from_update"] = resumed_from
     if changes:
         meta["config_changes"] = changes
-    expert = Expert(expert.config, expert.params, meta)
-    if out:
-        expert.save(out)
-    return expert
+    return Expert(expert.config, expert.params, meta)

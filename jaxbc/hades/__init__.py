@@ -13,6 +13,7 @@ from jaxbc.hades.core import (
     make_hades,
     solution_template,
 )
+from jaxbc.hades.experiment import OUTPUT_FILES, hades_experiment
 from jaxbc.hades.outputs import (
     distilled_data,
     distilled_dataset,
@@ -34,6 +35,7 @@ from jaxbc.hades.strategies import (
 
 __all__ = [
     "FITNESS_SHAPINGS",
+    "OUTPUT_FILES",
     "VARIANTS",
     "GenerationInfo",
     "Hades",
@@ -49,6 +51,7 @@ __all__ = [
     "distilled_dataset",
     "episode_returns",
     "fitness_shaping_fn",
+    "hades_experiment",
     "hades_preset",
     "make_hades",
     "make_strategy",

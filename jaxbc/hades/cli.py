@@ -1,27 +1,12 @@
-"""``jaxbc hades``: distil an env into a few synthetic (state, action) pairs."""
+"""``jaxbc hades``: distil an env into a few synthetic (state, action) pairs. The command
+parses its flags, runs :func:`jaxbc.hades.hades_experiment` and prints its report."""
 
 from __future__ import annotations
 
-import dataclasses
-import sys
-import time
 from pathlib import Path
 from typing import Literal
 
-from jaxbc.cli_output import (
-    ForceFlag,
-    JsonFlag,
-    atomic_directory,
-    check_directory,
-    check_logs,
-    check_output,
-    emit,
-    open_logs,
-    reject,
-)
-from jaxbc.validation import check_float, check_int
-
-OUTPUT_FILES = ("distilled.npz", "curves.csv", "curves.png", "distilled.png", "result.json")
+from jaxbc.cli_output import ForceFlag, JsonFlag, emit, library_args
 
 
 def hades(
@@ -98,129 +83,14 @@ def hades(
             not overwritten without --force (with --resume it is continued).
         wandb_project: also log them to this Weights & Biases project (needs the extra "wandb").
     """
-    if inits is not None and variant != "R":
-        reject(
-            "--inits",
-            f"applies to --variant R only (HaDES-F trains from one fixed init), not {variant}",
-        )
-    if resume and checkpoint_dir is None:
-        reject("--resume", "needs --checkpoint-dir (the directory to resume from)")
-    if allow_config_change and not resume:
-        reject("--allow-config-change", "applies only with --resume")
-    check_int("--population", population, 2)
-    check_int("--generations", generations, 1)
-    check_int("--checkpoint-every", checkpoint_every, 1)
-    check_int("--seed", seed, 0)
-    check_float("--sigma", sigma, 0.0, lo_open=True, allow_none=True)
-    import jax
+    args = library_args(locals())
+    from jaxbc.hades.experiment import hades_experiment
+    from jaxbc.io import command_line
 
-    from jaxbc.data import save_dataset
-    from jaxbc.experts.expert import zoo_name
-    from jaxbc.hades.core import hades_preset, solution_template
-    from jaxbc.hades.outputs import distilled_dataset, plot_dataset, save_curves
-    from jaxbc.hades.run import run_hades, run_seconds
-    from jaxbc.hades.strategies import make_strategy, paper_strategy_options
-    from jaxbc.io import atomic_write_json, command_line, machine_description
-
-    overrides: dict = {"variant": variant}  # flags left out keep the preset's values
-    if dataset_size is not None:
-        overrides["dataset_size"] = dataset_size
-    if inits is not None:
-        overrides["num_inits"] = inits
-    if inner_steps is not None:
-        overrides["inner_steps"] = inner_steps
-    if eval_envs is not None:
-        overrides["num_envs"] = eval_envs
-    if eval_steps is not None:
-        overrides["eval_steps"] = eval_steps
-    if fitness_episodes is not None:
-        overrides["fitness_episodes"] = fitness_episodes
-    if eval_actions is not None:
-        overrides["deterministic_eval"] = eval_actions == "greedy"
-    if obs_normalization is not None:
-        overrides["obs_normalization"] = obs_normalization
-    config = hades_preset(env, **overrides)
-    if hidden is not None:
-        config = dataclasses.replace(
-            config, policy=dataclasses.replace(config.policy, hidden_sizes=tuple(hidden))
-        )
-    options = paper_strategy_options(strategy, population)
-    if sigma is not None:
-        options["sigma"] = sigma
-    if fitness_shaping != "default":
-        options["fitness_shaping"] = fitness_shaping
-    es = make_strategy(strategy, population, solution_template(config), **options)
-    out = Path(out or Path("runs/hades") / zoo_name(env))
-    check_output(out, force, files=OUTPUT_FILES)
-    check_directory(checkpoint_dir, "--checkpoint-dir")
-    check_logs(log_dir, wandb_project, force, append=resume)
-    dataset_size = config.dataset_size
-    t0 = time.time()
-    print(
-        f"HaDES-{variant} on {env}: D={dataset_size}, {strategy} population {population}, {generations} generations",
-        file=sys.stderr,
-    )
-    cli_settings = {
-        "strategy": strategy,
-        "sigma": sigma,
-        "fitness_shaping": fitness_shaping,
-        "seed": seed,
-    }
-    logger = open_logs(log_dir, wandb_project, {**config.to_dict(), **cli_settings}, append=resume)
-    try:
-        result = run_hades(
-            config,
-            es,
-            jax.random.key(seed),
-            generations,
-            checkpoint_dir=checkpoint_dir,
-            checkpoint_every=checkpoint_every,
-            resume=resume,
-            progress=True,
-            allow_config_change=allow_config_change,
-            settings={"cli": cli_settings},
-            logger=logger,
-        )
-    finally:
-        if logger is not None:
-            logger.close()
-    wall = run_seconds(result.history) or time.time() - t0  # across resumes where known
-    ds = distilled_dataset(result.hades, result.state, "best")
-    path = out / "distilled.npz"
-    h = result.history
-    res = {
-        "env": env,
-        "variant": variant,
-        "strategy": strategy,
-        "population": population,
-        "dataset_size": dataset_size,
-        "fitness_shaping": fitness_shaping,
-        "generations": int(h["generation"][-1]) if len(h["generation"]) else 0,
-        "final_best": float(h["best"][-1]) if len(h["best"]) else None,
-        "final_mean": float(h["mean"][-1]) if len(h["mean"]) else None,
-        "best_fitness": float(result.state.best_fitness),
-        "resumed_from": result.resumed_from,
-        "seed": seed,
-        "wall_time_s": round(wall, 2),
-        "command": command_line(),
-        "machine": machine_description(),
-        "dataset": str(path),
-        "curves": str(out / "curves.csv"),
-        "out": str(out),
-        "config": config.to_dict(),
-        "config_changes": list(result.config_changes),
-        **({"log_dir": str(log_dir)} if log_dir else {}),
-    }
-    with atomic_directory(out) as tmp:
-        save_dataset(ds, tmp / "distilled.npz")
-        save_curves(
-            result.history, tmp / "curves.csv", tmp / "curves.png", title=f"HaDES-{variant} {env}"
-        )
-        plot_dataset(ds, tmp / "distilled.png")
-        atomic_write_json(tmp / "result.json", res)
+    _, res = hades_experiment(**args, command=command_line())
     emit(
         res,
         json,
         f"HaDES-{variant} {env}: final population mean {res['final_mean']:.2f}, best {res['final_best']:.2f} "
-        f"(best ever {res['best_fitness']:.2f}); distilled dataset {path}",
+        f"(best ever {res['best_fitness']:.2f}); distilled dataset {res['dataset']}",
     )
