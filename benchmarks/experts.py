@@ -23,7 +23,12 @@ def main(envs: list[str], seed: int = 0, zoo: bool = False, eval_episodes: int =
         out = (ZOO_DIR if zoo else Path("runs/experts")) / zoo_name(env_id)
         command = command_line("python benchmarks/experts.py")
         ex = train_expert(
-            preset(env_id), seed=seed, out=out, eval_episodes=eval_episodes, command=command
+            preset(env_id),
+            seed=seed,
+            out=out,
+            eval_episodes=eval_episodes,
+            command=command,
+            force=zoo,  # --zoo replaces the committed expert on purpose
         )
         m = ex.meta
         print(
