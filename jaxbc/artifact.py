@@ -83,7 +83,14 @@ def read_spec(directory: str | Path, kind: str) -> dict:
         raise FileNotFoundError(
             f"no saved {KINDS[kind]} at {str(directory)!r} ({SPEC_FILE} or {PARAMS_FILE} missing)"
         )
-    spec = parse_header(path.read_text(), str(path), FORMAT, FORMAT_VERSION, ArtifactError)
+    spec = parse_header(
+        path.read_text(),
+        str(path),
+        FORMAT,
+        FORMAT_VERSION,
+        ArtifactError,
+        f"{KINDS[kind]} description",
+    )
     if spec.get("kind") != kind:
         raise ArtifactError(f"{path} holds a {spec.get('kind')!r}, not a {kind!r}")
     for section in ("env", "config", "meta"):

@@ -222,7 +222,12 @@ def best_time(fn: Any, *args: Any, repeats: int = 3) -> float:
 
 
 def parse_header(
-    text: str, where: str, fmt: str, version: int, error: type[Exception] = ValueError
+    text: str,
+    where: str,
+    fmt: str,
+    version: int,
+    error: type[Exception] = ValueError,
+    what: str = "JSON header",
 ) -> dict:
     """A file's JSON header as a dict, checked to be of format ``fmt`` version ``version``
     (the one check of datasets' ``__meta__`` and artifacts' descriptions); ``error`` names
@@ -230,7 +235,7 @@ def parse_header(
     try:
         head = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as e:
-        raise error(f"{where}: not valid JSON: {e}") from e
+        raise error(f"{where} is not a valid {what}: {e}") from e
     if not isinstance(head, dict):
         raise error(f"{where}: must hold a JSON object, got {type(head).__name__}")
     if head.get("format") != fmt or head.get("format_version") != version:

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxbc import envs
+from jaxbc import envs, studies
 from jaxbc.bc import BCConfig, PolicyConfig, make_bc_train
 from jaxbc.data import collect
 from jaxbc.envs.multimodal import (
@@ -241,14 +241,15 @@ def test_bc_fails_when_the_mode_is_hidden():
 
 
 def test_dbc_study_paired_difference_reads_the_ci():
-    """The multimodal protocol's reading follows the paired bootstrap CI: a consistent gain
-    is supported, a gain that flips sign between seeds is not, a constant one has a point CI."""
-    pd = _study_module().paired_difference
+    """The multimodal protocol's reading (jaxbc.studies.paired_ci) follows the paired
+    bootstrap CI: a consistent gain is supported, a gain that flips sign between seeds is
+    not, a consistent loss is the opposite, a constant one has a point CI."""
+    pd = studies.paired_ci
     up = pd([0.9, 0.8, 1.0, 0.95, 0.85], [0.1, 0.2, 0.0, 0.15, 0.05])
-    assert up["ci"][0] > 0 and up["reading"].startswith("DBC > BC: supported")
+    assert up["ci"][0] > 0 and up["reading"] == "supported"
     mixed = pd([0.9, 0.1, 0.8, 0.2], [0.1, 0.9, 0.2, 0.8])
     assert mixed["ci"][0] < 0 < mixed["ci"][1] and "not supported" in mixed["reading"]
     down = pd([0.0, 0.1, 0.0], [0.5, 0.6, 0.7])
-    assert down["ci"][1] < 0 and down["reading"].startswith("DBC < BC")
+    assert down["ci"][1] < 0 and down["reading"] == "opposite"
     same = pd([1.0, 1.0], [0.0, 0.0])
     assert same["ci"] == [1.0, 1.0] and same["mean"] == 1.0
