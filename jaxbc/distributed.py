@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,6 +106,8 @@ def initialize(
     if timeout_s < 1:
         raise DistributedError(f"timeout_s must be >= 1, got {timeout_s}")
     where = "the cluster's coordinates" if auto else f"coordinator {coordinator_address}"
+    if not auto and process_id != 0:
+        _wait_for(coordinator_address, timeout_s)
     try:
         jax.distributed.initialize(**given, initialization_timeout=int(timeout_s))
     except (RuntimeError, ValueError) as e:  # jax raises both (and XlaRuntimeError, a RuntimeError)
@@ -119,6 +123,25 @@ def initialize(
             f"{first} ({hint})"
         ) from e
     return layout()
+
+
+def _wait_for(address: str, timeout_s: int) -> None:
+    """Wait until ``address`` (HOST:PORT) accepts connections. jax's client aborts the whole
+    process when the coordinator stays away, so an unreachable one is caught here first."""
+    host, port = address.rsplit(":", 1)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=2):
+                return
+        except (OSError, ValueError) as e:
+            if time.monotonic() >= deadline:
+                raise DistributedError(
+                    f"could not join the multi-process run through coordinator {address} within "
+                    f"{timeout_s} s: nothing accepts connections there ({e}); is process 0 "
+                    "running, with the same address, and is the port reachable from here?"
+                ) from None
+            time.sleep(0.5)
 
 
 def settings_digest(settings: Any) -> str:

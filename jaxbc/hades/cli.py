@@ -48,6 +48,11 @@ def hades(
     fitness_shaping: Literal["default", "raw", "centered_ranks", "z_score"] = "default",
     log_dir: Path | None = None,
     wandb_project: str | None = None,
+    coordinator_address: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+    distributed: bool = False,
+    distributed_timeout: int = 300,
     json: JsonFlag = False,
 ) -> None:
     """HaDES behaviour distillation: evolve a synthetic dataset whose BC-trained policy
@@ -85,7 +90,22 @@ def hades(
             DIR/metrics.csv and TensorBoard event files in DIR; an existing metrics.csv is
             not overwritten without --force (with --resume it is continued).
         wandb_project: also log them to this Weights & Biases project (needs the extra "wandb").
+        coordinator_address: multi-process run: HOST:PORT of process 0's coordinator (with
+            --num-processes and --process-id; every process runs the same command).
+        num_processes: multi-process run: the number of processes.
+        process_id: multi-process run: this process's index, 0 to num_processes - 1. Only
+            process 0 writes checkpoints, outputs and logs.
+        distributed: multi-process run with the coordinates read from the cluster (SLURM,
+            TPU pod, MPI, Kubernetes), as jax.distributed.initialize() detects them.
+        distributed_timeout: seconds to wait for the coordinator and the other processes.
     """
+    from jaxbc.distributed import initialize
+
+    if distributed_timeout != 300 and not (distributed or coordinator_address or num_processes):
+        reject("--distributed-timeout", "applies only to a multi-process run")
+    layout = initialize(  # before anything touches JAX's devices
+        coordinator_address, num_processes, process_id, distributed, distributed_timeout
+    )
     if inits is not None and variant != "R":
         reject(
             "--inits",
@@ -99,6 +119,12 @@ def hades(
     check_int("--generations", generations, 1)
     check_int("--checkpoint-every", checkpoint_every, 1)
     check_int("--seed", seed, 0)
+    if population % layout.global_devices:
+        reject(
+            "--population",
+            f"{population} is not a multiple of the {layout.global_devices} devices it is split "
+            f"over ({layout.num_processes} process(es) x {layout.local_devices} local device(s))",
+        )
     check_float("--sigma", sigma, 0.0, lo_open=True, allow_none=True)
     import jax
 
@@ -150,7 +176,12 @@ def hades(
         "fitness_shaping": fitness_shaping,
         "seed": seed,
     }
-    logger = open_logs(log_dir, wandb_project, {**config.to_dict(), **cli_settings}, append=resume)
+    primary = layout.process_id == 0  # the only process that writes outputs and logs
+    logger = (
+        open_logs(log_dir, wandb_project, {**config.to_dict(), **cli_settings}, append=resume)
+        if primary
+        else None
+    )
     try:
         result = run_hades(
             config,
@@ -188,6 +219,7 @@ def hades(
         "wall_time_s": round(wall, 2),
         "command": command_line(),
         "machine": machine_description(),
+        "processes": layout.to_dict(),
         "dataset": str(path),
         "curves": str(out / "curves.csv"),
         "out": str(out),
@@ -195,6 +227,9 @@ def hades(
         "config_changes": list(result.config_changes),
         **({"log_dir": str(log_dir)} if log_dir else {}),
     }
+    if not primary:
+        emit(res, json, f"process {layout.process_id}: done (process 0 writes the outputs)")
+        return
     with atomic_directory(out) as tmp:
         save_dataset(ds, tmp / "distilled.npz")
         save_curves(
