@@ -87,7 +87,7 @@ def initialize(
         return layout()
     if not auto:
         missing = [k for k, v in given.items() if v is None]
-        if missing:
+        if missing or coordinator_address is None or num_processes is None or process_id is None:
             raise DistributedError(
                 f"a multi-process run needs coordinator_address, num_processes and process_id; "
                 f"missing: {', '.join(missing)}"

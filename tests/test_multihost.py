@@ -124,7 +124,7 @@ def _launch(mode: str, nproc: int, devices: int, work: Path, timeout: int = 600)
 
 
 def _results(outs: list) -> list[dict]:
-    for rc, stdout, stderr in outs:
+    for rc, _, stderr in outs:
         assert rc == 0, stderr[-3000:]
     return [
         json.loads(next(line[7:] for line in o.splitlines() if line.startswith("RESULT ")))

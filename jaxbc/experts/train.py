@@ -68,15 +68,15 @@ def train_expert(
 
     run_chunk = jax.jit(run_chunk, static_argnums=1)
     t0 = time.time()
-    last_return = [float("nan")]
+    last_returns = [float("nan")]
 
     def on_chunk(done: int, n: int, metrics: dict, history: dict) -> dict:
         rets = np.asarray(metrics["episode_return"])
         rets = rets[~np.isnan(rets)]
         if rets.size:
-            last_return[0] = float(rets[-1])
+            last_returns[0] = float(rets[-1])
         steps = (done + n) * config.steps_per_update
-        return {"ret": f"{last_return[0]:.1f}", "steps": f"{steps:.2e}"}
+        return {"ret": f"{last_returns[0]:.1f}", "steps": f"{steps:.2e}"}
 
     driven = run_chunks(
         lambda: init(jax.random.key(seed)),
@@ -99,7 +99,7 @@ def train_expert(
         driven.resumed_from,
         driven.changes,
     )
-    last_return = last_return[0]
+    last_return = last_returns[0]
     if logger is not None:
         jax.effects_barrier()  # every update's callback has run
     train_time = time.time() - t0
