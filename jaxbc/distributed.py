@@ -144,6 +144,13 @@ def _wait_for(address: str, timeout_s: int) -> None:
             time.sleep(0.5)
 
 
+def sync(name: str) -> None:
+    """Wait until every process gets here (e.g. the primary has finished writing), so no
+    process exits while another still works: jax's shutdown barrier would fail."""
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices(name)
+
+
 def settings_digest(settings: Any) -> str:
     """A hex digest of JSON-able ``settings`` (sorted keys)."""
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jax
 from tqdm.auto import tqdm
 
 from jaxbc.checkpoint import (
@@ -41,6 +42,7 @@ from jaxbc.distributed import (
     is_primary,
     layout,
     on_primary,
+    sync,
 )
 from jaxbc.io import atomic_write_json
 
@@ -143,12 +145,15 @@ def run_chunks(
             bar.update(n)
             if postfix:
                 bar.set_postfix(**postfix)
+    sync("run_chunks: the primary has written the last checkpoint")
     return Chunked(state, done, resumed_from, changes, history)
 
 
 def save(directory: Path, state: Any, step: int, history: dict, history_file: str | None) -> None:
     """Checkpoint ``state`` at ``step`` (and ``history``): written by the primary only."""
-    state = host_local(state)  # a collective where the state spans processes
+    # numpy leaves (typed keys as their key data, as checkpoints store them): orbax writes
+    # them from one process; gathering is a collective where the state spans processes
+    state = host_local(jax.tree.map(_key_data, state))
     if not is_primary():
         return
     if history_file is not None:
@@ -180,6 +185,12 @@ def _check_settings(
         changed = settings_diff({PROCESSES: saved_layout}, {PROCESSES: current})
         changes.append({"at_step": latest[1] if latest else 0, "changed": changed})
     return changes
+
+
+def _key_data(x: Any) -> Any:
+    if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+        return jax.random.key_data(x)
+    return x
 
 
 def _restore(
