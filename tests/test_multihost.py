@@ -124,8 +124,9 @@ def _launch(mode: str, nproc: int, devices: int, work: Path, timeout: int = 600)
 
 
 def _results(outs: list) -> list[dict]:
-    for rc, _, stderr in outs:
-        assert rc == 0, stderr[-3000:]
+    for i, (rc, _, stderr) in enumerate(outs):
+        tails = "\n".join(f"--- process {j}:\n{e[-2000:]}" for j, (_, _, e) in enumerate(outs))
+        assert rc == 0, f"process {i} exited with {rc}\n{tails}"
     return [
         json.loads(next(line[7:] for line in o.splitlines() if line.startswith("RESULT ")))
         for _, o, _ in outs
