@@ -32,11 +32,22 @@ def _rewrap_keys(template: Any, restored: Any) -> Any:
 
 
 def _manager(directory: Path) -> Any:
-    """orbax's manager for ``directory``: steps as ``step_<9 digits>``, the newest two kept."""
+    """orbax's manager for ``directory``: steps as ``step_<9 digits>``, the newest two kept.
+    In a multi-process run only process 0 uses it (:mod:`jaxbc.resumable`), so orbax is
+    told that process 0 is the only one taking part (no barriers with the others)."""
     import orbax.checkpoint as ocp
 
+    multiprocess: dict = {"create": True}
+    if jax.process_count() > 1:  # orbax then leaves creating the directory to its caller
+        directory.mkdir(parents=True, exist_ok=True)
+        multiprocess = {
+            "create": False,
+            "multiprocessing_options": ocp.options.MultiprocessingOptions(
+                primary_host=jax.process_index(), active_processes={jax.process_index()}
+            ),
+        }
     options = ocp.CheckpointManagerOptions(
-        max_to_keep=2, step_prefix="step", step_format_fixed_length=9, create=True
+        max_to_keep=2, step_prefix="step", step_format_fixed_length=9, **multiprocess
     )
     return ocp.CheckpointManager(directory.absolute(), options=options)
 

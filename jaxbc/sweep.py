@@ -11,7 +11,9 @@ A run is any pure function of per-run arrays (a PRNG key, hyperparameters), e.g.
 
 ``sweep`` is ``jit(vmap(run))``; with ``devices`` the run axis is split over a 1-D
 ``Mesh`` of that many devices (``shard_map``: each device trains its own runs, no
-communication), and the results equal the one-device sweep.
+communication), and the results equal the one-device sweep. In a multi-process run
+(:mod:`jaxbc.distributed`) the mesh spans every process's devices, every process calls
+``sweep`` with the same arguments, and each gets every run's results as host arrays.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, PartitionSpec
+
+from jaxbc.distributed import host_local
 
 RUN_AXIS = "runs"
 
@@ -43,7 +47,8 @@ def unflatten(results: Any, shape: tuple[int, ...]) -> Any:
 
 
 def make_mesh(devices: int | Mesh | None) -> Mesh | None:
-    """A 1-D mesh over the first ``devices`` local devices (a Mesh is used as given)."""
+    """A 1-D mesh over the first ``devices`` of ``jax.devices()`` (in a multi-process run:
+    every process's, see :mod:`jaxbc.distributed`; a Mesh is used as given)."""
     if devices is None or isinstance(devices, Mesh):
         return devices
     available = jax.devices()
@@ -68,6 +73,8 @@ def sweep(run: Callable[..., Any], *args: Any, devices: int | Mesh | None = None
     if pad:
         args = jax.tree.map(lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], pad, 0)]), args)
     out = _compiled(run, mesh)(*args)
+    if jax.process_count() > 1:  # runs on other processes' devices: every process gets all
+        out = host_local(out)
     return jax.tree.map(lambda x: x[:n], out) if pad else out
 
 

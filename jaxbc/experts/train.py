@@ -8,26 +8,18 @@ talks to the terminal and the file system.
 from __future__ import annotations
 
 import math
-import sys
 import time
 from pathlib import Path
 
 import jax
 import numpy as np
-from tqdm.auto import tqdm
 
 from jaxbc.artifact import FILES as ARTIFACT_FILES
-from jaxbc.checkpoint import (
-    check_run_settings,
-    latest_checkpoint,
-    restore_checkpoint,
-    save_checkpoint,
-    write_run_settings,
-)
 from jaxbc.experts.expert import Expert, expert_from_ppo
 from jaxbc.experts.ppo import PPOConfig, make_ppo
 from jaxbc.io import atomic_directory, check_directory, check_output, machine_description
 from jaxbc.logs import Logger, MultiLogger, check_logs, open_logs
+from jaxbc.resumable import run_chunks
 from jaxbc.rollout import evaluate, random_return
 from jaxbc.training import check_finite
 from jaxbc.validation import ConfigError, check_int
@@ -117,14 +109,8 @@ def _train(
         "config": config.to_dict(),
         "seed": seed,
     }  # what decides the result (not the chunking)
-    changes: list[dict] = []
-    if checkpoint_dir:
-        changes = check_run_settings(
-            checkpoint_dir, settings, resume, allow_config_change, "PPO run"
-        )
     ppo = make_ppo(config, progress=logger.log if logger is not None else None)
     total = config.num_updates
-    chunk = max(1, math.ceil(total / num_chunks))
     init = jax.jit(ppo.init)
 
     def run_chunk(state, length):
@@ -132,41 +118,33 @@ def _train(
 
     run_chunk = jax.jit(run_chunk, static_argnums=1)
     t0 = time.time()
-    state = init(jax.random.key(seed))
-    done = 0
-    if resume and checkpoint_dir and (found := latest_checkpoint(checkpoint_dir)):
-        path, done = found
-        state = restore_checkpoint(path, state)
-        print(f"resumed from {path} at update {done}/{total}", file=sys.stderr)
-    if resume and not done:
-        print(f"no checkpoint in {checkpoint_dir} yet: starting a fresh run there", file=sys.stderr)
-    resumed_from = done
-    if checkpoint_dir:
-        Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)
-        write_run_settings(checkpoint_dir, settings, changes)
+    last_returns = [float("nan")]
 
-    bar = tqdm(
-        total=total,
-        initial=done,
-        desc=f"PPO {config.env_id}",
-        unit="upd",
-        file=sys.stderr,
-        disable=not progress,
-    )
-    last_return = float("nan")
-    while done < total:
-        n = min(chunk, total - done)
-        state, metrics = run_chunk(state, n)
+    def on_chunk(done: int, n: int, metrics: dict, history: dict) -> dict:
         rets = np.asarray(metrics["episode_return"])
         rets = rets[~np.isnan(rets)]
         if rets.size:
-            last_return = float(rets[-1])
-        done += n
-        bar.update(n)
-        bar.set_postfix(ret=f"{last_return:.1f}", steps=f"{done * config.steps_per_update:.2e}")
-        if checkpoint_dir:
-            save_checkpoint(checkpoint_dir, state, done)
-    bar.close()
+            last_returns[0] = float(rets[-1])
+        steps = (done + n) * config.steps_per_update
+        return {"ret": f"{last_returns[0]:.1f}", "steps": f"{steps:.2e}"}
+
+    driven = run_chunks(
+        lambda: init(jax.random.key(seed)),
+        total,
+        max(1, math.ceil(total / num_chunks)),
+        run_chunk,
+        on_chunk=on_chunk,
+        checkpoint_dir=checkpoint_dir or None,
+        settings=settings,
+        resume=resume,
+        allow_config_change=allow_config_change,
+        what="PPO run",
+        progress=progress,
+        desc=f"PPO {config.env_id}",
+        unit="upd",
+    )
+    state, resumed_from, changes = driven.state, driven.resumed_from, driven.changes
+    last_return = last_returns[0]
     if logger is not None:
         jax.effects_barrier()  # every update's callback has run
     train_time = time.time() - t0

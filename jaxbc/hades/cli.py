@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from jaxbc.cli_output import ForceFlag, JsonFlag, emit, library_args
+from jaxbc.cli_output import ForceFlag, JsonFlag, emit, library_args, reject
 
 
 def hades(
@@ -37,6 +37,11 @@ def hades(
     ] = "default",
     log_dir: Path | None = None,
     wandb_project: str | None = None,
+    coordinator_address: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+    distributed: bool = False,
+    distributed_timeout: int = 300,
     json: JsonFlag = False,
 ) -> None:
     """HaDES behaviour distillation: evolve a synthetic dataset whose BC-trained policy
@@ -82,12 +87,36 @@ def hades(
             DIR/metrics.csv and TensorBoard event files in DIR; an existing metrics.csv is
             not overwritten without --force (with --resume it is continued).
         wandb_project: also log them to this Weights & Biases project (needs the extra "wandb").
+        coordinator_address: multi-process run: HOST:PORT of process 0's coordinator (with
+            --num-processes and --process-id; every process runs the same command).
+        num_processes: multi-process run: the number of processes.
+        process_id: multi-process run: this process's index, 0 to num_processes - 1. Only
+            process 0 writes checkpoints, outputs and logs.
+        distributed: multi-process run with the coordinates read from the cluster (SLURM,
+            TPU pod, MPI, Kubernetes), as jax.distributed.initialize() detects them.
+        distributed_timeout: seconds to wait for the coordinator and the other processes.
     """
-    args = library_args(locals())
+    if distributed_timeout != 300 and not (distributed or coordinator_address or num_processes):
+        reject("--distributed-timeout", "applies only to a multi-process run")
+    args = library_args(
+        locals(),
+        "coordinator_address",
+        "num_processes",
+        "process_id",
+        "distributed",
+        "distributed_timeout",
+    )
+    from jaxbc.distributed import initialize, is_primary
+
+    # before anything touches JAX's devices
+    initialize(coordinator_address, num_processes, process_id, distributed, distributed_timeout)
     from jaxbc.hades.experiment import hades_experiment
     from jaxbc.io import command_line
 
     _, res = hades_experiment(**args, command=command_line())
+    if not is_primary():
+        emit(res, json, "HaDES: done on this process (process 0 writes the outputs)")
+        return
     emit(
         res,
         json,

@@ -4,6 +4,7 @@ dataset, its curves and plots and a ``result.json`` written atomically into one 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import jax
 
+from jaxbc import distributed
 from jaxbc.data import save_dataset
 from jaxbc.experts.expert import zoo_name
 from jaxbc.hades.core import hades_preset, solution_template
@@ -86,6 +88,15 @@ def hades_experiment(
     check_int("checkpoint_every", checkpoint_every, 1)
     check_int("seed", seed, 0)
     check_float("sigma", sigma, 0.0, lo_open=True, allow_none=True)
+    processes = distributed.layout()
+    if population % processes.global_devices:
+        raise ConfigError(
+            f"population {population} is not a multiple of the {processes.global_devices} "
+            f"devices it is split over ({processes.num_processes} process(es) x "
+            f"{processes.local_devices} local device(s))",
+            "population",
+        )
+    primary = processes.process_id == 0  # the one process that reads and writes files
     settings = {  # flags left out keep the preset's values
         "dataset_size": dataset_size,
         "num_inits": inits,
@@ -109,9 +120,10 @@ def hades_experiment(
         options["fitness_shaping"] = fitness_shaping
     es = make_strategy(strategy, population, solution_template(config), **options)
     out = Path(out or Path("runs/hades") / zoo_name(env))
-    check_output(out, force, files=OUTPUT_FILES)
-    check_directory(checkpoint_dir, "checkpoint_dir")
-    check_logs(log_dir, wandb_project, force, append=resume)
+    if primary:
+        check_output(out, force, files=OUTPUT_FILES)
+        check_directory(checkpoint_dir, "checkpoint_dir")
+        check_logs(log_dir, wandb_project, force, append=resume)
     t0 = time.time()
     print(
         f"HaDES-{variant} on {env}: D={config.dataset_size}, {strategy} population {population}, "
@@ -126,7 +138,12 @@ def hades_experiment(
         "seed": seed,
     }
     log_config = {**config.to_dict(), **run_options}
-    with open_logs(log_dir, wandb_project, log_config, append=resume) as logger:
+    logs = (
+        open_logs(log_dir, wandb_project, log_config, append=resume)
+        if primary
+        else contextlib.nullcontext(None)
+    )
+    with logs as logger:
         result = run_hades(
             config,
             es,
@@ -159,6 +176,7 @@ def hades_experiment(
         "wall_time_s": round(wall, 2),
         "command": command,
         "machine": machine_description(),
+        "processes": processes.to_dict(),
         "dataset": str(out / "distilled.npz"),
         "curves": str(out / "curves.csv"),
         "out": str(out),
@@ -166,6 +184,8 @@ def hades_experiment(
         "config_changes": list(result.config_changes),
         **({"log_dir": str(log_dir)} if log_dir else {}),
     }
+    if not primary:
+        return result, report
     with atomic_directory(out) as tmp:
         save_dataset(ds, tmp / "distilled.npz")
         save_curves(h, tmp / "curves.csv", tmp / "curves.png", title=f"HaDES-{variant} {env}")

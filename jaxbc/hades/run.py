@@ -9,7 +9,6 @@ programs an uninterrupted run executes, so it ends in the same ES state bit for 
 from __future__ import annotations
 
 import json
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,19 +17,12 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxbc.checkpoint import (
-    RUN_FILE,
-    CheckpointError,
-    check_run_settings,
-    latest_checkpoint,
-    restore_checkpoint,
-    save_checkpoint,
-    write_run_settings,
-)
+from jaxbc.checkpoint import RUN_FILE
+from jaxbc.distributed import is_primary
 from jaxbc.envs import Env
 from jaxbc.hades.core import Hades, HadesConfig, HadesState, make_hades
-from jaxbc.io import atomic_write_json
 from jaxbc.logs import Logger
+from jaxbc.resumable import run_chunks
 
 HISTORY_FILE = "hades_history.json"
 CONFIG_FILE = "hades_config.json"
@@ -87,46 +79,24 @@ def run_seconds(history: dict) -> float | None:
     return float(secs[-1])
 
 
-def _save(directory: Path, state: HadesState, history: dict[str, list], step: int) -> None:
-    # history first: it may run ahead of the newest checkpoint, never behind (trimmed on resume)
-    atomic_write_json(directory / HISTORY_FILE, history)
-    save_checkpoint(directory, {"leaves": jax.tree.leaves(state)}, step)
+def _check_older_config(config: HadesConfig) -> Any:
+    """Runs saved before ``run.json`` was written only recorded their config: compare it."""
 
-
-def _restore(
-    directory: Path, template: HadesState, config: HadesConfig, check_config: bool = True
-) -> tuple[HadesState, dict, int] | None:
-    latest = latest_checkpoint(directory)
-    if latest is None:
-        return None
-    saved_config = directory / CONFIG_FILE
-    if check_config and saved_config.exists() and not (directory / RUN_FILE).exists():  # older runs
+    def check(directory: Path) -> None:
+        saved_config = directory / CONFIG_FILE
+        if not saved_config.exists() or (directory / RUN_FILE).exists():
+            return
         saved = json.loads(saved_config.read_text())
         current = json.loads(json.dumps(config.to_dict()))
-        (
-            saved.pop("num_devices", None),
-            current.pop("num_devices", None),
-        )  # resuming elsewhere is fine
+        saved.pop("num_devices", None)  # resuming elsewhere is fine
+        current.pop("num_devices", None)
         if saved != current:
             raise ValueError(
                 f"{directory} holds a HaDES run with another config ({saved_config}); "
                 "resume with the same config or use a new checkpoint_dir"
             )
-    path, step = latest
-    leaves, treedef = jax.tree.flatten(template)
-    try:
-        restored = restore_checkpoint(path, {"leaves": leaves})["leaves"]
-    except CheckpointError as e:
-        raise CheckpointError(f"{e} (a HaDES run of another strategy or sizes?)") from e
-    state = jax.tree.unflatten(treedef, restored)
-    history = _empty_history()
-    if (directory / HISTORY_FILE).exists():
-        saved_hist = json.loads((directory / HISTORY_FILE).read_text())
-        keep = [i for i, g in enumerate(saved_hist["generation"]) if g <= step]
-        # histories written before run_seconds was kept: unknown (nan) for those generations
-        saved_hist.setdefault(RUN_SECONDS, [float("nan")] * len(saved_hist["generation"]))
-        history = {k: [saved_hist[k][i] for i in keep] for k in history}
-    return state, history, step
+
+    return check
 
 
 def run_hades(
@@ -164,57 +134,47 @@ def run_hades(
         raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True needs a checkpoint_dir to resume from")
-    directory = Path(checkpoint_dir) if checkpoint_dir is not None else None
     all_settings = run_settings(config, strategy, key, settings)
-    changes: list[dict] = []
-    if directory is not None:  # before any compile or write: a refused resume leaves it untouched
-        changes = check_run_settings(
-            directory, all_settings, resume, allow_config_change, "HaDES run"
-        )
     hades = make_hades(config, strategy, env)
-    state = hades.initial_state(key)
-    history = _empty_history()
-    done = 0
-    if directory is not None and resume:
-        restored = _restore(directory, state, config, check_config=not allow_config_change)
-        if restored is not None:
-            state, history, done = restored
-        elif progress:
-            print(f"no checkpoint in {directory} yet: starting a fresh run there", file=sys.stderr)
-    if directory is not None:
-        directory.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(directory / CONFIG_FILE, config.to_dict())
-        write_run_settings(directory, all_settings, changes)
-    resumed_from = done
-    # seconds spent before this process (nan if unknown), so resumed runs report the whole run
-    prior = history[RUN_SECONDS][-1] if history[RUN_SECONDS] else 0.0
+    primary = is_primary()
     start = time.perf_counter()
-    from tqdm.auto import tqdm
+    prior: list[float] = []  # seconds spent before this process (nan if unknown), at chunk 1
 
-    with tqdm(
-        total=generations,
-        initial=min(done, generations),
+    def step(state: HadesState, n: int) -> tuple[HadesState, Any]:
+        return hades.step_generations(state, n)
+
+    def on_chunk(done: int, n: int, summary: Any, history: dict[str, list]) -> dict:
+        if not prior:  # history holds the restored generations only: a resumed run's total
+            prior.append(history[RUN_SECONDS][-1] if history[RUN_SECONDS] else 0.0)
+        summary = jax.device_get(summary)
+        history["generation"] += list(range(done + 1, done + n + 1))
+        for k in SUMMARY_KEYS:
+            history[k] += [float(v) for v in getattr(summary, k)]
+        history[RUN_SECONDS] += [prior[0] + time.perf_counter() - start] * n
+        if logger is not None and primary:
+            for i in range(len(history["generation"]) - n, len(history["generation"])):
+                logger.log(history["generation"][i], {k: history[k][i] for k in SUMMARY_KEYS})
+        return {"best": f"{history['best'][-1]:.1f}", "mean": f"{history['mean'][-1]:.1f}"}
+
+    driven = run_chunks(
+        lambda: hades.initial_state(key),
+        generations,
+        checkpoint_every,
+        step,
+        on_chunk=on_chunk,
+        checkpoint_dir=checkpoint_dir,
+        settings=all_settings,
+        resume=resume,
+        allow_config_change=allow_config_change,
+        what="HaDES run",
+        history=_empty_history(),
+        history_file=HISTORY_FILE,
+        before_restore=None if allow_config_change else _check_older_config(config),
+        files={CONFIG_FILE: config.to_dict()},
+        progress=progress,
         desc="hades",
         unit="gen",
-        file=sys.stderr,
-        disable=not progress,
-    ) as bar:
-        while done < generations:
-            n = min(checkpoint_every, generations - done)
-            state, summary = hades.step_generations(state, n)
-            summary = jax.device_get(summary)
-            history["generation"] += list(range(done + 1, done + n + 1))
-            for k in SUMMARY_KEYS:
-                history[k] += [float(v) for v in getattr(summary, k)]
-            history[RUN_SECONDS] += [prior + time.perf_counter() - start] * n
-            if logger is not None:
-                for i in range(len(history["generation"]) - n, len(history["generation"])):
-                    logger.log(history["generation"][i], {k: history[k][i] for k in SUMMARY_KEYS})
-            done += n
-            if directory is not None:
-                _save(directory, state, history, done)
-            bar.update(n)
-            bar.set_postfix(best=f"{history['best'][-1]:.1f}", mean=f"{history['mean'][-1]:.1f}")
+    )
     dtypes = {"generation": np.int64, RUN_SECONDS: np.float64}
-    arrays = {k: np.asarray(v, dtypes.get(k, np.float32)) for k, v in history.items()}
-    return HadesRun(hades, state, arrays, resumed_from, tuple(changes))
+    arrays = {k: np.asarray(v, dtypes.get(k, np.float32)) for k, v in driven.history.items()}
+    return HadesRun(hades, driven.state, arrays, driven.resumed_from, tuple(driven.changes))
