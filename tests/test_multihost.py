@@ -124,7 +124,7 @@ def _launch(mode: str, nproc: int, devices: int, work: Path, timeout: int = 600)
 
 
 def _results(outs: list) -> list[dict]:
-    for i, (rc, _, stderr) in enumerate(outs):
+    for i, (rc, _, _) in enumerate(outs):
         tails = "\n".join(f"--- process {j}:\n{e[-2000:]}" for j, (_, _, e) in enumerate(outs))
         assert rc == 0, f"process {i} exited with {rc}\n{tails}"
     return [
