@@ -26,12 +26,11 @@ protocol; :class:`jaxbc.hades.strategies.HillClimber` is a complete example in a
 Devices: the population axis is split over ``config.num_devices`` devices (default: all of
 ``jax.devices()``) with ``shard_map`` on a 1-D ``Mesh`` named ``"population"``; with one
 device it is a plain ``vmap``. The population size must be a multiple of the device count.
-For several hosts, call ``jax.distributed.initialize()`` (coordinator address, process
-count and id, or the cluster's auto-detection) in every process before anything else
-touches JAX; ``jax.devices()`` then lists every host's devices, every process runs the same
-program on the same keys (so the ES state is replicated), and each device evaluates its
-slice of the population. (The multi-host path is documented, not tested in this repository:
-tests cover 1 device and 4 simulated CPU devices.)
+For several hosts, call :func:`jaxbc.distributed.initialize` in every process before
+anything else touches JAX; ``jax.devices()`` then lists every host's devices, every process
+runs the same program on the same keys (so the ES state is replicated), and each device
+evaluates its slice of the population (``tests/test_multihost.py``: 2 processes x 2 CPU
+devices against 1 process x 4).
 """
 
 from __future__ import annotations
