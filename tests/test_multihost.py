@@ -19,7 +19,7 @@ def _worker(mode: str, pid: int, nproc: int, port: int, work: Path) -> None:
     import jax
     import numpy as np
 
-    from jaxbc.distributed import initialize
+    from jaxbc.distributed import initialize, sync
 
     if nproc > 1:
         initialize(f"127.0.0.1:{port}", nproc, pid, timeout_s=60)
@@ -51,6 +51,7 @@ def _worker(mode: str, pid: int, nproc: int, port: int, work: Path) -> None:
     }
     if mode in ("second", "reference"):
         out["sweep"] = _sweep(work / f"policies_p{pid}", pid == 0)
+    sync("worker done")  # process 1 waits while process 0 evaluates and saves its slices
     print("RESULT " + json.dumps(out), flush=True)
 
 
