@@ -576,7 +576,7 @@ def main(
             report XLA's planned memory (writes hades_memory_<scale>.{json,md}); runs nothing.
         envs: only these envs.
         seed: base seed (runs use seed .. seed + seeds - 1).
-        generations: run this many generations instead of the scale's (e.g. what a GPU lease allows).
+        generations: run this many generations instead of the scale's (e.g. what a timed GPU job allows).
         variants: only these variants (F, R).
         seeds: this many seeds instead of the scale's.
         out_dir: where results go (default benchmarks/results; families:

@@ -1,4 +1,4 @@
-"""Issue 16, "nothing silently wrong": every bad or unusual input fails at once with a message
+"""Nothing silently wrong: every bad or unusual input fails at once with a message
 naming the field, flag or file (with ``--json``: one JSON error object as the last stdout
 line), writes nothing, and leaves a checkpoint it refuses to resume untouched.
 
