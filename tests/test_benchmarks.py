@@ -11,6 +11,7 @@ import pytest
 
 from jaxbc import studies
 from jaxbc.bc import BCConfig
+from jaxbc.envs.multimodal import TWO_GOALS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -416,6 +417,14 @@ def test_dbc_study_smoke(tmp_path):
     ]
     for f in ("dbc.md", "dbc.csv", "dbc.png", "dbc_profiles.png"):
         assert (tmp_path / f).exists()
+    assert data["meta"]["seeds"] >= 3
+    runs = data["runs"]
+    assert all(r["env"] == TWO_GOALS and 0.0 <= r["goal_reach"] <= 1.0 for r in runs)
+    assert all(r["dm_loss"] is not None for r in runs if r["method"] == "dbc")
+    assert all(np.isfinite(r["mean_return"]) for r in runs)
+    md = (tmp_path / "dbc.md").read_text()
+    assert "goal reach" in md and "paper return (reference)" in md
+    assert (tmp_path / "dbc.png").stat().st_size > 0
 
 
 @pytest.mark.slow  # three tasks' DDPMs, BC and DBC at smoke size (~2-5 min)
