@@ -3,7 +3,7 @@
     git clone <behaviour-distillation> /tmp/bd_official
     python -m venv /tmp/hades_official_venv
     /tmp/hades_official_venv/bin/pip install -r benchmarks/peers/requirements-hades-official.txt
-    python benchmarks/peers/run_hades_parity.py --scale cpu      # or --scale smoke
+    python benchmarks/peers/run_hades_parity.py --scale cpu      # HaDES-F; cpu-r: HaDES-R; smoke
 
 For every (env, variant, seed) of the scale, both sides run HaDES with the paper's settings
 for that env family (the official side replays the stored paper run's config, see
@@ -96,6 +96,22 @@ SCALES: dict[str, tuple[Task, ...]] = {
             (("fitness_episodes", "last"),),
         ),
         Task("brax/hopper", "hopper", 64, "Open_ES", "running", ("F",), 16, 5, (0, 1, 2)),
+    ),
+    # HaDES-R at the cpu scale's settings: two fresh inits per generation, so about twice as long
+    "cpu-r": (
+        Task(
+            "Breakout-MinAtar",
+            "Breakout-MinAtar",
+            16,
+            "SNES",
+            "constant",
+            ("R",),
+            16,
+            20,
+            (0, 1, 2),
+            (("fitness_episodes", "last"),),
+        ),
+        Task("brax/hopper", "hopper", 64, "Open_ES", "running", ("R",), 16, 5, (0, 1, 2)),
     ),
 }
 CHUNK = 5  # jaxbc checkpoint interval (generations)
