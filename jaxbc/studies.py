@@ -466,6 +466,16 @@ def figure(
     save_figure(fig, path, dpi)
 
 
+def band(ax: Any, rows: Iterable[dict], x: str, y: str, label: str) -> None:
+    """A line of the rows' ``y`` (summaries: mean over seeds) against ``x``, with the
+    ``y_std`` band around it."""
+    rs = sorted(rows, key=lambda r: r[x])
+    xs = np.array([r[x] for r in rs])
+    mean, std = (np.array([r[k] for r in rs]) for k in (y, y + "_std"))
+    ax.plot(xs, mean, marker="o", label=label)
+    ax.fill_between(xs, mean - std, mean + std, alpha=0.2)
+
+
 def profiles(scores: Mapping[str, Any], path: Path, title: str) -> Path:
     """Performance profiles of the score matrices (``jaxbc.stats``), saved atomically."""
     import matplotlib
