@@ -584,31 +584,28 @@ def plot_paper(summary: list[dict], out_dir: Path, stem: str) -> None:
         ) as axes:
             for ax, (metric, ylabel) in zip(axes[0], panels, strict=True):
                 for i, arm in enumerate(ARMS):
-                    rs = [r for r in summary if r["env"] == env_id and r["arm"] == arm]
-                    if not rs:
+                    if not (rs := [r for r in summary if r["env"] == env_id and r["arm"] == arm]):
                         continue
-                    color = f"C{i}"
                     pos = sorted((r for r in rs if r["tau"] > 0), key=lambda r: r["tau"])
                     y = np.array([r[metric]["mean"] for r in pos])
                     lo_hi = np.array([r[metric]["ci"] or (np.nan, np.nan) for r in pos]).reshape(
                         -1, 2
                     )
-                    err = np.nan_to_num(np.abs(lo_hi - y[:, None]).T)
                     ax.errorbar(
                         [r["tau"] for r in pos],
                         y,
-                        yerr=err,
+                        yerr=np.nan_to_num(np.abs(lo_hi - y[:, None]).T),
                         marker="o",
                         capsize=3,
-                        color=color,
+                        color=f"C{i}",
                         label=f"Swarm, {arm}",
                     )
                     e = next(r[metric] for r in rs if r["tau"] == 0.0)
                     ax.axhline(
-                        e["mean"], color=color, ls="--", lw=1, label=f"ensemble (tau=0), {arm}"
+                        e["mean"], color=f"C{i}", ls="--", lw=1, label=f"ensemble (tau=0), {arm}"
                     )
                     if e["ci"]:
-                        ax.axhspan(*e["ci"], color=color, alpha=0.12)
+                        ax.axhspan(*e["ci"], color=f"C{i}", alpha=0.12)  # fmt: skip
                 ax.set_xscale("log")
                 ax.set_xlabel("tau (paper units)", fontsize=8)
                 ax.set_ylabel(ylabel, fontsize=8)
