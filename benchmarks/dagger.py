@@ -29,7 +29,6 @@ from jaxbc.dagger import DAggerConfig, make_dagger
 from jaxbc.data import collect
 from jaxbc.experts import load_expert
 from jaxbc.io import enable_compilation_cache
-from jaxbc.stats import markdown_table
 
 
 @dataclass(frozen=True)
@@ -79,7 +78,7 @@ def study_env(env_id: str, sc: Scale, seed: int) -> list[dict]:
                 r = float(res.returns[s, k])
                 rows.append({
                     "env": env_id, "variant": name, "seed": s, "iteration": k, "return": r,
-                    "scaled_return": (r - random_ret) / (expert_ret - random_ret),
+                    "scaled_return": studies.scaled(r, random_ret, expert_ret),
                     "dataset_size": int(res.dataset_size[s, k]),
                     "expert_queries": int(res.expert_queries[s, k]), "beta": float(res.beta[s, k]),
                     "expert_return": expert_ret, "random_return": random_ret, "wall_time_s": dt,
@@ -133,35 +132,17 @@ def write_outputs(out_dir: Path, name: str, rows: list[dict], sc: Scale, meta: d
         f"{sc.demo_episodes} expert episodes to start; {d.iterations} iterations of "
         f"{d.steps_per_iteration} env steps; beta linear 1 -> 0; learner MLP {list(d.bc.policy.hidden_sizes)}, "
         f"{d.bc.steps} BC steps per iteration (from scratch); gated: {sc.gated.bc.members}-member ensemble, "
-        f"expert queried where the members' action difference > {sc.gated.gate_threshold} (or where beta picks the expert).",
-    ) + [
-        "",
-        "Scaled return (mean ± std over seeds). Iteration 0 is BC on the initial demonstrations; "
-        "queries are the expert calls of that iteration (labels and executed expert actions).",
-        "",
-        *studies.table(cells, columns),
-        "",
-        f"## Statistics ({stats['num_runs']['DAgger (last)']} seeds x {stats['num_tasks']} envs, "
-        "stratified bootstrap 95% CIs, `jaxbc.stats`)",
-        "",
-        markdown_table(stats),
-    ]  # fmt: skip
+        f"expert queried where the members' action difference > {sc.gated.gate_threshold} (or where beta picks the expert)."
+        " Scaled return, mean ± std over seeds; iteration 0: BC on the first demonstrations.",
+    ) + ["", *studies.table(cells, columns), *studies.aggregates_section(stats, "Scaled return")]
     out_dir.mkdir(parents=True, exist_ok=True)
     data = {"meta": meta, "summary": summary, "statistics": stats, "runs": rows}
     studies.write_report(out_dir, name, data, lines, rows)
     with studies.figure(out_dir / f"{name}.png", len(envs), size=(3.6, 2.8)) as axes:
         for ax, env in zip(axes[0], envs, strict=True):
             for var in VARIANTS:
-                rs = sorted(
-                    (r for r in summary if r["env"] == env and r["variant"] == var),
-                    key=lambda r: r["iteration"],
-                )
-                x = np.array([r["iteration"] for r in rs])
-                y, s = (
-                    np.array([r[k] for r in rs]) for k in ("scaled_return", "scaled_return_std")
-                )
-                ax.plot(x, y, marker="o", label=var)
-                ax.fill_between(x, y - s, y + s, alpha=0.2)
+                rs = [r for r in summary if r["env"] == env and r["variant"] == var]
+                studies.band(ax, rs, "iteration", "scaled_return", var)
             ax.axhline(1.0, color="gray", lw=0.8, ls="--")
             ax.set(title=env, xlabel="iteration (0 = BC)", ylabel="scaled return")
         axes[0, 0].legend(fontsize=8)  # fmt: skip

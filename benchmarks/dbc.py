@@ -43,7 +43,6 @@ from jaxbc.experts.expert import ZOO_DIR, zoo_name
 from jaxbc.experts.scripted import scripted_expert
 from jaxbc.io import enable_compilation_cache
 from jaxbc.rollout import episode_outcomes, evaluate_fn
-from jaxbc.stats import markdown_table
 
 PerEnv = tuple[tuple[str, object], ...]  # (env id, value) pairs; frozen-dataclass friendly
 log, pm, table = studies.log, studies.pm, studies.table
@@ -176,45 +175,16 @@ def study_env(env_id: str, sc: Scale, seed: int) -> tuple[list[dict], dict]:
     info = {"env": env_id, "transitions": data.size, "demo_return": float(np.mean(data.episode_returns)),
             "expert_return": expert_ret, "random_return": random_ret}  # fmt: skip
     t = log(f"{env_id}: {data.size} transitions from {sc.demo_episodes} episodes", t)
-    # 1. diffusion models, one per seed
-    dcfg, cfg = sc.diffusion, sc.bc_for(env_id)
-    seed_keys = jax.random.split(jax.random.fold_in(key, 1), sc.seeds)
-    models = jax.jit(jax.vmap(make_diffusion_train(dcfg), in_axes=(0, None)))(seed_keys, data)
-    info["diffusion_final_loss"] = float(models.losses[:, -max(1, dcfg.steps // 10) :].mean())
-    t = log(f"{env_id}: diffusion models, final loss {info['diffusion_final_loss']:.4f},", t)
-    # 2. BC, and DBC for every (lambda, seed) in one program (seed s: diffusion model s); the
-    # train keys are shared: paired runs
-    train_keys = jax.random.split(jax.random.fold_in(key, 2), sc.seeds)
-    bc_params, bc_stats = jax.jit(
-        jax.vmap(lambda k: _single(make_bc_train(cfg, bc_loss)(k, data), cfg.steps))
-    )(train_keys)
-    jax.block_until_ready(bc_params)  # time the work, not the dispatch
-    t = log(f"{env_id}: bc", t)
-    lam_main = sc.lambda_for(env_id)
+    cfg, lam_main = sc.bc_for(env_id), sc.lambda_for(env_id)
+    models = fit_ddpms(sc.diffusion, key, sc.seeds, data, None, info, env_id)
     lams = [lam_main] + ([x for x in sc.lambda_sweep if x != lam_main] if env_id in TOY else [])
-    grid = [(lam, s) for lam in lams for s in range(sc.seeds)]
-    idx = jnp.asarray([s for _, s in grid])
-
-    def dbc_one(k, model, lam):
-        loss = partial(dbc_loss, diffusion=model, lambda_dm=lam)
-        return _single(make_bc_train(cfg, loss)(k, data), cfg.steps)
-
-    dbc_params, dbc_stats = jax.jit(jax.vmap(dbc_one))(
-        train_keys[idx], jax.tree.map(lambda x: x[idx], models), jnp.asarray([lam for lam, _ in grid], jnp.float32)
-    )  # fmt: skip
-    jax.block_until_ready(dbc_params)  # time the work, not the dispatch
-    t = log(f"{env_id}: dbc ({len(lams)} lambda_dm x {sc.seeds} seeds)", t)
-    # 3. evaluation of the single policies: the same episode starts for every method
-    eval_keys = jax.random.split(jax.random.fold_in(key, 4), sc.seeds)
-    out = make_eval(env, cfg, sc.eval_episodes)(
-        concat(bc_params, dbc_params), jnp.concatenate([eval_keys, eval_keys[idx]])
+    summary = partial(_single, steps=cfg.steps)
+    grid, out, logs, eval_keys = bc_and_dbc(
+        env, cfg, sc, key, data, None, models, lams, summary, False, info, env_id
     )
-    t = log(f"{env_id}: evaluation (bc, dbc)", t)
     runs = [("bc", 0.0, s, 1, 0.0) for s in range(sc.seeds)]
     runs += [("dbc" if lam == lam_main else "dbc_sweep", lam, s, 1, 0.0) for lam, s in grid]
-    rows = _rows(
-        env_id, runs, jax.device_get(out), jax.device_get(concat(bc_stats, dbc_stats)), info
-    )
+    rows = _rows(env_id, runs, out, jax.device_get(concat(*logs)), info)
     if sc.members == 0:  # BC vs DBC only (the ensemble arms are context, and costly at width)
         return rows, info
     # 4. ensemble BC (tau 0) and Swarm BC (tau > 0) in one program, from the same starts
@@ -223,8 +193,8 @@ def study_env(env_id: str, sc: Scale, seed: int) -> tuple[list[dict], dict]:
     ens_keys = jnp.concatenate([jax.random.split(jax.random.fold_in(key, 3), sc.seeds)] * 2)
 
     def ens_one(k, tau):
-        loss = partial(swarm_bc_loss, tau=tau, penalty="normalized")
-        return _single(make_bc_train(ens_cfg, loss)(k, data), cfg.steps)
+        r = make_bc_train(ens_cfg, partial(swarm_bc_loss, tau=tau, penalty="normalized"))(k, data)
+        return r.params, _single(r.metrics, None, cfg.steps)
 
     ens_params, ens_stats = jax.jit(jax.vmap(ens_one))(ens_keys, taus)
     out = make_eval(env, ens_cfg, sc.eval_episodes)(ens_params, jnp.concatenate([eval_keys] * 2))
@@ -235,12 +205,62 @@ def study_env(env_id: str, sc: Scale, seed: int) -> tuple[list[dict], dict]:
     return rows + _rows(env_id, runs, jax.device_get(out), jax.device_get(ens_stats), info), info
 
 
-def _single(result, steps: int):
-    """What leaves a training program: final params and losses over the last 10% of steps."""
+def fit_ddpms(dcfg: DiffusionConfig, key, seeds: int, data, num_valid, info: dict, what: str):
+    """One DDPM per seed: on the shared demonstrations, or (``num_valid`` given) on seed s's
+    own (``data`` stacked per seed); records the final loss in ``info``."""
+    t, keys = time.time(), jax.random.split(jax.random.fold_in(key, 1), seeds)
+    if num_valid is None:
+        models = jax.jit(jax.vmap(make_diffusion_train(dcfg), in_axes=(0, None)))(keys, data)
+    else:
+        n = len(num_valid)
+        models = jax.jit(jax.vmap(make_diffusion_train(dcfg)))(keys[:n], data, num_valid)
+    info["diffusion_final_loss"] = float(models.losses[:, -max(1, dcfg.steps // 10) :].mean())
+    info["diffusion_time_s"] = time.time() - t
+    log(f"{what}: DDPMs, final loss {info['diffusion_final_loss']:.4f},", t)
+    return models
+
+
+def bc_and_dbc(env, cfg, sc, key, data, num_valid, models, lams, summary, outcomes, info, what):
+    """BC per seed, then DBC for every (lambda, seed) in one program (seed s: DDPM s, and with
+    ``num_valid`` data s), the train keys shared (paired runs), then every policy evaluated
+    from its seed's episode starts. ``summary(metrics, lam)``: what leaves a training program
+    besides the params. Returns the (lambda, seed) grid, the evaluation (returns, reached,
+    crashed), the (BC, DBC) summaries and the evaluation keys."""
+    t, per_seed = time.time(), num_valid is not None
+    train_keys = jax.random.split(jax.random.fold_in(key, 2), sc.seeds)
+
+    def one(k, d, nv, model, lam):
+        loss = bc_loss if model is None else partial(dbc_loss, diffusion=model, lambda_dm=lam)
+        r = make_bc_train(cfg, loss)(k, d, nv) if per_seed else make_bc_train(cfg, loss)(k, data)
+        return r.params, summary(r.metrics, 0.0 if model is None else lam)
+
+    bc_params, bc_logs = jax.jit(jax.vmap(lambda k, d, nv: one(k, d, nv, None, None)))(
+        train_keys, data if per_seed else None, num_valid
+    )
+    jax.block_until_ready(bc_params)  # time the work, not the dispatch
+    info["bc_time_s"], t = time.time() - t, log(f"{what}: bc", t)
+    grid = [(lam, s) for lam in lams for s in range(sc.seeds)]
+    idx = jnp.asarray([s for _, s in grid])
+    pick = partial(jax.tree.map, lambda x: x[idx])
+    dbc_params, dbc_logs = jax.jit(jax.vmap(one))(
+        train_keys[idx], pick(data) if per_seed else None, num_valid[idx] if per_seed else None,
+        pick(models), jnp.asarray([lam for lam, _ in grid], jnp.float32),
+    )  # fmt: skip
+    jax.block_until_ready(dbc_params)  # time the work, not the dispatch
+    info["dbc_time_s"], t = time.time() - t, log(f"{what}: dbc ({len(lams)} lambda_DM x {sc.seeds} seeds)", t)  # fmt: skip
+    eval_keys = jax.random.split(jax.random.fold_in(key, 4), sc.seeds)
+    out = make_eval(env, cfg, sc.eval_episodes, outcomes)(
+        concat(bc_params, dbc_params), jnp.concatenate([eval_keys, eval_keys[idx]])
+    )
+    log(f"{what}: evaluation (bc, dbc)", t)
+    return grid, jax.device_get(out), jax.device_get((bc_logs, dbc_logs)), eval_keys
+
+
+def _single(metrics, lam, steps: int):
+    """What leaves a training program: losses over the last 10% of steps."""
     tail = max(1, steps // 10)
-    m = result.metrics
-    dm = m["dm_loss"][-tail:].mean() if "dm_loss" in m else jnp.float32(jnp.nan)
-    return result.params, {"bc_loss": m["bc_loss"][-tail:].mean(), "dm_loss": dm}
+    dm = metrics["dm_loss"][-tail:].mean() if "dm_loss" in metrics else jnp.float32(jnp.nan)
+    return {"bc_loss": metrics["bc_loss"][-tail:].mean(), "dm_loss": dm}
 
 
 def _rows(env_id, runs, out, stats, info) -> list[dict]:
@@ -306,73 +326,32 @@ def locomotion_report(
     summary: list[dict], infos: list[dict], meta: dict, sc: Scale, stats: dict
 ) -> list[str]:
     bc, dm = sc.bc, sc.diffusion
-    lines = studies.heading(
-        "Diffusion-BC study",
-        meta,
-        f"seeds 0..{sc.seeds - 1} (vmapped); wall time {meta['wall_time_s']:.0f} s; "
-        f"{sc.demo_episodes} expert episodes per env; deterministic tanh MLP policies, Adam lr {bc.lr} "
-        f"with linear decay to 0, batch {bc.batch_size}, grad clip 0.5, {bc.steps} steps; diffusion "
-        f"model T = {dm.T}, width {dm.hidden}, {dm.steps} pretraining steps, one per seed; "
-        + (f"ensembles: {sc.members} members, Swarm tau = {sc.tau}; " if sc.members else "no ensemble arms; ")
-        + f"{sc.eval_episodes} evaluation episodes per run.",
-    ) + [
-        "",
-        "Return and scaled return `(R - R_random) / (R_expert - R_random)` as mean ± std over seeds. "
-        "Goal reach / crash: fraction of evaluation episodes that reached a goal / hit the obstacle "
-        f"({TWO_GOALS} only). The paper column holds the DBC paper's MuJoCo returns as a reference, "
-        "not our results (Brax envs differ in dynamics and reward scale).",
-        "",
-        "lambda_DM L_DM / L_BC: the diffusion term against the BC loss over the last 10% of "
-        "training steps, mean over seeds (near 0: the term hardly acted).",
-        "",
-        *table((r for r in summary if r["method"] != "dbc_sweep"), {
-            "env": "env", "method": "method",
-            "lambda_DM": lambda r: f"{r['lambda_dm']:g}" if r["method"] == "dbc" else "–",
-            "return": lambda r: pm(r["mean_return"], r["mean_return_std"], ".1f" if abs(r["mean_return"]) > 10 else ".3f"),
-            "scaled return": _pm("scaled_return"), "goal reach": _pm("goal_reach"), "crash": _pm("crash"),
-            "lambda_DM L_DM / L_BC": _ratio, "paper return (reference)": _pm("paper_return", ".0f"),
-        }),
-    ]  # fmt: skip
+    lines = studies.heading("Diffusion-BC study", meta, (
+        f"seeds 0..{sc.seeds - 1} (paired); wall time {meta['wall_time_s']:.0f} s; "
+        f"{sc.demo_episodes} expert episodes per env; tanh MLPs, {bc.steps} steps; DDPM width {dm.hidden}, "
+        f"{dm.steps} steps; " + (f"{sc.members} members, Swarm tau {sc.tau}; " if sc.members else "no ensemble arms; ")
+        + f"{sc.eval_episodes} evaluation episodes per run. Mean ± std over seeds; the paper's "
+        "returns (MuJoCo) as a reference only."
+    )) + [""] + table((r for r in summary if r["method"] != "dbc_sweep"), {
+        "env": "env", "method": "method",
+        "lambda_DM": lambda r: f"{r['lambda_dm']:g}" if r["method"] == "dbc" else "–",
+        "return": lambda r: pm(r["mean_return"], r["mean_return_std"], ".1f" if abs(r["mean_return"]) > 10 else ".3f"),
+        "scaled return": _pm("scaled_return"), "goal reach": _pm("goal_reach"), "crash": _pm("crash"),
+        "lambda_DM L_DM / L_BC": _ratio, "paper return (reference)": _pm("paper_return", ".0f"),
+    })  # fmt: skip
     if len(sweep := _sweep(summary)) > 1:
-        lines += [
-            "",
-            f"## DBC lambda_DM sweep ({', '.join(dict.fromkeys(r['env'] for r in sweep))})",
-            "",
-        ]
-        lines += table(sweep, {
+        lines += ["", f"## DBC lambda_DM sweep ({sweep[0]['env']})", ""] + table(sweep, {
             "lambda_DM": lambda r: f"{r['lambda_dm']:g}", "scaled return": _pm("scaled_return"),
             "goal reach": _pm("goal_reach"), "crash": _pm("crash"), "lambda_DM L_DM / L_BC": _ratio,
         })  # fmt: skip
-    lines += [
-        "",
-        f"## Aggregates over {len(stats['tasks'])} tasks ({', '.join(stats['tasks'])})",
-        "",
-        "Scaled return; point [95% stratified bootstrap CI over seeds] (`jaxbc.stats`, "
-        f"rliable's metrics; {stats['num_runs']['bc']} seeds per arm, arms paired on the same "
-        "demonstrations). Optimality gap: mean shortfall below the expert (1), scores above 1 "
-        "clipped. Performance profiles: the `_profiles.png` beside this file.",
-        "",
-        markdown_table(stats),
-    ]
+    lines += studies.aggregates_section(stats, "Scaled return")
     if stats.get("paired"):
-        lines += [
-            "",
-            "## Paired differences per env",
-            "",
-            "Mean over seeds of X - Y in scaled return (same demonstrations, evaluation starts "
-            "and, for DBC vs BC, initialisation and minibatches per seed) with a 95% percentile "
-            "bootstrap CI (`scipy.stats.bootstrap`, paired, 9,999 resamples). With few seeds the "
-            "percentile interval runs narrower than the truth (with 3 it is the range of the "
-            "per-seed differences, so excluding 0 means the same sign in every seed): read it "
-            "as rough, and a CI that only just excludes 0 as weak evidence. Reading: supported "
-            "(the CI above 0), opposite (below 0), else not supported at this budget.",
-            "",
-            *table(stats["paired"], {
-                "env": "env", "X - Y": lambda d: f"{d['x']} - {d['y']}",
-                "mean [95% CI]": lambda d: studies.signed_ci(d["mean"], d["ci"], "+.3f"),
-                "seeds": "n", "reading": "reading",
-            }),
-        ]  # fmt: skip
+        lines += ["", "## Paired differences per env (scaled return, 95% bootstrap CI)", ""]
+        lines += table(stats["paired"], {
+            "env": "env", "X - Y": lambda d: f"{d['x']} - {d['y']}",
+            "mean [95% CI]": lambda d: studies.signed_ci(d["mean"], d["ci"], "+.3f"),
+            "seeds": "n", "reading": "reading",
+        })  # fmt: skip
     return lines + ["", "## Data and references", ""] + table(infos, {
         "env": "env", "transitions": "transitions", "demo return": "demo_return:.2f",
         "expert return": "expert_return:.2f", "random return": "random_return:.2f",
@@ -484,7 +463,7 @@ def _outside(s: dict) -> float:
     return float(((smp < lims[:, 0]) | (smp > lims[:, 1])).any(1).mean())
 
 
-def _curves(metrics: dict, steps: int, points: int, lam) -> dict:
+def _curves(metrics: dict, lam, steps: int, points: int) -> dict:
     """Per-step metrics -> window means [points] for the loss terms, plus their last-10% means
     and the ratio lambda_DM * L_DM / L_BC at the end."""
     points = max(1, min(points, steps))
@@ -518,13 +497,7 @@ def study_task(
         "lambdas": list(TASK_LAMBDAS[task]),
     }  # fmt: skip
     t = log(f"{task}: {sizes.tolist()} transitions per seed", t)
-    # 1. one DDPM per seed, on that seed's demonstrations
-    dcfg = sc.diffusion
-    seed_keys = jax.random.split(jax.random.fold_in(key, 1), sc.seeds)[: len(sizes)]
-    models = jax.jit(jax.vmap(make_diffusion_train(dcfg)))(seed_keys, data, num_valid)
-    info["diffusion_final_loss"] = float(models.losses[:, -max(1, dcfg.steps // 10) :].mean())
-    info["diffusion_time_s"] = time.time() - t
-    t = log(f"{task}: DDPMs, final loss {info['diffusion_final_loss']:.4f},", t)
+    models = fit_ddpms(sc.diffusion, key, sc.seeds, data, num_valid, info, task)
     # samples of seed 0's model against its data, for the plot
     model0 = jax.tree.map(lambda x: x[0], models)
     s_obs, s_act = jax.device_get(
@@ -544,42 +517,10 @@ def study_task(
     if samples_only:
         return [], info, samples
 
-    # 2. BC, and DBC for every (lambda, seed) in one program (seed s: data s, init s, DDPM s)
-    cfg, steps, points = sc.bc, sc.bc.steps, sc.curve_points
-    train_keys = jax.random.split(jax.random.fold_in(key, 2), sc.seeds)  # shared: paired
-
-    def bc_one(k, d, nv):
-        r = make_bc_train(cfg, bc_loss)(k, d, nv)
-        return r.params, _curves(r.metrics, steps, points, 0.0)
-
-    bc_params, bc_logs = jax.jit(jax.vmap(bc_one))(train_keys, data, num_valid)
-    jax.block_until_ready(bc_params)  # time the work, not the dispatch
-    info["bc_time_s"] = time.time() - t
-    t = log(f"{task}: bc", t)
-    lams = TASK_LAMBDAS[task]
-    grid = [(lam, s) for lam in lams for s in range(sc.seeds)]
-    idx = jnp.asarray([s for _, s in grid])
-    pick = partial(jax.tree.map, lambda x: x[idx])
-
-    def dbc_one(k, d, nv, model, lam):
-        r = make_bc_train(cfg, partial(dbc_loss, diffusion=model, lambda_dm=lam))(k, d, nv)
-        return r.params, _curves(r.metrics, steps, points, lam)
-
-    dbc_params, dbc_logs = jax.jit(jax.vmap(dbc_one))(
-        train_keys[idx], pick(data), num_valid[idx], pick(models), jnp.asarray([lam for lam, _ in grid], jnp.float32)
-    )  # fmt: skip
-    jax.block_until_ready(dbc_params)  # time the work, not the dispatch
-    info["dbc_time_s"] = time.time() - t
-    t = log(f"{task}: dbc ({len(lams)} lambda_DM x {sc.seeds} seeds)", t)
-    # 3. evaluation: the same episode starts for both arms of a seed
-    eval_keys = jax.random.split(jax.random.fold_in(key, 4), sc.seeds)
-    returns, reached, crashed = jax.device_get(
-        make_eval(env, cfg, sc.eval_episodes, outcomes=True)(
-            concat(bc_params, dbc_params), jnp.concatenate([eval_keys, eval_keys[idx]])
-        )
+    summary = partial(_curves, steps=sc.bc.steps, points=sc.curve_points)
+    grid, (returns, reached, crashed), logs, _ = bc_and_dbc(
+        env, sc.bc, sc, key, data, num_valid, models, TASK_LAMBDAS[task], summary, True, info, task
     )
-    log(f"{task}: evaluation", t)
-    logs = jax.device_get((bc_logs, dbc_logs))
     runs = [("bc", 0.0, s) for s in range(sc.seeds)] + [("dbc", lam, s) for lam, s in grid]
     rows, curves = [], []
     for i, (method, lam, s) in enumerate(runs):
@@ -637,53 +578,22 @@ def multimodal_report(
     comparisons: list[dict], infos: list[dict], meta: dict, sc: MultimodalScale
 ) -> list[str]:
     bc, dm = sc.bc, sc.diffusion
-    lines = studies.heading(
-        "Diffusion-BC where averaging the modes fails (protocol `multimodal`)",
-        meta,
-        f"scale `{meta['scale']}`; base seed {meta['seed']}, seeds 0..{sc.seeds - 1} (vmapped, paired: per "
-        "seed BC and DBC share the demonstrations, the initialisation, the minibatches and the "
-        f"evaluation starts); wall time {meta['wall_time_s']:.0f} s.  ",
-    ) + [
-        f"Per seed: {sc.demo_episodes} scripted-expert episodes; one DDPM (T = {dm.T}, width {dm.hidden}, "
-        f"3 blocks, {dm.steps} steps, lr {dm.lr}, batch {dm.batch_size}, antithetic t); policies: deterministic "
-        f"MLP {'x'.join(str(h) for h in bc.policy.hidden_sizes)} tanh, linear action head, orthogonal init, "
-        f"Adam lr {bc.lr} with linear decay to 0, grad clip 0.5, batch {bc.batch_size}, "
-        f"{bc.steps} steps; {sc.eval_episodes} evaluation episodes per run.",
-        "",
-        "Success: fraction of evaluation episodes that reach a goal (TwoGoals2D-v0: either goal; "
-        "maze: the env's sparse goal reward). Difference: mean over seeds of the paired "
-        "DBC - BC success, with a 95% percentile bootstrap CI over seeds "
-        "(`scipy.stats.bootstrap`, paired); reading: supported (CI above 0), opposite (below "
-        "0), else not supported at this budget. Loss terms: DBC arm, means over the last 10% of "
-        "steps and over seeds; ratio = lambda_DM * L_DM / L_BC at the end (seed range in "
-        "brackets): near 0 means the diffusion term no longer acted on the policy.",
-        "",
-        *table(comparisons, {
-            "task": "task", "lambda_DM": lambda c: f"{c['lambda_dm']:g}", "BC success": "bc_success:.2f",
-            "DBC success": "dbc_success:.2f", "DBC - BC [95% CI]": _diff, "reading": "reading",
-            "L_BC (BC / DBC)": lambda c: f"{c['bc_loss_bc_arm']:.4f} / {c['bc_loss_dbc_arm']:.4f}",
-            "L_agent": lambda c: f"{c['agent_diffusion_loss_dbc_arm']:.4f}",
-            "L_expert": lambda c: f"{c['expert_diffusion_loss_dbc_arm']:.4f}",
-            "L_DM": lambda c: f"{c['dm_loss_dbc_arm']:.2e}",
-            "lambda_DM L_DM / L_BC": lambda c: "{:.3g} [{:.3g}, {:.3g}]".format(c["ratio_dm_bc"], *c["ratio_dm_bc_range"]),
-        }),
-        "",
-        "Toy-task crash rates (episodes that end in the obstacle), BC / DBC: "
-        + "; ".join(
-            f"{c['task']} lambda_DM {c['lambda_dm']:g}: {c['bc_crash']:.2f} / {c['dbc_crash']:.2f}"
-            for c in comparisons if c["bc_crash"] is not None
-        ) + ".",
-        "",
-        "## Data and diffusion models",
-        "",
-        "Mode fraction: of the actions with a sideways component (more than 0.1 along the mode's "
-        "axis; toy: a_y, maze: a_x), the share that goes up (toy) / right (maze), in seed 0's "
-        "demonstrations and in samples of seed 0's DDPM (`jaxbc.diffusion.sample`; plot: "
-        "`dbc_ddpm_samples.png`). Off-frame: the share of samples with a coordinate outside the "
-        "data's range (padded by a quarter of it).",
-        "",
-    ]  # fmt: skip
-    return lines + table(infos, {
+    lines = studies.heading("Diffusion-BC where averaging the modes fails (protocol `multimodal`)", meta, (
+        f"scale `{meta['scale']}`; base seed {meta['seed']}, seeds 0..{sc.seeds - 1} (paired); wall time "
+        f"{meta['wall_time_s']:.0f} s; {sc.demo_episodes} scripted-expert episodes per seed; DDPM width "
+        f"{dm.hidden}, {dm.steps} steps; MLP {'x'.join(map(str, bc.policy.hidden_sizes))}, {bc.steps} steps; "
+        f"{sc.eval_episodes} evaluation episodes per run. Success: share of episodes reaching a goal."
+    )) + [""] + table(comparisons, {
+        "task": "task", "lambda_DM": lambda c: f"{c['lambda_dm']:g}", "BC success": "bc_success:.2f",
+        "DBC success": "dbc_success:.2f", "DBC - BC [95% CI]": _diff, "reading": "reading",
+        "BC / DBC crash": lambda c: "–" if c["bc_crash"] is None else f"{c['bc_crash']:.2f} / {c['dbc_crash']:.2f}",
+        "L_BC (BC / DBC)": lambda c: f"{c['bc_loss_bc_arm']:.4f} / {c['bc_loss_dbc_arm']:.4f}",
+        "L_agent": lambda c: f"{c['agent_diffusion_loss_dbc_arm']:.4f}",
+        "L_expert": lambda c: f"{c['expert_diffusion_loss_dbc_arm']:.4f}",
+        "L_DM": lambda c: f"{c['dm_loss_dbc_arm']:.2e}",
+        "lambda_DM L_DM / L_BC": lambda c: "{:.3g} [{:.3g}, {:.3g}]".format(c["ratio_dm_bc"], *c["ratio_dm_bc_range"]),
+    })  # fmt: skip
+    return lines + ["", "## Data and diffusion models (seed 0's samples)", ""] + table(infos, {
         "task": "task", "env options": lambda i: i["env_options"] or "–",
         "transitions per seed": lambda i: ", ".join(map(str, i["transitions_per_seed"])),
         "demo return": "demo_return:.2f",
@@ -840,19 +750,11 @@ def main(
     name = name or "dbc"
     sc = SCALES[scale].only(envs)
     if report_only:
-        path = out_dir / f"{name}.json"
-        if not path.exists():
-            raise SystemExit(f"error: --report-only needs the saved runs in {path}")
-        saved = json.loads(path.read_text())
-        if envs or (scale, seed) != (saved["meta"]["scale"], saved["meta"]["seed"]):
-            raise SystemExit(
-                f"error: --report-only rewrites {path} as it was run (scale "
-                f"{saved['meta']['scale']}, seed {saved['meta']['seed']}, all its envs)"
-            )
-        meta = {
-            **saved["meta"],
-            "report_command": studies.metadata("benchmarks/dbc.py", None)["command"],
-        }
+        if envs:
+            raise SystemExit("error: --report-only rewrites every env of the saved runs")
+        saved = studies.load_saved(out_dir / f"{name}.json", scale=scale, seed=seed)
+        command = studies.metadata("benchmarks/dbc.py", None)["command"]
+        meta = {**saved["meta"], "report_command": command}
         sc = dataclasses.replace(sc, envs=tuple(i["env"] for i in saved["data"]))
         return write_locomotion(out_dir, name, meta, sc, saved["data"], saved["runs"], csv=False)
     check_experts(sc.envs)

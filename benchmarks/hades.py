@@ -17,9 +17,7 @@ to ``--out-dir``. The scales and readings: docs/results/hades.md and hades_famil
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import json
 import time
 from dataclasses import dataclass, field
 from functools import partial
@@ -52,13 +50,12 @@ from jaxbc.hades import (
 from jaxbc.hades.strategies import paper_strategy_options
 from jaxbc.io import atomic_write_csv, enable_compilation_cache
 from jaxbc.rollout import random_return, scaled_return
-from jaxbc.stats import markdown_table
 
 
 @dataclass(frozen=True)
 class Job:
     env_id: str
-    dataset_size: int
+    dataset_size: int | None  # None: the preset's (MinAtar: n * (16 // n), the paper's D=16)
     strategy: str
     population: int
     generations: int
@@ -144,12 +141,13 @@ SCALES = {
     "paper": Scale(
         jobs=tuple(Job(e, 64, "Open_ES", 2048, 2000) for e in _BRAX)
         + tuple(Job(e, 4, "Open_ES", 2048, 2000) for e in ("brax/hopper", "brax/walker2d"))
-        + tuple(Job(e, 16, "SNES", 2048, 2000) for e in _MINATAR),
+        + tuple(Job(e, None, "SNES", 2048, 2000) for e in _MINATAR),
         seeds=3, chunk=50, eval_episodes=64, eval_inits=8, transfer_policies=_TRANSFER_PAPER,
     ),
 }  # fmt: skip
 
-# HaDES paper, population mean at the end (3 seeds; D=4 without a variant): for the report
+# HaDES paper, population mean at the end (3 seeds; D=4 without a variant): for the report.
+# MinAtar's D=16 labels n * (16 // n) states: a run at hades_preset's D finds the D=16 row
 PAPER_RESULTS = {
     ("brax/hopper", 64): {"R": 1787, "F": 1837},
     ("brax/walker2d", 64): {"R": 2438, "F": 2722},
@@ -165,6 +163,8 @@ PAPER_RESULTS = {
 
 
 def _paper(env_id: str, dataset_size: int, variant: str) -> float | None:
+    if jenvs.family_of(env_id) == "minatar" and dataset_size == hades_preset(env_id).dataset_size:
+        dataset_size = 16
     res = PAPER_RESULTS.get((env_id, dataset_size), {})
     return res.get(variant, res.get("any"))
 
@@ -322,30 +322,12 @@ def transfer_rows_for(job: Job, variant: str, seed: int, ctx: dict, sc: Scale) -
     return rows
 
 
-def _parse(v: str) -> Any:
-    """A CSV cell back to a number where it is one."""
-    for cast in (int, float):
-        try:
-            return cast(v)
-        except ValueError:
-            pass
-    return v
-
-
 def _paper_cell(group: dict) -> str:
     """The paper's population mean and, in brackets, the same on our scale."""
-    if group["paper_population_mean"] is None:
-        return "-"
-    return f"{_fmt(group['paper_population_mean'])} ({_fmt(group.get('paper_scaled'))})"
-
-
-def _fmt(v) -> str:
-    return "-" if v is None else studies.fmt(v)
-
-
-def _f(field: str):
-    """A column: ``field`` through :func:`_fmt`."""
-    return lambda r: _fmt(r[field])
+    paper = group["paper_population_mean"]
+    return (
+        "–" if paper is None else f"{studies.fmt(paper)} ({studies.fmt(group.get('paper_scaled'))})"
+    )
 
 
 SUMMARY_METRICS = (
@@ -410,81 +392,46 @@ def statistics(rows: list[dict], reps: int = 10_000) -> dict | None:
 
 
 def write_report(
-    out_dir: Path,
-    meta: dict,
-    rows: list[dict],
-    transfer_rows: list[dict],
-    stats: dict | None = None,
+    out_dir: Path, meta: dict, rows: list[dict], transfer_rows: list[dict], stats: dict | None
 ) -> None:
+    """hades.md: the runs, the over-seeds summary, the aggregates and the transfer table;
+    ``stats``: :func:`statistics` of the rows, computed once by the caller."""
     lines = studies.heading(
         "HaDES behaviour distillation",
         meta,
-        f"wall time {meta['wall_time_s']:.0f} s (the last invocation), "
-        f"the runs' HaDES time summed {sum(r['wall_time_s'] for r in rows):.0f} s; scale {meta['scale']}; "
-        f"seeds {sorted({r['seed'] for r in rows})}.",
-    ) + [
-        "",
-        "Population mean return at the first and last generation; then the distilled (ES mean) dataset "
-        f"re-evaluated by training {meta['eval_inits']} fresh policy inits x {meta['eval_episodes']} episodes "
-        "(and, for HaDES-F, the evolution's fixed init). Scaled: 0 = random, 1 = zoo expert.",
-        "",
-        *studies.table(rows, {
-            "env": "env", "D": "dataset_size", "variant": "variant",
-            "strategy x pop": lambda r: f"{r['strategy']} x {r['population']}", "gens": "generations",
-            "pop mean first -> last": lambda r: f"{r['first_population_mean']:.1f} -> {r['final_population_mean']:.1f}",
-            "best fitness": "best_fitness:.1f", "mean data, new inits": "return_mean_data_new_inits:.1f",
-            "mean data, fixed init": _f("return_mean_data_fixed_init"), "scaled (new inits)": _f("scaled_mean_data_new_inits"),
-            "paper pop mean": _f("paper_population_mean"), "wall s": "wall_time_s:.0f",
-        }),
-    ]  # fmt: skip
+        f"scale {meta['scale']}; seeds {sorted({r['seed'] for r in rows})}; wall time "
+        f"{meta['wall_time_s']:.0f} s (HaDES runs {sum(r['wall_time_s'] for r in rows):.0f} s); "
+        f"distilled data re-evaluated from {meta['eval_inits']} inits x {meta['eval_episodes']} "
+        "episodes; scaled: 0 = random, 1 = zoo expert.",
+    ) + [""] + studies.table(rows, {
+        "env": "env", "D": "dataset_size", "variant": "variant",
+        "strategy x pop": lambda r: f"{r['strategy']} x {r['population']}", "gens": "generations",
+        "pop mean first -> last": lambda r: f"{r['first_population_mean']:.1f} -> {r['final_population_mean']:.1f}",
+        "best fitness": "best_fitness:.1f", "mean data, new inits": "return_mean_data_new_inits:.1f",
+        "mean data, fixed init": "return_mean_data_fixed_init", "scaled (new inits)": "scaled_mean_data_new_inits",
+        "paper pop mean": "paper_population_mean", "wall s": "wall_time_s:.0f",
+    })  # fmt: skip
     summary = summarize(rows)
     if any(len(g["seeds"]) > 1 for g in summary):
         ci = studies.ci_cell
-        lines += ["", "## Over seeds: mean [95% bootstrap CI]", ""]
-        lines += studies.table(summary, {
+        lines += ["", "## Over seeds: mean [95% bootstrap CI]", ""] + studies.table(summary, {
             "env": "env", "D": "dataset_size", "variant": "variant", "seeds": lambda g: len(g["seeds"]),
             "pop mean first -> last": lambda g: f"{ci(g['first_population_mean'], 1)} -> {ci(g['final_population_mean'], 1)}",
             "data, fixed init (scaled)": lambda g: ci(g["scaled_mean_data_fixed_init"]),
             "data, new inits (scaled)": lambda g: ci(g["scaled_mean_data_new_inits"]),
-            "random / expert": lambda g: f"{_fmt(g['random_return'])} / {_fmt(g['expert_return'])}",
+            "random / expert": lambda g: f"{studies.fmt(g['random_return'])} / {studies.fmt(g['expert_return'])}",
             "paper pop mean (scaled)": _paper_cell,
         })  # fmt: skip
-    if stats is not None:  # statistics(rows), computed once by the caller
-        lines += [
-            "",
-            f"## Aggregates over {len(stats['tasks'])} tasks ({', '.join(stats['tasks'])})",
-            "",
-            "Scaled return of the distilled data; point [95% stratified bootstrap CI over seeds] "
-            f"(`jaxbc.stats`, rliable's metrics; {stats['num_runs']['HaDES-F, new inits']} seeds). "
-            "Optimality gap: mean shortfall below the expert (1). Profile: `hades_profiles.png`.",
-            "",
-            markdown_table(stats),
-        ]
-        studies.profiles(
-            variant_scores(rows)[0], out_dir / "hades_profiles.png", "HaDES: distilled data"
-        )
+    if stats is not None:
+        lines += studies.aggregates_section(stats, "distilled data's scaled return")
+        studies.profiles(variant_scores(rows)[0], out_dir / "hades_profiles.png", "HaDES: distilled data")  # fmt: skip
     if transfer_rows:
-        lines += [
-            "",
-            "## Transfer: other architectures and learning rates trained on the distilled data",
-            "",
-        ]
+        lines += ["", "## Transfer: other policies trained on the distilled data", ""]
         lines += studies.table(transfer_rows, {
             "env": "env", "D": "dataset_size", "variant": "variant", "policy": "policy", "hidden": "hidden",
-            "activation": "activation", "lr": "lr:.3g", "return": "return:.1f", "scaled": _f("scaled_return"),
+            "activation": "activation", "lr": "lr:.3g", "return": "return:.1f", "scaled": "scaled_return",
         })  # fmt: skip
     studies.write_report(out_dir, "hades", md=lines)
-
-
-def load_results(out_dir: Path, scale: str) -> dict:
-    """A study's saved hades.json, refused if it holds another scale's runs."""
-    path = out_dir / "hades.json"
-    if not path.exists():
-        raise SystemExit(f"no {path}: nothing to report (run the study first)")
-    saved = json.loads(path.read_text())
-    if saved["meta"]["scale"] != scale:
-        raise SystemExit(f"{path} holds scale {saved['meta']['scale']!r}, not {scale!r}")
-    return saved
 
 
 def write_results(out_dir: Path, meta: dict, rows: list[dict], transfer_rows: list[dict]) -> None:
@@ -498,21 +445,16 @@ def write_results(out_dir: Path, meta: dict, rows: list[dict], transfer_rows: li
 
 def rewrite_report(out_dir: Path, scale: str) -> None:
     """hades.md and hades.json's derived parts again from the saved runs (runs nothing)."""
-    saved = load_results(out_dir, scale)
+    saved = studies.load_saved(out_dir / "hades.json", scale=scale)
     write_results(out_dir, saved["meta"], saved["runs"], saved.get("transfer", []))
     print((out_dir / "hades.md").read_text())
 
 
 def write_memory_report(out_dir: Path, scale: str, rows: list[dict]) -> None:
     meta = studies.metadata("benchmarks/hades.py", None, jax_version=jax.__version__)
-    lines = [
-        f"# HaDES memory plan ({scale} scale)",
-        "",
-        f"Command: `{meta['command']}`; machine: {meta['machine']}; jax {meta['jax_version']}.",
-        "",
-        "XLA's buffer assignment for ONE generation of each job (HaDES-R), compiled for this "
-        f"machine's `{rows[0]['backend'] if rows else '?'}` backend on one device; nothing was run. "
-        "Arguments + outputs + peak temporaries.",
+    lines = studies.heading(f"HaDES memory plan ({scale} scale)", meta, (
+        f"jax {meta['jax_version']}; XLA's buffers (arguments + outputs + peak temporaries) for "
+        "one generation of each job (HaDES-R) on one device, compiled, not run.")) + [
         "",
         *studies.table(rows, {
             "env": "env", "D": "dataset_size",
@@ -600,14 +542,14 @@ def main(
     sc = SCALES[scale]
     if seeds is not None:
         sc = dataclasses.replace(sc, seeds=seeds)
-    jobs = [j for j in sc.jobs if not envs or j.env_id in envs]
-    if generations is not None:
-        jobs = [dataclasses.replace(j, generations=generations) for j in jobs]
-    if variants:
-        jobs = [
-            dataclasses.replace(j, variants=tuple(v for v in j.variants if v in variants))
-            for j in jobs
-        ]
+    jobs = [
+        dataclasses.replace(
+            j, dataset_size=j.dataset_size or hades_preset(j.env_id).dataset_size,
+            generations=j.generations if generations is None else generations,
+            variants=tuple(v for v in j.variants if not variants or v in variants),
+        )
+        for j in sc.jobs if not envs or j.env_id in envs
+    ]  # fmt: skip
     if not jobs:
         raise SystemExit(f"no job left after --envs {envs}; jobs: {[j.env_id for j in sc.jobs]}")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -628,11 +570,10 @@ def main(
         write_results(out_dir, meta, rows, transfer_rows)
 
     if resume and (out_dir / "hades.json").exists():
-        saved = load_results(out_dir, scale)
+        saved = studies.load_saved(out_dir / "hades.json", scale=scale)
         rows, transfer_rows = saved["runs"], saved.get("transfer", [])
         if (out_dir / "hades.csv").exists():
-            with open(out_dir / "hades.csv") as f:
-                curves = [{k: _parse(v) for k, v in r.items()} for r in csv.DictReader(f)]
+            curves = studies.read_csv(out_dir / "hades.csv")
     done = {(r["env"], r["dataset_size"], r["variant"], r["seed"]) for r in rows}
     for job in jobs:
         for variant in job.variants:

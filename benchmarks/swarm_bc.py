@@ -17,7 +17,6 @@ docs/results/swarm_bc.md.
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -47,7 +46,6 @@ from jaxbc.experts import load_expert
 from jaxbc.experts.expert import zoo_name
 from jaxbc.io import enable_compilation_cache
 from jaxbc.rollout import evaluate_fn, init_carry, rollout_steps
-from jaxbc.stats import markdown_table
 
 # tau's units: this study's committed results use the width-normalised form (see
 # jaxbc.bc.losses.hidden_alignment_penalty; paper tau = this tau / (members * width * layers))
@@ -154,6 +152,35 @@ def make_eval(env, cfg: BCConfig, probe: Probe, act_scale: float | None = None):
     return run
 
 
+def train_probe(env, cfg: BCConfig, probe: Probe, penalty: str, data, keys, eval_keys, num_valid,
+                taus, expert_obs, refs, act_scale=None, obs_act=None, what: str = ""):  # fmt: skip
+    """One run per entry of ``keys`` (its demonstrations: the first ``num_valid`` of ``data``,
+    or of its own ``obs_act``), trained in one compiled program and measured in another:
+    per-run rows (scaled return, the probe's metrics, the final BC loss) and the seconds."""
+
+    def train_one(k, nv, tau, oa):
+        d = data if oa is None else data.replace(obs=oa[0], action=oa[1])
+        res = make_bc_train(cfg, partial(swarm_bc_loss, tau=tau, penalty=penalty))(k, d, nv)
+        return res.params, res.metrics["bc_loss"][-max(1, cfg.steps // 10) :].mean()
+
+    t0 = time.time()
+    taus = jnp.asarray(taus, jnp.float32)
+    params, bc_final = jax.jit(jax.vmap(train_one))(keys, num_valid, taus, obs_act)
+    jax.block_until_ready(params)
+    t_train = time.time() - t0
+    ev = jax.jit(jax.vmap(make_eval(env, cfg, probe, act_scale), in_axes=(0, 0, None)))
+    m = jax.device_get(ev(params, eval_keys, expert_obs))
+    timings = {"train_s": t_train, "eval_s": time.time() - t0 - t_train}
+    studies.log(f"{what}:", t0)
+    rows = []
+    for i in range(len(taus)):
+        r = {k: float(np.mean(v[i])) for k, v in m.items()}  # returns: mean over episodes
+        r["mean_return"] = r.pop("returns", r.get("mean_return"))
+        r["scaled_return"] = studies.scaled(r["mean_return"], refs[1], refs[0])
+        rows.append(r | {"bc_loss_final": float(bc_final[i])})
+    return rows, timings
+
+
 def study_env(env_id: str, scale: Scale, seed: int) -> tuple[list[dict], list[dict]]:
     key = jax.random.key(seed)
     expert = load_expert(env_id)
@@ -165,25 +192,13 @@ def study_env(env_id: str, scale: Scale, seed: int) -> tuple[list[dict], list[di
     idx = np.linspace(0, data.size - 1, min(2048, data.size)).astype(int)
     expert_obs = jnp.asarray(data.obs[idx])
 
-    def runs_for(cfg: BCConfig, counts, taus, salt: int, **fields) -> list[dict]:
+    def runs_for(cfg: BCConfig, counts, taus, salt: int, what: str) -> list[dict]:
         """Train and evaluate len(counts) runs (one program each for training and eval)."""
-        n = len(counts)
-        keys = jax.random.split(jax.random.fold_in(key, salt), n)
+        keys = jax.random.split(jax.random.fold_in(key, salt), len(counts))
+        eval_keys = jax.random.split(jax.random.fold_in(keys[0], 1), len(counts))
         num_valid = jnp.asarray([int(ends[c - 1]) for c in counts])
-
-        def train_one(k, nv, tau):
-            loss = partial(swarm_bc_loss, tau=tau, penalty=PENALTY)
-            return make_bc_train(cfg, loss)(k, data, nv).params
-
-        t0 = time.time()
-        params = jax.jit(jax.vmap(train_one))(keys, num_valid, jnp.asarray(taus, jnp.float32))
-        ev = jax.jit(jax.vmap(make_eval(env, cfg, scale.probe), in_axes=(0, 0, None)))
-        m = ev(params, jax.random.split(jax.random.fold_in(keys[0], 1), n), expert_obs)
-        m = {k: np.asarray(v) for k, v in m.items()}
-        studies.log(f"{env_id} {fields or 'tau sweep'}:", t0)
-        returns = [float(m["returns"][i].mean()) for i in range(n)]
-        return [{"mean_return": r, "scaled_return": (r - random_ret) / (expert_ret - random_ret),
-                 **{k: float(m[k][i]) for k in AD}} for i, r in enumerate(returns)]  # fmt: skip
+        return train_probe(env, cfg, scale.probe, PENALTY, data, keys, eval_keys, num_valid,
+                           taus, expert_obs, (expert_ret, random_ret), what=f"{env_id} {what}")[0]  # fmt: skip
 
     rows: list[dict] = []
     grid = [(c, s) for c in scale.episode_counts for s in range(scale.seeds)]
@@ -191,14 +206,18 @@ def study_env(env_id: str, scale: Scale, seed: int) -> tuple[list[dict], list[di
         members = 1 if method == "bc" else scale.bc.members
         tau = scale.tau if method == "swarm" else 0.0
         cfg = scale.bc.replace(members=members)
-        res = runs_for(cfg, [c for c, _ in grid], [tau] * len(grid), 1 + m_idx, method=method)
+        res = runs_for(cfg, [c for c, _ in grid], [tau] * len(grid), 1 + m_idx, method)
         rows += [{"env": env_id, "episodes": c, "method": method, "seed": s, "members": members, "tau": tau}
                  | r | {"expert_return": expert_ret, "random_return": random_ret}
                  for (c, s), r in zip(grid, res, strict=True)]  # fmt: skip
     # tau sweep at one episode count: taus x seeds in one program
     sweep_grid = [(t, s) for t in scale.taus for s in range(scale.seeds)]
     res = runs_for(
-        scale.bc, [scale.tau_sweep_episodes] * len(sweep_grid), [t for t, _ in sweep_grid], 100
+        scale.bc,
+        [scale.tau_sweep_episodes] * len(sweep_grid),
+        [t for t, _ in sweep_grid],
+        100,
+        "tau sweep",
     )
     sweep = [
         {"env": env_id, "episodes": scale.tau_sweep_episodes, "tau": t, "seed": s} | r
@@ -256,36 +275,20 @@ def counts_report(
              for c in sorted({r["episodes"] for r in summary if r["env"] == e})]  # fmt: skip
     bc, p, first = sc.bc, sc.probe, {"env": lambda t: t[0]}
     counts = first | {"episodes": lambda t: t[1]}
-    return studies.heading(
-        "Swarm BC study",
-        meta,
-        f"seeds: {sc.seeds} (0..{sc.seeds - 1}); wall time {meta['wall_time_s']:.0f} s; "
-        f"members N = {bc.members}, tau = {sc.tau}, {bc.steps} steps, batch {bc.batch_size}, "
-        f"MLP {list(bc.policy.hidden_sizes)}, {p.eval_episodes} evaluation episodes per run.",
-    ) + [
-        "",
-        "Scaled return `(R - R_random) / (R_expert - R_random)` (mean ± std over seeds; expert and random "
-        "returns from the zoo metadata). Action difference: mean pairwise distance between members' "
-        "actions (action probabilities for discrete envs) on expert states / on states the ensemble visits.",
-        "",
-        *studies.table(tasks, counts | {"BC": ret("bc"), "ensemble BC": ret("ensemble"), "Swarm BC": ret("swarm"),
-                                         "action diff. ensemble (expert / visited)": ad("ensemble"), "action diff. Swarm (expert / visited)": ad("swarm")}),
-        "",
-        f"## Statistics over seeds ({len(stats['seeds'])} paired seeds, 95% bootstrap CIs)",
-        "",
-        f"Aggregate over all {len(stats['tasks'])} (env, episodes) tasks, scaled return "
-        "(`jaxbc.stats.aggregate_scores`: stratified bootstrap over seeds):",
-        "",
-        markdown_table(stats["aggregate"], digits=3),
-        "",
-        "Paired difference of the scaled return per (env, episodes), mean over seeds [95% paired "
-        "bootstrap CI]; reading: supported (CI above 0), opposite (below 0), else not supported "
-        "at this budget:",
-        "",
+    return studies.heading("Swarm BC study", meta, (
+        f"seeds 0..{sc.seeds - 1}; wall time {meta['wall_time_s']:.0f} s; members N = {bc.members}, "
+        f"tau = {sc.tau}, {bc.steps} steps, MLP {list(bc.policy.hidden_sizes)}, {p.eval_episodes} "
+        "evaluation episodes per run. Scaled return: mean ± std over seeds; action difference: "
+        "members' mean pairwise distance on expert / visited states."
+    )) + [""] + studies.table(tasks, counts | {
+        "BC": ret("bc"), "ensemble BC": ret("ensemble"), "Swarm BC": ret("swarm"),
+        "action diff. ensemble (expert / visited)": ad("ensemble"), "action diff. Swarm (expert / visited)": ad("swarm"),
+    }) + [
+        *studies.aggregates_section(stats["aggregate"], "Scaled return", 3),
+        "", f"## Statistics over seeds: paired differences ({len(stats['seeds'])} seeds, 95% "
+        "bootstrap CIs; (+): CI above 0, (-): below)", "",
         *studies.table([tuple(t) for t in stats["tasks"]], counts | {f"{x} - {y}": diff(x, y) for x, y in COMPARISONS}),
-        "",
-        f"## tau sweep (Swarm BC, {sc.tau_sweep_episodes} episodes)",
-        "",
+        "", f"## tau sweep (Swarm BC, {sc.tau_sweep_episodes} episodes)", "",
         *studies.table([(e,) for e in dict.fromkeys(r["env"] for r in sweep)], first | {f"tau={t}": ret(t) for t in sc.taus}),
     ]  # fmt: skip
 
@@ -301,14 +304,8 @@ def plot_counts(summary: list[dict], out_dir: Path, stem: str) -> None:
         ) as axes:
             for ax, env_id in zip(axes.flat, env_ids, strict=False):
                 for m in methods:
-                    rs = sorted(
-                        (r for r in summary if r["env"] == env_id and r["method"] == m),
-                        key=lambda r: r["episodes"],
-                    )
-                    x = [r["episodes"] for r in rs]
-                    y, s = (np.array([r[k] for r in rs]) for k in (metric, metric + "_std"))
-                    ax.plot(x, y, marker="o", label=m)
-                    ax.fill_between(x, y - s, y + s, alpha=0.2)
+                    rs = [r for r in summary if r["env"] == env_id and r["method"] == m]
+                    studies.band(ax, rs, "episodes", metric, m)
                 ax.set_xscale("log", base=2)
                 ax.set_title(env_id, fontsize=9)
                 ax.set_xlabel("expert episodes", fontsize=8)
@@ -447,32 +444,10 @@ def paper_env(env_id: str, sc: PaperScale, seed: int) -> dict:
     def run_grid(arm, keys, rots, budgets, taus, eval_keys):
         """Train and evaluate one run per entry (one program each); per-run metric dicts."""
         cfg = sc.bc.replace(policy=dataclasses.replace(sc.bc.policy, **ARMS[arm]))
-        obs = jnp.asarray(np.stack([rotation(r)[0] for r in rots]))
-        act = jnp.asarray(np.stack([rotation(r)[1] for r in rots]))
-
-        def train_one(k, o, a, nv, tau):
-            d = template.replace(obs=o, action=a)
-            loss = partial(swarm_bc_loss, tau=tau, penalty=PAPER_PENALTY)
-            res = make_bc_train(cfg, loss)(k, d, nv)
-            return res.params, res.metrics["bc_loss"][-max(1, cfg.steps // 10) :].mean()
-
-        t0 = time.time()
-        params, bc_final = jax.jit(jax.vmap(train_one))(
-            keys, obs, act, jnp.asarray(budgets), jnp.asarray(taus, jnp.float32)
-        )
-        jax.block_until_ready(params)
-        t_train = time.time() - t0
-        ev = jax.jit(jax.vmap(make_eval(env, cfg, sc.probe, act_scale), in_axes=(0, 0, None)))
-        m = jax.device_get(ev(params, eval_keys, expert_obs))
-        t_eval = time.time() - t0 - t_train
-        print(f"{env_id} {arm}: {t_train + t_eval:.0f} s", file=sys.stderr)
-        rows = []
-        for i in range(len(rots)):
-            r = {k: float(v[i]) for k, v in m.items()}
-            r["scaled_return"] = (r["mean_return"] - random_ret) / (expert_ret - random_ret)
-            r["bc_loss_final"] = float(bc_final[i])
-            rows.append(r)
-        return rows, {"train_s": t_train, "eval_s": t_eval}
+        obs_act = tuple(jnp.asarray(np.stack([rotation(r)[i] for r in rots])) for i in (0, 1))
+        return train_probe(env, cfg, sc.probe, PAPER_PENALTY, template, keys, eval_keys,
+                           jnp.asarray(budgets), taus, expert_obs, (expert_ret, random_ret),
+                           act_scale, obs_act, f"{env_id} {arm}")  # fmt: skip
 
     timings: dict[str, dict] = {}
     arms = list(ARMS)
@@ -553,34 +528,16 @@ def paper_summary(runs: list[dict], resamples: int) -> list[dict]:
 
 def paper_report(summary: list[dict], parts: dict, sc: PaperScale, meta: dict) -> list[str]:
     bc = sc.bc
-    lines = studies.heading(
-        "Swarm BC study, paper protocol",
-        meta,
-        f"scale {meta['scale']}; seeds 0..{sc.seeds - 1} "
-        f"(paired; calibration seeds are separate: {sc.calibration_seeds}); wall time "
-        f"{meta['wall_time_s']:.0f} s.  ",
-    ) + [
-        f"Penalty form: `{meta['penalty_form']}` (tau in the paper's units: pairwise sum over "
-        "members of squared hidden-feature differences, summed over features and hidden layers, "
-        f"batch mean; BC losses summed over members); taus {list(sc.taus)} (0 = ensemble BC).  ",
-        f"Members N = {bc.members}, MLP {list(bc.policy.hidden_sizes)}, {bc.steps} steps of batch "
-        f"{bc.batch_size}, lr {bc.lr}, {sc.probe.eval_episodes} evaluation episodes "
-        "per run. Arms: `linear_relu` (ReLU, linear action head: the reproduction arm, also "
-        "used for calibration), `tanh_head` (ReLU, tanh-bounded head: jaxbc's default).",
-        "",
-        "Values: mean [95% bootstrap CI over seeds]. Differences: Swarm tau minus ensemble "
-        "(tau = 0) per seed, paired (same data, initial parameters and minibatches), 95% "
-        "percentile bootstrap CI. Reading: *supported* if the CI excludes 0 in the paper's "
-        "direction (higher return, lower action difference), *opposite* if it excludes 0 the "
-        "other way, else *not supported at this budget*. Action differences are relative to "
-        "the expert actions' scale sqrt(sum_d Var(a_d)); misalignment is the mean pairwise "
-        "squared hidden-feature difference over the mean squared feature norm (expert states), "
-        "shown with that norm.",
-        "",
-        "## Calibration (ensemble BC only, reproduction arm)",
-        "",
-        f"Rule (fixed before the study): {next(iter(parts.values()))['calibration']['rule']}.",
-        "",
+    lines = studies.heading("Swarm BC study, paper protocol", meta, (
+        f"scale {meta['scale']}; seeds 0..{sc.seeds - 1} (paired; {sc.calibration_seeds} calibration "
+        f"seeds apart); wall time {meta['wall_time_s']:.0f} s; penalty `{meta['penalty_form']}`, taus "
+        f"{list(sc.taus)} (0: ensemble BC); N = {bc.members}, MLP {list(bc.policy.hidden_sizes)}, "
+        f"{bc.steps} steps, {sc.probe.eval_episodes} evaluation episodes per run. Values: mean [95% "
+        "bootstrap CI over seeds]; differences: Swarm minus ensemble, paired by seed; action "
+        "differences relative to the expert actions' scale."
+    )) + [
+        "", "## Calibration (ensemble BC, reproduction arm)", "",
+        f"Rule: {next(iter(parts.values()))['calibration']['rule']}.", "",
         *studies.md_table(
             ["env", *(f"{b} transitions" for b in sc.budgets), "chosen"],
             ([e, *(f"{p['calibration']['ensemble_scaled_return'][str(b)]:.2f}" for b in sc.budgets), p["calibration"]["chosen_budget"]] for e, p in parts.items()),
@@ -627,31 +584,28 @@ def plot_paper(summary: list[dict], out_dir: Path, stem: str) -> None:
         ) as axes:
             for ax, (metric, ylabel) in zip(axes[0], panels, strict=True):
                 for i, arm in enumerate(ARMS):
-                    rs = [r for r in summary if r["env"] == env_id and r["arm"] == arm]
-                    if not rs:
+                    if not (rs := [r for r in summary if r["env"] == env_id and r["arm"] == arm]):
                         continue
-                    color = f"C{i}"
                     pos = sorted((r for r in rs if r["tau"] > 0), key=lambda r: r["tau"])
                     y = np.array([r[metric]["mean"] for r in pos])
                     lo_hi = np.array([r[metric]["ci"] or (np.nan, np.nan) for r in pos]).reshape(
                         -1, 2
                     )
-                    err = np.nan_to_num(np.abs(lo_hi - y[:, None]).T)
                     ax.errorbar(
                         [r["tau"] for r in pos],
                         y,
-                        yerr=err,
+                        yerr=np.nan_to_num(np.abs(lo_hi - y[:, None]).T),
                         marker="o",
                         capsize=3,
-                        color=color,
+                        color=f"C{i}",
                         label=f"Swarm, {arm}",
                     )
                     e = next(r[metric] for r in rs if r["tau"] == 0.0)
                     ax.axhline(
-                        e["mean"], color=color, ls="--", lw=1, label=f"ensemble (tau=0), {arm}"
+                        e["mean"], color=f"C{i}", ls="--", lw=1, label=f"ensemble (tau=0), {arm}"
                     )
                     if e["ci"]:
-                        ax.axhspan(*e["ci"], color=color, alpha=0.12)
+                        ax.axhspan(*e["ci"], color=f"C{i}", alpha=0.12)  # fmt: skip
                 ax.set_xscale("log")
                 ax.set_xlabel("tau (paper units)", fontsize=8)
                 ax.set_ylabel(ylabel, fontsize=8)

@@ -20,8 +20,10 @@ Pure functions of rows in the middle; files and plots only at the edges.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import io
+import json
 import re
 import sys
 import time
@@ -41,7 +43,12 @@ from jaxbc.io import (
     machine_description,
     resumable,
 )
-from jaxbc.stats import aggregate_scores, paired_difference, plot_performance_profiles
+from jaxbc.stats import (
+    aggregate_scores,
+    markdown_table,
+    paired_difference,
+    plot_performance_profiles,
+)
 
 # --- scale -------------------------------------------------------------------------------
 
@@ -134,6 +141,33 @@ def run_units(
         results[unit] = res
         wall += res["wall_time_s"]
     return results, wall
+
+
+def load_saved(path: Path, **expected: Any) -> dict:
+    """A study's saved results (``<name>.json``) for a report-only rewrite, refused if it is
+    missing or its meta holds other values than ``expected`` (e.g. ``scale="cpu"``)."""
+    if not path.exists():
+        raise SystemExit(f"error: no {path}: nothing to report (run the study first)")
+    saved = json.loads(path.read_text())
+    if other := {k: saved["meta"].get(k) for k, v in expected.items() if saved["meta"].get(k) != v}:
+        held = ", ".join(f"{k} {v!r}" for k, v in other.items())
+        raise SystemExit(f"error: {path} holds {held}, not {expected}")
+    return saved
+
+
+def read_csv(path: Path) -> list[dict]:
+    """A CSV written by :func:`write_report` back as rows, numbers parsed where they are."""
+
+    def parse(v: str) -> Any:
+        for cast in (int, float):
+            try:
+                return cast(v)
+            except ValueError:
+                pass
+        return v
+
+    with open(path) as f:
+        return [{k: parse(v) for k, v in r.items()} for r in csv.DictReader(f)]
 
 
 # --- statistics --------------------------------------------------------------------------
@@ -238,6 +272,11 @@ def aggregate(
     out = aggregate_scores(scores, metrics=metrics, comparisons=pairs, reps=reps)
     out["tasks"] = list(tasks)
     return out
+
+
+def scaled(ret: float, random: float, expert: float) -> float:
+    """A return on the expert's scale: ``(R - R_random) / (R_expert - R_random)``."""
+    return (ret - random) / (expert - random)
 
 
 def reading(lo: float, hi: float, direction: int = 1) -> str:
@@ -359,6 +398,22 @@ def heading(title: str, meta: Mapping[str, Any], details: str) -> list[str]:
     return lines + [f"Machine: {meta['machine']}; {details}"]
 
 
+def aggregates_section(stats: Mapping[str, Any], what: str, digits: int = 2) -> list[str]:
+    """A report's section on :func:`aggregate`'s result: heading, one line and the table."""
+    tasks = ", ".join(
+        " ".join(map(str, t)) if isinstance(t, list) else str(t) for t in stats["tasks"]
+    )
+    return [
+        "",
+        f"## Aggregates over {len(stats['tasks'])} tasks ({tasks})",
+        "",
+        f"{what}; point [95% stratified bootstrap CI over seeds] (`jaxbc.stats`, rliable's "
+        "metrics); performance profiles: the `_profiles.png` beside this file.",
+        "",
+        markdown_table(stats, digits=digits),
+    ]
+
+
 def write_report(
     out_dir: Path,
     name: str,
@@ -409,6 +464,16 @@ def figure(
         ax.axis("off")
     fig.tight_layout()
     save_figure(fig, path, dpi)
+
+
+def band(ax: Any, rows: Iterable[dict], x: str, y: str, label: str) -> None:
+    """A line of the rows' ``y`` (summaries: mean over seeds) against ``x``, with the
+    ``y_std`` band around it."""
+    rs = sorted(rows, key=lambda r: r[x])
+    xs = np.array([r[x] for r in rs])
+    mean, std = (np.array([r[k] for r in rs]) for k in (y, y + "_std"))
+    ax.plot(xs, mean, marker="o", label=label)
+    ax.fill_between(xs, mean - std, mean + std, alpha=0.2)
 
 
 def profiles(scores: Mapping[str, Any], path: Path, title: str) -> Path:

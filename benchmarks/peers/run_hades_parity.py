@@ -35,11 +35,12 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from jaxbc import studies
 from jaxbc.hades import HadesConfig, hades_preset, make_strategy, solution_template
 from jaxbc.hades.run import run_hades
 from jaxbc.hades.strategies import paper_strategy_options
 from jaxbc.io import atomic_write_json, command_line, enable_compilation_cache, machine_description
-from jaxbc.stats import aggregate_scores, paired_difference
+from jaxbc.stats import paired_difference
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "benchmarks" / "results" / "peers"
@@ -213,14 +214,6 @@ def run_jaxbc(task: Task, variant: str, seed: int, args, path: Path) -> None:
     )
 
 
-def mean_ci(values: list[float]) -> dict:
-    """Mean over seeds and its 95% stratified-bootstrap CI (jaxbc.stats; one seed: none)."""
-    if len(values) < 2:
-        return {"mean": float(values[0]), "ci": None, "n": len(values)}
-    m = aggregate_scores({"x": values}, metrics=("mean",), comparisons=[])["metrics"]["x"]["mean"]
-    return {"mean": m["point"], "ci": m["ci"], "n": len(values)}
-
-
 def load_runs(work_dir: Path, task: Task, variant: str) -> dict[str, dict[int, dict]]:
     runs: dict[str, dict[int, dict]] = {s: {} for s in SIDES}
     for side in SIDES:
@@ -238,7 +231,7 @@ def summarize(task: Task, variant: str, runs: dict[str, dict[int, dict]]) -> dic
         for g in range(task.generations):
             vals = [r["mean"][g] for r in runs[side].values() if len(r["mean"]) > g]
             if vals and all(np.isfinite(vals)):
-                per_gen.append({"generation": g + 1, **mean_ci(vals)})
+                per_gen.append({"generation": g + 1, **studies.mean_ci(vals)})
         curves[side] = per_gen
     paired = []
     seeds = sorted(set(runs["jaxbc"]) & set(runs["official"]))
@@ -270,14 +263,6 @@ def summarize(task: Task, variant: str, runs: dict[str, dict[int, dict]]) -> dic
             for side in SIDES
         },
     }  # fmt: skip
-
-
-def _ci(c: dict | None) -> str:
-    if c is None:
-        return "-"
-    if c["ci"] is None:
-        return f"{c['mean']:.2f} (n=1)"
-    return f"{c['mean']:.2f} [{c['ci'][0]:.2f}, {c['ci'][1]:.2f}]"
 
 
 def write_report(out: Path, meta: dict, groups: list[dict]) -> None:
@@ -336,7 +321,7 @@ def write_report(out: Path, meta: dict, groups: list[dict]) -> None:
                 else (f"{p['diff']:.2f} ({len(p['seeds'])})" if p else "-")
             )
             lines.append(
-                f"| {g} | {_ci(by_gen['official'].get(g))} | {_ci(by_gen['jaxbc'].get(g))} | {diff} |"
+                f"| {g} | {studies.ci_cell(by_gen['official'].get(g))} | {studies.ci_cell(by_gen['jaxbc'].get(g))} | {diff} |"
             )
         lines.append("")
     out.with_suffix(".md").write_text("\n".join(lines))
