@@ -371,7 +371,7 @@ def test_peer_summary_pairs_seeds_of_each_framework(tmp_path):
     assert (tmp_path / "brax_bc_cpu_learn_seeds.md").read_text().count("|") > 20
     # the cpu stem's files are not mixed with other scales'; stale runs are refused
     (tmp_path / "brax_bc.json").write_text((tmp_path / "brax_bc_cpu_learn.json").read_text())
-    with pytest.raises(SystemExit, match="2\+ seeds"):
+    with pytest.raises(SystemExit, match=r"2\+ seeds"):
         mod.summarize_seeds("cpu", tmp_path)
     o = json.loads((tmp_path / "brax_bc_cpu_learn_s2.json").read_text())
     o["settings"]["num_envs"] = 4
