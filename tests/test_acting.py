@@ -12,6 +12,7 @@ from jaxbc.bc import BCConfig, PolicyConfig, train_bc
 from jaxbc.bc.acting import ActionHead, ObsNormalizer, Single, policy_function
 from jaxbc.data.dataset import collect_policy
 from jaxbc.experts import load_expert
+from jaxbc.experts.scripted import scripted_expert
 from jaxbc.hades import HadesConfig, make_hades, make_strategy, solution_template
 from jaxbc.networks import ActorCritic
 
@@ -149,3 +150,29 @@ def test_equal_parts_make_equal_policy_functions_and_the_normaliser_is_checked()
         ObsNormalizer("minmax")
     with pytest.raises(ValueError, match="must be a Box"):
         policy_function(Single(h.policy), ActionHead("categorical"), action_box=h.env.action_space)
+
+
+def test_gaussian_ensemble_samples_each_action_dimension_with_its_own_std():
+    expert = scripted_expert("TwoGoals2D-v0")  # 2-D actions in [-1, 1]
+    env = expert.make_env()
+    data = expert.demonstrations(env, 2, jax.random.key(1))
+    cfg = BCConfig(policy=PolicyConfig(hidden_sizes=(16,), kind="gaussian"), members=2, steps=5)
+    result = train_bc(cfg, jax.random.key(2), data)
+    net = result.params["net"]
+    log_std = jnp.asarray([[-2.0, 0.5], [0.3, -1.0]])  # per member, per dimension
+    params = dict(result.params, net={"params": dict(net["params"], log_std=log_std)})
+    policy = result.policy
+
+    def by_hand(params, obs, key):
+        z = (obs - params["obs_mean"]) / params["obs_std"]
+        means = jax.vmap(policy.apply, in_axes=(0, None))(params["net"], z[None]).out[:, 0]
+        ks = jax.random.split(key, 2)
+        samples = jax.vmap(
+            lambda mean, ls, k: distrax.MultivariateNormalDiag(mean, jnp.exp(ls)).sample(seed=k)
+        )(means, params["net"]["params"]["log_std"], ks)
+        a = jnp.clip(samples, -1.0, 1.0).mean(0)
+        return jnp.clip(a * params["act_std"] + params["act_mean"], -1.0, 1.0)
+
+    obs = _obs(result.observation_shape, 0.3)
+    got = _acts(result.policy_fn(False), params, obs)
+    assert np.array_equal(got, _acts(by_hand, params, obs))

@@ -68,8 +68,9 @@ class Ensemble:
     policy: Policy
 
     def __call__(self, net: Any, x: jax.Array) -> PolicyOutput:
-        outputs = ensemble_apply(self.policy, net, x[None])
-        return jax.tree.map(lambda o: o[:, 0] if o.ndim > 1 else o, outputs)
+        outputs = ensemble_apply(self.policy, net, x[None])  # out [members, 1, ...]
+        # (a gaussian's log-std [members, d] is no batch: each dimension keeps its own)
+        return outputs._replace(out=outputs.out[:, 0], hidden=())
 
 
 @dataclass(frozen=True)
