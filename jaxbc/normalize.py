@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 
 EPS = 1e-8  # added to the variance before its square root (gym's and purejaxrl's value)
+OBS_CLIP = 10.0  # PPO's z-scored observations are clipped to +-this (gym's and purejaxrl's value)
 
 
 class RunningStats(NamedTuple):
@@ -41,7 +42,7 @@ class RunningStats(NamedTuple):
         m2 = self.var * self.count + b_var * b_count + delta**2 * self.count * b_count / total
         return RunningStats(mean, m2 / total, total)
 
-    def normalize(self, x: jax.Array, clip: float | None = 10.0) -> jax.Array:
+    def normalize(self, x: jax.Array, clip: float | None = OBS_CLIP) -> jax.Array:
         """``(x - mean) / sqrt(var + 1e-8)``, clipped to ``[-clip, clip]`` (None: unclipped)."""
         return standardize(x, self.mean, self.var, clip)
 
@@ -50,5 +51,10 @@ def standardize(
     x: jax.Array, mean: jax.Array, var: jax.Array, clip: float | None = None
 ) -> jax.Array:
     """``(x - mean) / sqrt(var + 1e-8)``: the one z-scoring of observations by moments."""
-    z = (x - mean) / jnp.sqrt(var + EPS)
+    return zscore(x, mean, jnp.sqrt(var + EPS), clip)
+
+
+def zscore(x: jax.Array, mean: jax.Array, std: jax.Array, clip: float | None = None) -> jax.Array:
+    """``(x - mean) / std``, clipped to ``[-clip, clip]`` (None: unclipped)."""
+    z = (x - mean) / std
     return z if clip is None else jnp.clip(z, -clip, clip)

@@ -79,7 +79,7 @@ def test_generation_summaries_and_member_fitness_is_independent_train_and_evalua
 
     @jax.jit
     def train_then_evaluate(data, init, key):
-        params = h.train(data, init)
+        params = {"net": h.train(data, init)}
         if episodes != "first":  # episodes ending in the window (envs auto-reset)
             return window_return_fn(h.env, h.policy_fn(), TINY.num_envs, h.eval_steps, episodes)(
                 params, key

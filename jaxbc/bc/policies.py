@@ -23,6 +23,7 @@ import numpy as np
 
 from jaxbc.envs import ActionSpace, Box, Discrete
 from jaxbc.networks import ACTIVATIONS, PolicyOutput, activation, flatten_obs, orthogonal
+from jaxbc.normalize import zscore
 from jaxbc.validation import check_choice, check_float, check_int, check_sizes
 
 POLICY_KINDS = ("deterministic", "gaussian", "categorical")
@@ -126,13 +127,27 @@ class Policy:
         self, output: PolicyOutput, key: jax.Array | None = None, deterministic: bool = True
     ) -> jax.Array:
         """Mode/mean if deterministic, else a sample (continuous samples are clipped to bounds)."""
-        if self.kind == "categorical":
-            if deterministic:
-                return jnp.argmax(output.out, -1).astype(jnp.int32)
-            return self.distribution(output).sample(seed=key).astype(jnp.int32)
-        if self.kind == "deterministic" or deterministic:
-            return output.out
-        return self.action_space.clip(self.distribution(output).sample(seed=key))
+        return head_action(self.kind, output, key, deterministic, self.action_space)
+
+
+def head_action(
+    kind: str,
+    output: PolicyOutput,
+    key: jax.Array | None = None,
+    deterministic: bool = True,
+    bounds: ActionSpace | None = None,
+) -> jax.Array:
+    """The action of one ``kind`` policy output: the argmax (categorical) or the output
+    (gaussian mean, deterministic action) if ``deterministic``, else a sample; continuous
+    samples are clipped to the box ``bounds`` (None: unclipped, as PPO experts sample)."""
+    if kind == "categorical":
+        if deterministic:
+            return jnp.argmax(output.out, -1).astype(jnp.int32)
+        return action_distribution(kind, output).sample(seed=key).astype(jnp.int32)
+    if kind == "deterministic" or deterministic:
+        return output.out
+    sample = action_distribution(kind, output).sample(seed=key)
+    return sample if bounds is None else bounds.clip(sample)
 
 
 def action_distribution(kind: str, output: PolicyOutput) -> distrax.Distribution:
@@ -207,16 +222,28 @@ def ensemble_action(
     member samples). Discrete: the members' action probabilities are averaged and the
     action is the argmax (deterministic) or a sample of that mixture.
     """
-    if policy.kind == "categorical":
+    return mixture_action(policy.kind, outputs, key, deterministic, policy.action_space)
+
+
+def mixture_action(
+    kind: str,
+    outputs: PolicyOutput,
+    key: jax.Array | None = None,
+    deterministic: bool = True,
+    bounds: ActionSpace | None = None,
+) -> jax.Array:
+    """:func:`ensemble_action` for ``kind`` outputs with a leading member axis; each
+    member's continuous sample is clipped to ``bounds`` (see :func:`head_action`)."""
+    if kind == "categorical":
         probs = jax.nn.softmax(outputs.out, -1).mean(0)
         if deterministic:
             return jnp.argmax(probs, -1).astype(jnp.int32)
         return jax.random.categorical(key, jnp.log(probs + 1e-12)).astype(jnp.int32)
     members = outputs.out.shape[0]
-    if policy.kind == "deterministic" or deterministic:
+    if kind == "deterministic" or deterministic:
         return outputs.out.mean(0)
     keys = jax.random.split(key, members)
-    acts = jax.vmap(lambda o, k: policy.action(o, k, False))(outputs, keys)
+    acts = jax.vmap(lambda o, k: head_action(kind, o, k, False, bounds))(outputs, keys)
     return acts.mean(0)
 
 
@@ -250,7 +277,7 @@ def ensemble_disagreement(policy: Policy, params: Any, obs: jax.Array) -> jax.Ar
     :func:`action_difference` of its members' actions (action probabilities if discrete).
     ``params``: ``{"net": member-stacked params, "obs_mean", "obs_std", ...}`` (a trained
     :class:`~jaxbc.bc.BCResult`'s); the observations are normalised with them first."""
-    x = (obs - params["obs_mean"]) / params["obs_std"]
+    x = zscore(obs, params["obs_mean"], params["obs_std"])
     return outputs_disagreement(policy, ensemble_apply(policy, params["net"], x))
 
 

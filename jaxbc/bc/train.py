@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -27,18 +27,13 @@ from flax import struct
 
 from jaxbc import envs
 from jaxbc.artifact import SPEC_FILE, ArtifactError, read_spec, read_state, save_artifact
+from jaxbc.bc.acting import ActionHead, Ensemble, ObsNormalizer, policy_function
 from jaxbc.bc.losses import Batch, bc_loss
-from jaxbc.bc.policies import (
-    Policy,
-    PolicyConfig,
-    ensemble_action,
-    ensemble_apply,
-    init_ensemble,
-    make_policy,
-)
+from jaxbc.bc.policies import Policy, PolicyConfig, init_ensemble, make_policy
 from jaxbc.data import Dataset, DatasetError, normalization_stats
 from jaxbc.envs import ActionSpace, Box, Discrete, space_from_dict
 from jaxbc.logs import host_callback
+from jaxbc.normalize import zscore
 from jaxbc.rollout import PolicyFn, evaluate_fn
 from jaxbc.training import adam_optimizer, fit, per_member, split_static
 from jaxbc.validation import ConfigError, check_float, check_int, checkable
@@ -286,41 +281,20 @@ def _init_params(config: BCConfig, space: ActionSpace, obs_shape, key) -> dict:
     }
 
 
-@dataclass(frozen=True)
-class BCPolicyFn:
-    """``(params, obs, key) -> action`` for one raw observation (normalisation inside).
-
-    A value: two equal ones (same structure, space, shape, mode) compare and hash equal,
-    so jitted evaluations keyed on the policy function reuse their compiled programs."""
-
-    structure: tuple
-    space: ActionSpace
-    obs_shape: tuple[int, ...]
-    deterministic: bool
-
-    @functools.cached_property
-    def _policy(self) -> Policy:
-        fields = dict(self.structure)
-        return _net_policy(
-            fields["policy"], fields["normalize_actions"], self.space, self.obs_shape
-        )
-
-    def __call__(self, params: Any, obs: jax.Array, key: jax.Array) -> jax.Array:
-        policy = self._policy
-        x = (obs - params["obs_mean"]) / params["obs_std"]
-        outputs = ensemble_apply(policy, params["net"], x[None])
-        outputs = jax.tree.map(lambda o: o[:, 0] if o.ndim > 1 else o, outputs)
-        a = ensemble_action(policy, outputs, key, self.deterministic)
-        if isinstance(self.space, Box):
-            a = self.space.clip(a * params["act_std"] + params["act_mean"])
-        return a
-
-
 def make_policy_fn(
     config: BCConfig, space: ActionSpace, obs_shape: tuple[int, ...], deterministic: bool = True
 ) -> PolicyFn:
-    """``(params, obs, key) -> action`` for one raw observation (normalisation inside)."""
-    return BCPolicyFn(config.structure(), space, tuple(obs_shape), deterministic)
+    """``(params, obs, key) -> action`` for one raw observation (normalisation inside): the
+    :func:`jaxbc.bc.acting.policy_function` of the ensemble, with the params' ``obs_mean``/
+    ``obs_std`` and (continuous actions) ``act_mean``/``act_std``."""
+    policy = net_policy(config, space, obs_shape)
+    return policy_function(
+        Ensemble(policy),
+        ActionHead(policy.kind, space, members=True),
+        deterministic,
+        ObsNormalizer("mean_std"),
+        space if isinstance(space, Box) else None,
+    )
 
 
 LossFn = Callable[..., tuple[jax.Array, dict]]
@@ -395,7 +369,7 @@ def make_bc_train(
             params.update(obs_mean=stats.obs_mean, obs_std=stats.obs_std)
         if config.normalize_actions and isinstance(space, Box):
             params.update(act_mean=stats.action_mean, act_std=stats.action_std)
-        x = (obs - params["obs_mean"]) / params["obs_std"]
+        x = zscore(obs, params["obs_mean"], params["obs_std"])
         y = (
             actions
             if isinstance(space, Discrete)

@@ -10,7 +10,6 @@ The committed zoo lives in ``jaxbc/experts/zoo/<env id with '/' as '-'>/``.
 
 from __future__ import annotations
 
-import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,10 +26,10 @@ from jaxbc.artifact import (
     read_state,
     save_artifact,
 )
-from jaxbc.bc.policies import action_distribution
+from jaxbc.bc.acting import ActionHead, ActorNet, ObsNormalizer, policy_function
 from jaxbc.envs import Env, space_from_dict
 from jaxbc.experts.ppo import ActorCritic, PPOConfig, PPOState, make_network, policy_kind
-from jaxbc.normalize import RunningStats
+from jaxbc.normalize import OBS_CLIP, RunningStats
 from jaxbc.rollout import PolicyFn
 
 ZOO_DIR = Path(__file__).parent / "zoo"
@@ -96,30 +95,16 @@ def _to_state(params: dict) -> dict:
     }
 
 
-@dataclass(frozen=True)
-class ExpertPolicyFn:
-    """``(params, obs, key) -> action`` of a PPO expert; a value (equal config, env and mode
-    compare equal), so jitted rollouts keyed on it reuse their compiled programs."""
-
-    config: PPOConfig
-    env: Env
-    deterministic: bool
-
-    @functools.cached_property
-    def net(self) -> ActorCritic:
-        return make_network(self.config, self.env)
-
-    def __call__(self, params, obs, key):
-        if self.config.normalize_obs:
-            obs = params["obs_stats"].normalize(obs)
-        out = self.net.apply(params["net"], obs, method=ActorCritic.policy)
-        if self.deterministic:
-            return jnp.argmax(out.out, -1).astype(jnp.int32) if self.env.discrete else out.out
-        return action_distribution(policy_kind(self.env), out).sample(seed=key)
-
-
 def _policy_fn(config: PPOConfig, env: Env, deterministic: bool) -> PolicyFn:
-    return ExpertPolicyFn(config, env, deterministic)
+    """The :func:`jaxbc.bc.acting.policy_function` of the actor (argmax/mean if
+    deterministic, else an unclipped sample) with the params' running ``obs_stats``, the
+    z-scores clipped to +-``OBS_CLIP`` as PPO trained it."""
+    return policy_function(
+        ActorNet(make_network(config, env)),
+        ActionHead(policy_kind(env)),
+        deterministic,
+        ObsNormalizer("running", clip=OBS_CLIP) if config.normalize_obs else None,
+    )
 
 
 def expert_from_ppo(state: PPOState, config: PPOConfig, meta: dict | None = None) -> Expert:

@@ -50,6 +50,7 @@ from flax import struct
 from jax.sharding import Mesh, PartitionSpec
 
 from jaxbc import envs
+from jaxbc.bc.acting import ActionHead, Single, policy_function
 from jaxbc.bc.losses import member_bc_loss
 from jaxbc.bc.policies import Policy, PolicyConfig, make_policy
 from jaxbc.bc.train import BCConfig, member_optimizer
@@ -485,12 +486,15 @@ class Hades:
         )
 
     def policy_fn(self) -> PolicyFn:
-        policy, deterministic = self.policy, self.config.deterministic_eval
-
-        def act(params, obs, key):
-            return policy.action(policy.apply(params, obs[None]), key, deterministic)[0]
-
-        return act
+        """The fitness rollouts' :func:`~jaxbc.bc.acting.policy_function`: one network on
+        params ``{"net": ...}``, no normaliser of its own (the env's options normalise), the
+        mode/mean if ``deterministic_eval`` else a sample clipped to the action bounds."""
+        policy = self.policy
+        return policy_function(
+            Single(policy),
+            ActionHead(policy.kind, self.env.action_space),
+            self.config.deterministic_eval,
+        )
 
     def returns(self, params: Any, key: jax.Array) -> jax.Array:
         """Mean return of ``num_envs`` envs over ``eval_steps`` steps: their first episodes,
@@ -499,9 +503,9 @@ class Hades:
         if cfg.fitness_episodes != "first":
             return window_return_fn(
                 self.env, self.policy_fn(), cfg.num_envs, self.eval_steps, cfg.fitness_episodes
-            )(params, key)
+            )({"net": params}, key)
         return episode_returns(
-            self.env, self.policy_fn(), params, key, cfg.num_envs, self.eval_steps
+            self.env, self.policy_fn(), {"net": params}, key, cfg.num_envs, self.eval_steps
         ).mean()
 
     def train_inits(self, data: dict, inits: Any) -> Any:
