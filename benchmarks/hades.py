@@ -395,7 +395,7 @@ def variant_scores(rows: list[dict]) -> tuple[dict[str, np.ndarray], list[str]]:
     those every such task has (at least 2), so the arms are paired. Arms: F and R from fresh
     inits (comparable) and F from its evolution's fixed init.
     """
-    rows = [r for r in rows if r["expert_return"] is not None]  # no expert: no scaled returns
+    rows = [r for r in rows if r["scaled_mean_data_new_inits"] is not None]  # no expert, no scale
     scores, tasks = studies.score_matrix(rows, ARMS, ("env", "dataset_size"), 2, sort_tasks=True)
     return scores, [f"{e} D={d}" for e, d in tasks]
 
