@@ -490,12 +490,14 @@ def cli(main: Callable[..., Any], multi_process: bool = True) -> Any:
         prog=Path(sys.argv[0]).name, add_help=False, allow_abbrev=False
     )
     flags, rest = add_process_flags(parser).parse_known_args()
-    if {"-h", "--help"} & set(rest):
-        print(parser.format_help().split("\n\n", 1)[-1])
-    else:
-        _join_or_exit(parser, flags, multi_process)
+    if {"-h", "--help"} & set(rest):  # main's flags (tyro), then the process flags
+        try:
+            tyro.cli(main, args=rest)
+        finally:
+            print(parser.format_help().split("\n\n", 1)[-1])
+    _join_or_exit(parser, flags, multi_process)
     result = tyro.cli(main, args=rest)
-    if jax.process_count() > 1:  # leave together, once process 0 has written everything
+    if jax.distributed.is_initialized():  # leave together, once process 0 has written all
         distributed.sync("study done")
         jax.distributed.shutdown()
     return result
