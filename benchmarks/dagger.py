@@ -20,7 +20,6 @@ from typing import Literal
 
 import jax
 import numpy as np
-import tyro
 
 from jaxbc import studies
 from jaxbc.bc import BCConfig, PolicyConfig
@@ -180,4 +179,4 @@ def main(
 
 
 if __name__ == "__main__":
-    tyro.cli(main)
+    studies.cli(main, multi_process=False)

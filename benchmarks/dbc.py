@@ -26,7 +26,6 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 import numpy as np
-import tyro
 
 from jaxbc import envs, studies
 from jaxbc.bc import BCConfig, PolicyConfig, bc_loss, dbc_loss, make_bc_train, swarm_bc_loss
@@ -789,4 +788,4 @@ def write_locomotion(out_dir: Path, name: str, meta: dict, sc: Scale, infos: lis
 
 
 if __name__ == "__main__":
-    tyro.cli(main)
+    studies.cli(main, multi_process=False)

@@ -27,10 +27,9 @@ from typing import Any, Literal
 import jax
 import jax.numpy as jnp
 import numpy as np
-import tyro
 
+from jaxbc import distributed, studies
 from jaxbc import envs as jenvs
-from jaxbc import studies
 from jaxbc.bc.evaluation import reference_returns
 from jaxbc.data import save_dataset
 from jaxbc.experts.expert import ZOO_DIR, zoo_name
@@ -217,7 +216,7 @@ def evaluate_data(
 
 def device_peak_gib() -> float | None:
     """Peak memory in use on the first device so far (GPU/TPU report it; the CPU does not: None)."""
-    stats = jax.devices()[0].memory_stats() or {}
+    stats = jax.local_devices()[0].memory_stats() or {}
     peak = stats.get("peak_bytes_in_use")
     return None if peak is None else peak / 1024**3
 
@@ -264,12 +263,12 @@ def run_job(
     ret_fixed = evaluate(mean, k_fixed, fixed_init=fixed) if variant == "F" else None
     expert, rnd = references(job.env_id, job.env_options, k_ref)
     ds = distilled_dataset(res.hades, res.state, "mean", fitness=ret_mean)
-    save_dataset(ds, out_dir / "hades_datasets" / f"{tag}.npz")
+    studies.write(save_dataset, ds, out_dir / "hades_datasets" / f"{tag}.npz")
     what = f"HaDES-{variant} {job.env_id}"
-    save_curves(h, out_dir / f"hades_curves_{tag}.csv", out_dir / f"hades_curves_{tag}.png",
-                title=f"{what} D={job.dataset_size}")  # fmt: skip
-    plot_dataset(ds, out_dir / f"hades_data_{tag}.png",
-                 title=f"{what}: {job.dataset_size} states (mean, return {ret_mean:.1f})")  # fmt: skip
+    studies.write(save_curves, h, out_dir / f"hades_curves_{tag}.csv", out_dir / f"hades_curves_{tag}.png",
+                  title=f"{what} D={job.dataset_size}")  # fmt: skip
+    studies.write(plot_dataset, ds, out_dir / f"hades_data_{tag}.png",
+                  title=f"{what}: {job.dataset_size} states (mean, return {ret_mean:.1f})")  # fmt: skip
     row = {
         "env": job.env_id, "env_options": [list(kv) for kv in job.env_options], "variant": variant,
         "dataset_size": job.dataset_size, "strategy": job.strategy, "population": job.population,
@@ -378,6 +377,7 @@ def variant_scores(rows: list[dict]) -> tuple[dict[str, np.ndarray], list[str]]:
     those every such task has (at least 2), so the arms are paired. Arms: F and R from fresh
     inits (comparable) and F from its evolution's fixed init.
     """
+    rows = [r for r in rows if r["scaled_mean_data_new_inits"] is not None]  # no expert, no scale
     scores, tasks = studies.score_matrix(rows, ARMS, ("env", "dataset_size"), 2, sort_tasks=True)
     return scores, [f"{e} D={d}" for e, d in tasks]
 
@@ -432,6 +432,15 @@ def write_report(
             "activation": "activation", "lr": "lr:.3g", "return": "return:.1f", "scaled": "scaled_return",
         })  # fmt: skip
     studies.write_report(out_dir, "hades", md=lines)
+
+
+def saved_runs(out_dir: Path, scale: str) -> tuple[list[dict], list[dict], list[dict]]:
+    """(runs, transfer rows, curve rows) that an earlier run saved in out_dir (none: empty)."""
+    if not (out_dir / "hades.json").exists():
+        return [], [], []
+    saved = studies.load_saved(out_dir / "hades.json", scale=scale)
+    curves = studies.read_csv(out_dir / "hades.csv") if (out_dir / "hades.csv").exists() else []
+    return saved["runs"], saved.get("transfer", []), curves
 
 
 def write_results(out_dir: Path, meta: dict, rows: list[dict], transfer_rows: list[dict]) -> None:
@@ -536,7 +545,7 @@ def main(
                   "--generations": generations, "--variants": variants, "--seeds": seeds, "--resume": resume}  # fmt: skip
         if used := [k for k, v in others.items() if v]:
             raise SystemExit(f"--report-only runs nothing: drop {', '.join(used)}")
-        rewrite_report(out_dir, scale)
+        studies.write(rewrite_report, out_dir, scale)
         return
     enable_compilation_cache()
     sc = SCALES[scale]
@@ -552,7 +561,6 @@ def main(
     ]  # fmt: skip
     if not jobs:
         raise SystemExit(f"no job left after --envs {envs}; jobs: {[j.env_id for j in sc.jobs]}")
-    out_dir.mkdir(parents=True, exist_ok=True)
     if memory:
         write_memory_report(out_dir, scale, [memory_estimate(j) for j in jobs])
         return
@@ -564,16 +572,13 @@ def main(
             "benchmarks/hades.py", scale, None, time.time() - t0, seeds=sc.seeds, chunk=sc.chunk,
             eval_episodes=sc.eval_episodes, eval_inits=sc.eval_inits, jax_version=jax.__version__,
         )  # fmt: skip
-        atomic_write_csv(out_dir / "hades.csv", curves)
+        studies.write(atomic_write_csv, out_dir / "hades.csv", curves)
         if transfer_rows:
-            atomic_write_csv(out_dir / "hades_transfer.csv", transfer_rows)
+            studies.write(atomic_write_csv, out_dir / "hades_transfer.csv", transfer_rows)
         write_results(out_dir, meta, rows, transfer_rows)
 
-    if resume and (out_dir / "hades.json").exists():
-        saved = studies.load_saved(out_dir / "hades.json", scale=scale)
-        rows, transfer_rows = saved["runs"], saved.get("transfer", [])
-        if (out_dir / "hades.csv").exists():
-            curves = studies.read_csv(out_dir / "hades.csv")
+    if resume:  # process 0 reads what an earlier run saved and sends it to the others
+        rows, transfer_rows, curves = distributed.on_primary(saved_runs, out_dir, scale)
     done = {(r["env"], r["dataset_size"], r["variant"], r["seed"]) for r in rows}
     for job in jobs:
         for variant in job.variants:
@@ -586,8 +591,8 @@ def main(
                 if transfer:
                     transfer_rows += transfer_rows_for(job, variant, s, ctx, sc)
                 write()
-    print((out_dir / "hades.md").read_text())
+    studies.show(out_dir / "hades.md")
 
 
 if __name__ == "__main__":
-    tyro.cli(main)
+    studies.cli(main)

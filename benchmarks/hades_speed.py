@@ -26,7 +26,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import tyro
 
 from jaxbc import studies
 from jaxbc.bc import PolicyConfig
@@ -290,4 +289,4 @@ def main(
 
 
 if __name__ == "__main__":
-    tyro.cli(main)
+    studies.cli(main, multi_process=False)

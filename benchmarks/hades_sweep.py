@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import jax
-import tyro
 
 from jaxbc import studies
 from jaxbc.hades import hades_preset, make_hades, make_strategy, solution_template
@@ -135,4 +134,4 @@ def main(
 
 
 if __name__ == "__main__":
-    tyro.cli(main)
+    studies.cli(main, multi_process=False)

@@ -33,7 +33,7 @@ def main() -> None:
     p.add_argument("--hidden", type=int, nargs="+", default=[64, 64])
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--out", type=Path, default=None, help="also write the result JSON here")
-    args = p.parse_args()
+    args = studies.parse_args(p, multi_process=False)
 
     ex = load_expert("CartPole-v1")
     data = collect(ex, envs.make("CartPole-v1"), 2, jax.random.key(0))

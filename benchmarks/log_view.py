@@ -14,7 +14,6 @@ from pathlib import Path
 
 import jax
 import matplotlib
-import tyro
 
 from jaxbc import envs, studies
 from jaxbc.bc import BCConfig, PolicyConfig, make_bc_train, swarm_bc_loss
@@ -89,4 +88,4 @@ def main(
 
 
 if __name__ == "__main__":
-    tyro.cli(main)
+    studies.cli(main, multi_process=False)

@@ -26,7 +26,6 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 import numpy as np
-import tyro
 
 from jaxbc import studies
 from jaxbc.bc import (
@@ -684,4 +683,4 @@ def main(
 
 
 if __name__ == "__main__":
-    tyro.cli(main)
+    studies.cli(main, multi_process=False)

@@ -48,15 +48,29 @@ def resumable(
     """``(compute(), False)``, saved atomically to ``path`` with ``settings``; with ``resume``,
     ``(saved result, True)`` when ``path`` holds one made with equal settings. How a long
     study that is killed continues where it stopped. Results and settings must be JSON."""
-    path = Path(path)
-    settings = json.loads(json.dumps(settings))  # tuples -> lists, as they come back from disk
-    if resume and path.exists():
-        saved = json.loads(path.read_text())
-        if saved.get("settings") == settings:
-            return saved["result"], True
+    if resume:
+        found, result = saved_result(path, settings)
+        if found:
+            return result, True
     result = compute()
-    atomic_write_json(path, {"settings": settings, "result": result})
+    save_result(path, settings, result)
     return result, False
+
+
+def saved_result(path: str | os.PathLike, settings: Any) -> tuple[bool, Any]:
+    """``(True, result)`` when ``path`` holds a :func:`resumable` result saved with equal
+    ``settings``, else ``(False, None)``."""
+    path = Path(path)
+    if path.exists():
+        saved = json.loads(path.read_text())
+        if saved.get("settings") == json.loads(json.dumps(settings)):  # tuples -> lists
+            return True, saved["result"]
+    return False, None
+
+
+def save_result(path: str | os.PathLike, settings: Any, result: Any) -> Path:
+    """Save a :func:`resumable` result with its ``settings``, atomically."""
+    return atomic_write_json(path, {"settings": settings, "result": result})
 
 
 def resumable_timed(

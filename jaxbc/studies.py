@@ -14,34 +14,47 @@
 * :func:`table` (a Markdown table from column specs), :func:`write_report` and
   :func:`figure`: one table builder, one writer for the json/csv/md files and one plot
   skeleton, all written atomically; :func:`log`: progress to stderr.
+* :func:`cli`: a study's command line with ``jaxbc hades``'s process flags; with several
+  processes, process 0 alone reads and writes files (:func:`write`, through which every
+  writer here goes).
 
 Pure functions of rows in the middle; files and plots only at the edges.
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 import dataclasses
+import inspect
 import io
 import json
 import re
 import sys
 import time
+import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+import docstring_parser
+import jax
 import numpy as np
+import tyro
 
+from jaxbc import distributed
+from jaxbc.hades.cli import PROCESS_FLAGS, join_processes
+from jaxbc.hades.cli import hades as hades_command
 from jaxbc.io import (
     atomic_write_bytes,
     atomic_write_csv,
     atomic_write_json,
     command_line,
     machine_description,
-    resumable,
+    save_result,
+    saved_result,
 )
 from jaxbc.stats import (
     aggregate_scores,
@@ -134,7 +147,7 @@ def run_units(
 
     results, wall = {}, 0.0
     for i, unit in enumerate(units):
-        res, reused = resumable(parts / unit_file(unit), settings, partial(timed, unit), resume)
+        res, reused = _resumable(parts / unit_file(unit), settings, partial(timed, unit), resume)
         print(
             f"{desc}: {unit} ({i + 1}/{len(units)}){' reused' if reused else ''}", file=sys.stderr
         )
@@ -424,11 +437,11 @@ def write_report(
     """``<name>.json`` (``data``), ``<name>.csv`` (rows) and ``<name>.md`` (lines), each
     written atomically; what is None is left as it is."""
     if data is not None:
-        atomic_write_json(out_dir / f"{name}.json", data)
+        write(atomic_write_json, out_dir / f"{name}.json", data)
     if csv:
-        atomic_write_csv(out_dir / f"{name}.csv", list(csv))
+        write(atomic_write_csv, out_dir / f"{name}.csv", list(csv))
     if md is not None:
-        atomic_write_bytes(out_dir / f"{name}.md", ("\n".join(md) + "\n").encode())
+        write(atomic_write_bytes, out_dir / f"{name}.md", ("\n".join(md) + "\n").encode())
 
 
 def save_figure(fig: Any, path: Path, dpi: int = 110) -> Path:
@@ -438,7 +451,8 @@ def save_figure(fig: Any, path: Path, dpi: int = 110) -> Path:
     buf = io.BytesIO()
     fig.savefig(buf, format=path.suffix.lstrip(".") or "png", dpi=dpi)
     plt.close(fig)
-    return atomic_write_bytes(path, buf.getvalue())
+    write(atomic_write_bytes, path, buf.getvalue())
+    return path
 
 
 @contextmanager
@@ -487,3 +501,109 @@ def profiles(scores: Mapping[str, Any], path: Path, title: str) -> Path:
     plot_performance_profiles(scores, ax=ax, title=title)
     ax.figure.tight_layout()
     return save_figure(ax.figure, path, dpi=120)
+
+
+# --- several processes -------------------------------------------------------------------
+# Every study takes `jaxbc hades`'s process flags (read from that command's definition) and
+# joins the run they describe before it starts; then process 0 alone reads and writes files.
+
+
+def add_process_flags(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``parser`` with ``jaxbc hades``'s process flags (``--coordinator-address``,
+    ``--num-processes``, ``--process-id``, ``--distributed``: the coordinates jax detects on
+    SLURM / TPU pods / MPI / Kubernetes, ``--distributed-timeout``), their types, defaults
+    and help as that command defines them; :func:`join` joins the run they describe."""
+    params = inspect.signature(hades_command).parameters
+    hints = typing.get_type_hints(hades_command)
+    docs = {p.arg_name: p.description for p in docstring_parser.parse(hades_command.__doc__).params}
+    group = parser.add_argument_group("processes (as `jaxbc hades`)")
+    for name in PROCESS_FLAGS:
+        flag, default, doc = "--" + name.replace("_", "-"), params[name].default, docs[name]
+        if hints[name] is bool:
+            group.add_argument(flag, action="store_true", help=doc)
+            continue
+        (kind,) = (t for t in typing.get_args(hints[name]) or (hints[name],) if t is not type(None))
+        text = f"{doc} (default: {default})"
+        group.add_argument(
+            flag, type=kind, default=default, help=text, metavar=kind.__name__.upper()
+        )
+    return parser
+
+
+def join(args: argparse.Namespace, multi_process: bool = True) -> None:
+    """Join the run that :func:`add_process_flags`'s flags in ``args`` describe (none given:
+    one process, and JAX is left untouched). A study whose runs are not split over devices
+    (``multi_process=False``) refuses the flags. Errors are ``ValueError`` naming the flag."""
+    given = {n: getattr(args, n) for n in PROCESS_FLAGS}
+    defaults = inspect.signature(join_processes).parameters
+    used = ["--" + n.replace("_", "-") for n, v in given.items() if v != defaults[n].default]
+    if used and not multi_process:
+        raise distributed.DistributedError(
+            f"{sys.argv[0]} runs in one process (its runs are not split over devices): "
+            f"drop {', '.join(used)}"
+        )
+    if used:
+        join_processes(**given)
+
+
+def cli(main: Callable[..., Any], multi_process: bool = True) -> Any:
+    """``tyro.cli(main)`` that also takes the process flags (:func:`add_process_flags`)
+    and joins their run (:func:`join`) before ``main`` runs; a bad combination exits with
+    status 2 and one line naming the flag. With several processes, every one waits at the
+    end until process 0 has written everything."""
+    parser = argparse.ArgumentParser(
+        prog=Path(sys.argv[0]).name, add_help=False, allow_abbrev=False
+    )
+    flags, rest = add_process_flags(parser).parse_known_args()
+    if {"-h", "--help"} & set(rest):  # main's flags (tyro), then the process flags
+        try:
+            tyro.cli(main, args=rest)
+        finally:
+            print(parser.format_help().split("\n\n", 1)[-1])
+    _join_or_exit(parser, flags, multi_process)
+    result = tyro.cli(main, args=rest)
+    if jax.distributed.is_initialized():  # leave together, once process 0 has written all
+        distributed.sync("study done")
+        jax.distributed.shutdown()
+    return result
+
+
+def parse_args(parser: argparse.ArgumentParser, multi_process: bool = True) -> argparse.Namespace:
+    """An argparse study's ``parser.parse_args()`` with the process flags, their run joined
+    as in :func:`cli`."""
+    args = add_process_flags(parser).parse_args()
+    _join_or_exit(parser, args, multi_process)
+    return args
+
+
+def _join_or_exit(parser: argparse.ArgumentParser, args: argparse.Namespace, multi: bool) -> None:
+    try:
+        join(args, multi)
+    except ValueError as e:
+        parser.error(str(e))
+
+
+def write(writer: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``writer(*args, **kwargs)`` on process 0 only (None elsewhere): every file a study
+    writes goes through here, so with several processes one alone writes."""
+    return writer(*args, **kwargs) if distributed.is_primary() else None
+
+
+def show(path: Path) -> None:
+    """Print a report written by :func:`write` (process 0; the others print nothing)."""
+    if distributed.is_primary():
+        print(path.read_text())
+
+
+def _resumable(
+    path: Path, settings: Any, compute: Callable[[], dict], resume: bool
+) -> tuple[dict, bool]:
+    """:func:`jaxbc.io.resumable` with process 0 alone reading and writing ``path``: it
+    tells the others whether it reuses a saved result, and sends it."""
+    if resume:
+        found, result = distributed.on_primary(saved_result, path, settings)
+        if found:
+            return result, True
+    result = compute()
+    write(save_result, path, settings, result)
+    return result, False

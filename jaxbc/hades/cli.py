@@ -7,6 +7,17 @@ from pathlib import Path
 from typing import Literal
 
 from jaxbc.cli_output import ForceFlag, JsonFlag, emit, library_args, reject
+from jaxbc.distributed import ProcessLayout, initialize, is_primary
+
+# the flags of `jaxbc hades` that place this process in a multi-process run (the benchmark
+# scripts take them too, through jaxbc.studies)
+PROCESS_FLAGS = (
+    "coordinator_address",
+    "num_processes",
+    "process_id",
+    "distributed",
+    "distributed_timeout",
+)
 
 
 def hades(
@@ -96,20 +107,9 @@ def hades(
             TPU pod, MPI, Kubernetes), as jax.distributed.initialize() detects them.
         distributed_timeout: seconds to wait for the coordinator and the other processes.
     """
-    if distributed_timeout != 300 and not (distributed or coordinator_address or num_processes):
-        reject("--distributed-timeout", "applies only to a multi-process run")
-    args = library_args(
-        locals(),
-        "coordinator_address",
-        "num_processes",
-        "process_id",
-        "distributed",
-        "distributed_timeout",
-    )
-    from jaxbc.distributed import initialize, is_primary
-
+    args = library_args(locals(), *PROCESS_FLAGS)
     # before anything touches JAX's devices
-    initialize(coordinator_address, num_processes, process_id, distributed, distributed_timeout)
+    join_processes(coordinator_address, num_processes, process_id, distributed, distributed_timeout)
     from jaxbc.hades.experiment import hades_experiment
     from jaxbc.io import command_line
 
@@ -122,4 +122,20 @@ def hades(
         json,
         f"HaDES-{variant} {env}: final population mean {res['final_mean']:.2f}, best {res['final_best']:.2f} "
         f"(best ever {res['best_fitness']:.2f}); distilled dataset {res['dataset']}",
+    )
+
+
+def join_processes(
+    coordinator_address: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+    distributed: bool = False,
+    distributed_timeout: int = 300,
+) -> ProcessLayout:
+    """Join the multi-process run that the process flags describe (none: one process;
+    :func:`jaxbc.distributed.initialize`, before anything touches JAX's devices)."""
+    if distributed_timeout != 300 and not (distributed or coordinator_address or num_processes):
+        reject("--distributed-timeout", "applies only to a multi-process run")
+    return initialize(
+        coordinator_address, num_processes, process_id, distributed, distributed_timeout
     )
