@@ -35,6 +35,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from jaxbc import envs as jenvs
 from jaxbc import studies
 from jaxbc.hades import HadesConfig, hades_preset, make_strategy, solution_template
 from jaxbc.hades.run import run_hades
@@ -141,8 +142,23 @@ NOTES = (
 )
 
 
-def tag(side: str, task: Task, variant: str, seed: int) -> str:
+def tag(side: str, task: Task, variant: str, seed: int, moments: str = "own") -> str:
+    """A run's file stem; jaxbc runs on the official constant moments are their own runs."""
+    if side == "jaxbc" and moments == "official" and task.normalization == "constant":
+        side = "jaxbc-official-moments"
     return f"{side}_{task.official_env}_{variant}_s{seed}"
+
+
+def official_moments(args, task: Task) -> Path:
+    """The official repository's constant moments for ``task`` as an ``obs_stats`` file (the
+    ``.npy`` files hold flat observations; C order, as the official code flattens them)."""
+    out = args.work_dir / "official_moments" / f"{task.official_env}.npz"
+    shape = jenvs.make(task.env_id).observation_shape
+    params = args.official_repo / "normalize_params"
+    moments = {k: np.load(params / f"{k}_{task.official_env}.npy").reshape(shape) for k in ("mean", "var")}  # fmt: skip
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(out, **moments)
+    return out
 
 
 def has_obs_normalization() -> bool:
@@ -176,6 +192,9 @@ def run_official(task: Task, variant: str, seed: int, args, path: Path) -> None:
 
 def run_jaxbc(task: Task, variant: str, seed: int, args, path: Path) -> None:
     cfg = jaxbc_config(task, variant)
+    if args.jaxbc_moments == "official" and task.normalization == "constant":
+        obs_stats = (("obs_stats", str(official_moments(args, task))),)
+        cfg = dataclasses.replace(cfg, env_options=cfg.env_options + obs_stats)
     options = paper_strategy_options(task.strategy, task.population)
     es = make_strategy(task.strategy, task.population, solution_template(cfg), **options)
     print(f"jaxbc {path.stem}", flush=True)
@@ -214,11 +233,13 @@ def run_jaxbc(task: Task, variant: str, seed: int, args, path: Path) -> None:
     )
 
 
-def load_runs(work_dir: Path, task: Task, variant: str) -> dict[str, dict[int, dict]]:
+def load_runs(
+    work_dir: Path, task: Task, variant: str, moments: str = "own"
+) -> dict[str, dict[int, dict]]:
     runs: dict[str, dict[int, dict]] = {s: {} for s in SIDES}
     for side in SIDES:
         for seed in task.seeds:
-            p = work_dir / "runs" / f"{tag(side, task, variant, seed)}.json"
+            p = work_dir / "runs" / f"{tag(side, task, variant, seed, moments)}.json"
             if p.exists():
                 runs[side][seed] = json.loads(p.read_text())
     return runs
@@ -283,7 +304,8 @@ def write_report(out: Path, meta: dict, groups: list[dict]) -> None:
         f"Official code: FLAIROx/behaviour-distillation at `{meta['official_commit']}`, "
         f"venv: {', '.join(f'{k} {v}' for k, v in (meta['official_versions'] or {}).items())}  ",
         f"jaxbc: jax {meta['jaxbc_versions']['jax']}, evosax {meta['jaxbc_versions']['evosax']}; "
-        f"observation normalisation passed to jaxbc: {meta['jaxbc_obs_normalization']}  ",
+        f"observation normalisation passed to jaxbc: {meta['jaxbc_obs_normalization']}; "
+        f"jaxbc's constant moments: {meta.get('jaxbc_constant_moments', 'own')}  ",
         f"Scale `{meta['scale']}`: settings of the stored paper runs, changed only in population "
         "and generations (see the per-task rows). Fitness: each side's own (population mean per "
         "generation, as its loop records it).",
@@ -373,6 +395,13 @@ def main() -> None:
     )
     p.add_argument("--out-dir", type=Path, default=OUT)
     p.add_argument("--report-only", action="store_true")
+    p.add_argument(
+        "--jaxbc-moments",
+        choices=("own", "official"),
+        default="own",
+        help="jaxbc's constant observation moments: its own (jaxbc/envs/obs_stats) or the "
+        "official repository's normalize_params/*.npy (read at run time, a diagnostic)",
+    )
     args = p.parse_args()
     args.work_dir = (args.work_dir or Path("/tmp/hades_parity") / args.scale).resolve()
     args.official_repo = args.official_repo.resolve()
@@ -390,11 +419,16 @@ def main() -> None:
                         if i >= len(task.seeds):
                             continue
                         seed = task.seeds[i]
-                        path = args.work_dir / "runs" / f"{tag(side, task, variant, seed)}.json"
+                        stem = tag(side, task, variant, seed, args.jaxbc_moments)
+                        path = args.work_dir / "runs" / f"{stem}.json"
                         if path.exists():
                             continue
                         (run_official if side == "official" else run_jaxbc)(task, variant, seed, args, path)  # fmt: skip
-    groups = [summarize(t, v, load_runs(args.work_dir, t, v)) for t in tasks for v in t.variants]
+    groups = [
+        summarize(t, v, load_runs(args.work_dir, t, v, args.jaxbc_moments))
+        for t in tasks
+        for v in t.variants
+    ]
     official = [
         json.loads(f.read_text()) for f in sorted((args.work_dir / "runs").glob("official_*.json"))
     ]
@@ -418,10 +452,13 @@ def main() -> None:
             "HadesConfig.obs_normalization as stored" if has_obs_normalization()
             else "none (HadesConfig has no obs_normalization field in this tree)"
         ),
+        "jaxbc_constant_moments": args.jaxbc_moments,
         "report_generations": list(REPORT_GENERATIONS),
         "notes": list(NOTES),
     }  # fmt: skip
-    suffix = "" if args.scale == "cpu" else f"_{args.scale}"
+    suffix = ("" if args.scale == "cpu" else f"_{args.scale}") + (
+        "_official-moments" if args.jaxbc_moments == "official" else ""
+    )
     args.out_dir.mkdir(parents=True, exist_ok=True)
     write_report(args.out_dir / f"hades_parity{suffix}", meta, groups)
     plot(args.out_dir, suffix, groups)
