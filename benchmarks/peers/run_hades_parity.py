@@ -66,55 +66,25 @@ class Task:
     jaxbc_overrides: tuple[tuple[str, object], ...] = ()
 
 
+def paper_tasks(
+    variant: str, breakout: tuple[int, int], hopper: tuple[int, int], seeds: tuple[int, ...]
+) -> tuple[Task, ...]:
+    """The two stored paper runs compared, each as (population, generations): Breakout-MinAtar
+    D=16 (SNES, constant moments; one device's "last" fitness, see NOTES) and hopper D=64
+    (Open_ES, running moments)."""
+    return (
+        Task("Breakout-MinAtar", "Breakout-MinAtar", 16, "SNES", "constant", (variant,), *breakout, seeds, (("fitness_episodes", "last"),)),
+        Task("brax/hopper", "hopper", 64, "Open_ES", "running", (variant,), *hopper, seeds),
+    )  # fmt: skip
+
+
 SCALES: dict[str, tuple[Task, ...]] = {
     # plumbing: a couple of tiny generations per side
-    "smoke": (
-        Task(
-            "Breakout-MinAtar",
-            "Breakout-MinAtar",
-            16,
-            "SNES",
-            "constant",
-            ("F",),
-            8,
-            2,
-            (0, 1),
-            (("fitness_episodes", "last"),),
-        ),
-        Task("brax/hopper", "hopper", 64, "Open_ES", "running", ("F",), 4, 1, (0, 1)),
-    ),
+    "smoke": paper_tasks("F", (8, 2), (4, 1), (0, 1)),
     # what a 2-core CPU shared with other jobs (load ~10-20) fits in about an hour per side
-    "cpu": (
-        Task(
-            "Breakout-MinAtar",
-            "Breakout-MinAtar",
-            16,
-            "SNES",
-            "constant",
-            ("F",),
-            16,
-            20,
-            (0, 1, 2),
-            (("fitness_episodes", "last"),),
-        ),
-        Task("brax/hopper", "hopper", 64, "Open_ES", "running", ("F",), 16, 5, (0, 1, 2)),
-    ),
+    "cpu": paper_tasks("F", (16, 20), (16, 5), (0, 1, 2)),
     # HaDES-R at the cpu scale's settings: two fresh inits per generation, so about twice as long
-    "cpu-r": (
-        Task(
-            "Breakout-MinAtar",
-            "Breakout-MinAtar",
-            16,
-            "SNES",
-            "constant",
-            ("R",),
-            16,
-            20,
-            (0, 1, 2),
-            (("fitness_episodes", "last"),),
-        ),
-        Task("brax/hopper", "hopper", 64, "Open_ES", "running", ("R",), 16, 5, (0, 1, 2)),
-    ),
+    "cpu-r": paper_tasks("R", (16, 20), (16, 5), (0, 1, 2)),
 }
 CHUNK = 5  # jaxbc checkpoint interval (generations)
 # how the two sides' runs relate, read from both codes (recorded with the results)
