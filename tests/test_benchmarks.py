@@ -526,6 +526,8 @@ def test_hades_parity_pairs_seeds_and_reads_generations(tmp_path):
     assert [p["generation"] for p in group["paired_difference"]] == [5]  # 10, 20, 40 > 6 gens
     p = group["paired_difference"][0]
     assert p["seeds"] == [0, 1] and p["diff"] == 1.0 and p["ci"] == [1.0, 1.0]
+    level = group["paired_difference_over_generations"]  # each seed's whole curve, paired
+    assert level["seeds"] == [0, 1] and level["diff"] == 1.0 and level["ci"] == [1.0, 1.0]
     meta = {
         "command": "run",
         "machine": "test",
@@ -538,8 +540,31 @@ def test_hades_parity_pairs_seeds_and_reads_generations(tmp_path):
     mod.write_report(tmp_path / "parity", meta, [group])
     md = (tmp_path / "parity.md").read_text()
     assert "| 5 | 5.00 [" in md and "1.00 [1.00, 1.00] (2)" in md
+    assert "| mean over generations 1-6 | - | - | 1.00 [1.00, 1.00] (2) |" in md
     rows = (tmp_path / "parity.csv").read_text().splitlines()
     assert len(rows) == 1 + 6 + 6  # header + each side's 6 generations
+
+
+def test_hades_parity_official_moments_are_their_own_runs(tmp_path):
+    """--jaxbc-moments official: the official flat .npy moments become an obs_stats file in
+    the env's observation shape (C order), and only constant-moment jaxbc runs get their own
+    file names (the official side and running-moment tasks are shared)."""
+    mod = _benchmark_module("peers/run_hades_parity")
+    breakout, hopper = mod.SCALES["cpu-r"]
+    params = tmp_path / "repo" / "normalize_params"
+    params.mkdir(parents=True)
+    flat = np.arange(400, dtype=np.float32)
+    np.save(params / "mean_Breakout-MinAtar.npy", flat)
+    np.save(params / "var_Breakout-MinAtar.npy", flat + 1)
+    args = type("A", (), dict(work_dir=tmp_path / "work", official_repo=tmp_path / "repo"))()
+    with np.load(mod.official_moments(args, breakout)) as f:
+        assert f["mean"].shape == (10, 10, 4) and f["mean"][0, 0, 1] == 1.0
+        assert f["var"][0, 1, 0] == 5.0  # C order: index (0, 1, 0) is flat element 4
+    assert mod.tag("jaxbc", breakout, "R", 0, "official").startswith("jaxbc-official-moments_")
+    assert mod.tag("official", breakout, "R", 0, "official") == mod.tag(
+        "official", breakout, "R", 0
+    )
+    assert mod.tag("jaxbc", hopper, "R", 0, "official") == mod.tag("jaxbc", hopper, "R", 0)
 
 
 def test_hades_official_replays_the_stored_settings():
