@@ -5,7 +5,9 @@
 # (SNES) and brax/hopper HaDES-F (D=64, Open_ES). Each job runs `benchmarks/hades.py --scale
 # paper` into its own folder under a per-job timeout; everything is packed into
 # $1/hades_paper.tgz. Env: BREAKOUT_GENS / HOPPER_GENS (generations), ONLY_BREAKOUT=1 (skip
-# hopper), SCALE=smoke (check the script on a CPU in seconds).
+# hopper), SPEED=1 (first, the paper hopper generation split into its fitness program, ES
+# ask + tell and the rest: benchmarks/hades_speed.py), SCALE=smoke (check the script on a
+# CPU in seconds).
 set -u
 OUT=${1:-/tmp/gpu_out}
 WORK=/tmp/hades_paper
@@ -18,6 +20,11 @@ run() {  # env variant generations timeout
     --generations "$3" --out-dir "$WORK/$tag" >"$WORK/$tag.log" 2>&1
   echo "$1 $2: exit $? after ${SECONDS}s"; tail -4 "$WORK/$tag.log"
 }
+if [ -n "${SPEED:-}" ]; then
+  timeout 300 python3 benchmarks/hades_speed.py --configs "$([ "${SCALE:-}" = smoke ] && echo smoke || echo paper_hopper)" \
+    --generations 2 --out-dir "$WORK/speed" >"$WORK/speed.log" 2>&1
+  echo "speed: exit $? after ${SECONDS}s"; tail -2 "$WORK/speed.log"
+fi
 run Breakout-MinAtar F "${BREAKOUT_GENS:-40}" 150
 run Breakout-MinAtar R "${BREAKOUT_GENS:-40}" 200
 [ -z "${ONLY_BREAKOUT:-}" ] && run brax/hopper F "${HOPPER_GENS:-40}" 320

@@ -7,7 +7,8 @@ all measured in the same run on this machine.
 
 Per configuration (``CONFIGS``; each in its own process, so its peak device memory is its
 own): seconds per generation, the same shapes' inner training, fitness rollouts and env
-steps alone, FLOPs counted from the config, and floors: FLOPs / the measured rate of a
+steps alone, the generation's fitness program (training + rollouts, as the generation runs
+them) and ES ask + tell alone (``unattributed_s``: the rest), FLOPs counted from the config, and floors: FLOPs / the measured rate of a
 member-blocked MLP chain of the rollout's shapes (``flop_floor_s``), policy-weight bytes
 streamed per rollout step / measured bandwidth (``bandwidth_floor_s``); ``floor_s`` = env
 time + the FLOP floor (CPU) or + the larger of the two (GPU); ``floor_ratio`` = measured /
@@ -181,10 +182,26 @@ def measure(
 
         return jax.lax.scan(body, (st, 0.0), jax.random.split(key, hades.eval_steps))[0][1]
 
+    # the generation's two halves as the generation runs them: the population's fitness
+    # (training and rollouts in one program) and the strategy's ask + tell; what the
+    # generation takes beyond them is its scan and bookkeeping
+    @jax.jit
+    def fitness_only(population, inits, key):
+        return hades.evaluate_population(population, inits, key).sum()
+
+    @jax.jit
+    def es_only(es_state, key):
+        k_ask, k_fit, k_tell = jax.random.split(key, 3)
+        population, es_state = es.ask(k_ask, es_state, hades.params)
+        fitness = jax.random.normal(k_fit, (pop,))
+        return es.tell(k_tell, population, fitness, es_state, hades.params)[0]
+
     chain_rates.append(chain_rate(*chain_args, **chain_kw))
     inner_s = best_time(inner, population, inits, repeats=1)
     rollout_s = best_time(rollout, member_params, jax.random.key(3), repeats=1)
     env_s = best_time(env_only, jax.random.key(4), repeats=1)
+    fitness_s = best_time(fitness_only, population, inits, jax.random.key(5), repeats=1)
+    es_s = best_time(es_only, state.es_state, jax.random.key(6), repeats=1)
     chain_rates.append(chain_rate(*chain_args, **chain_kw))
 
     f = flops(hades, pop)
@@ -208,7 +225,8 @@ def measure(
         "hidden": list(cfg.policy.hidden_sizes), "inner_steps": cfg.inner_steps,
         "num_envs": cfg.num_envs, "eval_steps": hades.eval_steps, "generations_timed": generations,
         "compile_and_first_gen_s": round(compile_s, 1), "gen_s": gen_s, "inner_only_s": inner_s,
-        "rollout_only_s": rollout_s, "env_only_s": env_s,
+        "rollout_only_s": rollout_s, "env_only_s": env_s, "fitness_only_s": fitness_s,
+        "es_only_s": es_s, "unattributed_s": gen_s - fitness_s - es_s,
         "tflop": {k_: v / 1e12 for k_, v in f.items()}, "chain_tflops": crate / 1e12,
         "chain_tflops_repeats": [r / 1e12 for r in chain_rates], "matmul_tflops": mrate / 1e12,
         "bandwidth_gbs": bw / 1e9, "policy_params": n_params,
@@ -283,7 +301,7 @@ def main(
         else:
             print(
                 f"{r['config']} (train / member block {r['train_block']} / {r['member_block']}): {r['gen_s']:.2f} s/gen (inner {r['inner_only_s']:.2f}, rollout {r['rollout_only_s']:.2f}, "
-                f"env {r['env_only_s']:.2f}); floor {r['floor_s']:.2f} s (flop {r['flop_floor_s']:.2f}, "
+                f"env {r['env_only_s']:.2f}; fitness {r['fitness_only_s']:.2f}, es {r['es_only_s']:.2f}); floor {r['floor_s']:.2f} s (flop {r['flop_floor_s']:.2f}, "
                 f"bw {r['bandwidth_floor_s']:.2f}) -> ratio {r['floor_ratio']:.2f}; peak {r['device_peak_gib']}"
             )
 

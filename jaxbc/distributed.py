@@ -24,6 +24,7 @@ from typing import Any
 import jax
 import numpy as np
 from jax.experimental import multihost_utils
+from jax.sharding import Mesh
 
 
 class DistributedError(ValueError):
@@ -46,6 +47,17 @@ class ProcessLayout:
             "local_devices": self.local_devices,
             "global_devices": self.global_devices,
         }
+
+
+def device_mesh(num_devices: int, axis: str) -> Mesh:
+    """A 1-D mesh named ``axis`` over the first ``num_devices`` of ``jax.devices()`` (every
+    process's in a multi-process run), the one way HaDES and sweeps split work over devices."""
+    available = jax.devices()
+    if not 1 <= num_devices <= len(available):
+        raise ValueError(
+            f"num_devices must be between 1 and the {len(available)} visible device(s), got {num_devices}"
+        )
+    return Mesh(np.asarray(available[:num_devices]), (axis,))
 
 
 def layout() -> ProcessLayout:

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
-from jaxbc.distributed import host_local
+from jaxbc.distributed import device_mesh, host_local
 
 RUN_AXIS = "runs"
 
@@ -51,12 +51,7 @@ def make_mesh(devices: int | Mesh | None) -> Mesh | None:
     every process's, see :mod:`jaxbc.distributed`; a Mesh is used as given)."""
     if devices is None or isinstance(devices, Mesh):
         return devices
-    available = jax.devices()
-    if not 1 <= devices <= len(available):
-        raise ValueError(
-            f"devices must be between 1 and the {len(available)} visible device(s), got {devices}"
-        )
-    return Mesh(np.asarray(available[:devices]), (RUN_AXIS,))
+    return device_mesh(devices, RUN_AXIS)
 
 
 def sweep(run: Callable[..., Any], *args: Any, devices: int | Mesh | None = None) -> Any:

@@ -290,6 +290,8 @@ def _api_cases():
         (lambda: HadesConfig(num_envs=-1), "HadesConfig.num_envs"),
         (lambda: HadesConfig(max_grad_norm=0.0), "HadesConfig.max_grad_norm"),
         (lambda: HadesConfig(variant="X"), "variant"),
+        (lambda: HadesConfig(member_block=-1), "HadesConfig.member_block"),
+        (lambda: HadesConfig(num_devices=0), "HadesConfig.num_devices"),
         (lambda: DAggerConfig(steps_per_iteration=0), "DAggerConfig.steps_per_iteration"),
         (lambda: DAggerConfig(beta0=2.0), "DAggerConfig.beta0"),
         (
@@ -714,3 +716,15 @@ def test_stochastic_needs_a_policy_that_samples(capsys, files, tmp_path):
         and "--stochastic" in out["error"]["message"]
         and "deterministic head" in out["error"]["message"]
     )
+
+
+def test_more_devices_than_visible_is_refused():
+    from jaxbc.hades.core import make_mesh
+    from jaxbc.sweep import sweep
+
+    too_many = jax.device_count() + 1
+    needle = f"num_devices must be between 1 and the {jax.device_count()} visible"
+    with pytest.raises(ValueError, match=needle):
+        make_mesh(too_many)
+    with pytest.raises(ValueError, match=needle):
+        sweep(lambda x: x * 2, jax.numpy.arange(4.0), devices=too_many)

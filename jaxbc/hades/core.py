@@ -45,7 +45,6 @@ from typing import Any, Literal, NamedTuple
 import chex
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import struct
 from jax.sharding import Mesh, PartitionSpec
 
@@ -54,6 +53,7 @@ from jaxbc.bc.acting import ActionHead, Single, policy_function
 from jaxbc.bc.losses import member_bc_loss
 from jaxbc.bc.policies import Policy, PolicyConfig, make_policy
 from jaxbc.bc.train import BCConfig, member_optimizer
+from jaxbc.distributed import device_mesh
 from jaxbc.envs import Box, Discrete, Env
 from jaxbc.hades.strategies import strategy_key
 from jaxbc.rollout import WINDOW_EPISODES, PolicyFn, evaluate_fn, window_return_fn
@@ -139,16 +139,8 @@ class HadesConfig:
         check_float("HadesConfig.label_init_logit", self.label_init_logit)
         if self.variant not in VARIANTS:
             raise ValueError(f"unknown HaDES variant {self.variant!r}; choose from {VARIANTS}")
-        for name in ("dataset_size", "num_inits", "inner_steps", "num_envs"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.eval_steps is not None and self.eval_steps < 1:
-            raise ValueError(f"eval_steps must be >= 1 or None, got {self.eval_steps}")
         for name in ("member_block", "train_block"):
-            if getattr(self, name) is not None and getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0 or None, got {getattr(self, name)}")
-        if self.num_devices is not None and self.num_devices < 1:
-            raise ValueError(f"num_devices must be >= 1 or None, got {self.num_devices}")
+            check_int(f"HadesConfig.{name}", getattr(self, name), 0, allow_none=True)
         if self.fitness_episodes not in FITNESS_EPISODES:
             raise ValueError(
                 f"unknown fitness_episodes {self.fitness_episodes!r}; choose from {FITNESS_EPISODES}"
@@ -330,15 +322,8 @@ def make_policy_for(config: HadesConfig, env: Env) -> Policy:
 
 def make_mesh(num_devices: int | None) -> Mesh | None:
     """A 1-D mesh over the first ``num_devices`` devices (all if None); None for one device."""
-    devices = jax.devices()
-    n = len(devices) if num_devices is None else num_devices
-    if n > len(devices):
-        raise ValueError(
-            f"num_devices={n} but only {len(devices)} device(s) are visible: {devices}"
-        )
-    if n == 1:
-        return None
-    return Mesh(np.asarray(devices[:n]), (POP_AXIS,))
+    n = jax.device_count() if num_devices is None else num_devices
+    return None if n == 1 else device_mesh(n, POP_AXIS)
 
 
 # the inner loop's numbers: traced data in the compiled programs (changing them reuses them)
