@@ -5,6 +5,7 @@ well the distilled data teaches policies (and, with --transfer, other architectu
     python benchmarks/hades.py --scale cpu --transfer    # CartPole D=4, Breakout D=16
     python benchmarks/hades.py --scale families --resume # every family, 3 seeds, in pieces
     python benchmarks/hades.py --scale families --report-only  # its report again, runs nothing
+    python benchmarks/hades.py --scale families --report-only --out-dir NEW --baseline OLD  # + after - before
     python benchmarks/hades.py --scale paper --memory --envs brax/hopper  # planned memory only
     python benchmarks/hades.py --scale paper --transfer  # GPU: the paper's settings (days)
 
@@ -47,7 +48,7 @@ from jaxbc.hades import (
     solution_template,
 )
 from jaxbc.hades.strategies import paper_strategy_options
-from jaxbc.io import atomic_write_csv, enable_compilation_cache
+from jaxbc.io import atomic_write_csv, command_line, enable_compilation_cache
 from jaxbc.rollout import random_return, scaled_return
 
 
@@ -392,10 +393,16 @@ def statistics(rows: list[dict], reps: int = 10_000) -> dict | None:
 
 
 def write_report(
-    out_dir: Path, meta: dict, rows: list[dict], transfer_rows: list[dict], stats: dict | None
+    out_dir: Path,
+    meta: dict,
+    rows: list[dict],
+    transfer_rows: list[dict],
+    stats: dict | None,
+    comparison: dict | None = None,
 ) -> None:
-    """hades.md: the runs, the over-seeds summary, the aggregates and the transfer table;
-    ``stats``: :func:`statistics` of the rows, computed once by the caller."""
+    """hades.md: the runs, the over-seeds summary, the aggregates, the transfer table and the
+    comparison with a baseline folder; ``stats``: :func:`statistics` of the rows, computed
+    once by the caller."""
     lines = studies.heading(
         "HaDES behaviour distillation",
         meta,
@@ -431,6 +438,8 @@ def write_report(
             "env": "env", "D": "dataset_size", "variant": "variant", "policy": "policy", "hidden": "hidden",
             "activation": "activation", "lr": "lr:.3g", "return": "return:.1f", "scaled": "scaled_return",
         })  # fmt: skip
+    if comparison is not None:
+        lines += baseline_section(comparison)
     studies.write_report(out_dir, "hades", md=lines)
 
 
@@ -443,19 +452,78 @@ def saved_runs(out_dir: Path, scale: str) -> tuple[list[dict], list[dict], list[
     return saved["runs"], saved.get("transfer", []), curves
 
 
-def write_results(out_dir: Path, meta: dict, rows: list[dict], transfer_rows: list[dict]) -> None:
-    """hades.json (runs and what derives from them: summary, statistics) and hades.md."""
+BASELINE_MEASURES = {
+    "scaled_mean_data_fixed_init": "data, fixed init (scaled)",
+    "scaled_mean_data_new_inits": "data, new inits (scaled)",
+}
+
+
+def against_baseline(rows: list[dict], baseline: Path, scale: str) -> dict:
+    """These runs against an earlier folder's (the same study before a change), paired on
+    (env, D, variant, seed): after - before of the distilled data's scaled returns, with 95%
+    bootstrap CIs and each side's mean over the paired seeds."""
+    before = studies.load_saved(baseline / "hades.json", scale=scale)["runs"]
+    key = ("env", "dataset_size", "variant")
+    old = {(*(r[k] for k in key), r["seed"]): r for r in before}
+    groups: dict[tuple, list[tuple[dict, dict]]] = {}
+    for r in rows:
+        if (b := old.get((*(r[k] for k in key), r["seed"]))) is not None:
+            groups.setdefault(tuple(r[k] for k in key), []).append((b, r))
+    out = []
+    for g, pairs in groups.items():
+        for measure in BASELINE_MEASURES:
+            pairs_m = sorted((p for p in pairs if p[0][measure] is not None and p[1][measure] is not None),
+                             key=lambda p: p[1]["seed"])  # fmt: skip
+            if len(pairs_m) < 2:
+                continue
+            b, a = ([p[i][measure] for p in pairs_m] for i in (0, 1))
+            out.append({
+                **dict(zip(key, g, strict=True)), "measure": measure, "seeds": [p[1]["seed"] for p in pairs_m],
+                "before": studies.mean_ci(b), "after": studies.mean_ci(a), "after_minus_before": studies.paired_ci(a, b),
+            })  # fmt: skip
+    command = command_line("python benchmarks/hades.py")
+    return {"baseline": str(baseline), "command": command, "rows": out}
+
+
+def baseline_section(comparison: dict) -> list[str]:
+    ci = studies.ci_cell
+    return [
+        "",
+        f"## Against `{comparison['baseline']}`: after - before, paired on seeds",
+        "",
+        f"Command: `{comparison['command']}`; mean [95% bootstrap CI] over the seeds both folders ran.",
+        "",
+        *studies.table(comparison["rows"], {
+            "env": "env", "D": "dataset_size", "variant": "variant",
+            "measure": lambda r: BASELINE_MEASURES[r["measure"]], "seeds": lambda r: len(r["seeds"]),
+            "before": lambda r: ci(r["before"]), "after": lambda r: ci(r["after"]),
+            "after - before": lambda r: ci(r["after_minus_before"]),
+            "reading": lambda r: r["after_minus_before"]["reading"],
+        }),
+    ]  # fmt: skip
+
+
+def write_results(
+    out_dir: Path,
+    meta: dict,
+    rows: list[dict],
+    transfer_rows: list[dict],
+    baseline: Path | None = None,
+) -> None:
+    """hades.json (runs and what derives from them: summary, statistics, the comparison
+    with ``baseline``'s runs) and hades.md."""
     stats = statistics(rows)
+    comparison = None if baseline is None else against_baseline(rows, baseline, meta["scale"])
     data = {"meta": meta, "runs": rows, "summary": summarize(rows), "statistics": stats,
-            "transfer": transfer_rows}  # fmt: skip
+            "transfer": transfer_rows, "against_baseline": comparison}  # fmt: skip
     studies.write_report(out_dir, "hades", data)
-    write_report(out_dir, meta, rows, transfer_rows, stats)
+    write_report(out_dir, meta, rows, transfer_rows, stats, comparison)
 
 
-def rewrite_report(out_dir: Path, scale: str) -> None:
+def rewrite_report(out_dir: Path, scale: str, baseline: Path | None = None) -> None:
     """hades.md and hades.json's derived parts again from the saved runs (runs nothing)."""
     saved = studies.load_saved(out_dir / "hades.json", scale=scale)
-    write_results(out_dir, saved["meta"], saved["runs"], saved.get("transfer", []))
+    write_results(out_dir, saved["meta"], saved["runs"], saved.get("transfer", []), baseline)
     print((out_dir / "hades.md").read_text())
 
 
@@ -517,6 +585,7 @@ def main(
     out_dir: Path | None = None,
     resume: bool = False,
     report_only: bool = False,
+    baseline: Path | None = None,
 ) -> None:
     """Run the HaDES study and write its report.
 
@@ -537,7 +606,12 @@ def main(
             rest: a long study in pieces.
         report_only: run nothing: rewrite hades.md and hades.json's summary and statistics
             from the runs saved in out_dir/hades.json (after a change to the report).
+        baseline: a folder of the same scale's earlier runs (e.g. before a settings change):
+            the report adds after - before of the distilled data's scaled returns, paired on
+            (env, D, variant, seed).
     """
+    if baseline is not None and not (baseline / "hades.json").exists():
+        raise SystemExit(f"error: --baseline {baseline}: no hades.json there")
     if out_dir is None:
         out_dir = Path("benchmarks/results") / ("hades_families" if scale == "families" else "")
     if report_only:
@@ -545,7 +619,7 @@ def main(
                   "--generations": generations, "--variants": variants, "--seeds": seeds, "--resume": resume}  # fmt: skip
         if used := [k for k, v in others.items() if v]:
             raise SystemExit(f"--report-only runs nothing: drop {', '.join(used)}")
-        studies.write(rewrite_report, out_dir, scale)
+        studies.write(rewrite_report, out_dir, scale, baseline)
         return
     enable_compilation_cache()
     sc = SCALES[scale]
@@ -575,7 +649,7 @@ def main(
         studies.write(atomic_write_csv, out_dir / "hades.csv", curves)
         if transfer_rows:
             studies.write(atomic_write_csv, out_dir / "hades_transfer.csv", transfer_rows)
-        write_results(out_dir, meta, rows, transfer_rows)
+        write_results(out_dir, meta, rows, transfer_rows, baseline)
 
     if resume:  # process 0 reads what an earlier run saved and sends it to the others
         rows, transfer_rows, curves = distributed.on_primary(saved_runs, out_dir, scale)

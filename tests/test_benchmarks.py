@@ -90,6 +90,42 @@ def test_hades_study_aggregates_pair_the_variants_on_common_seeds():
     assert mod.variant_scores([r for r in rows if r["seed"] == 0]) == ({}, [])  # one seed
 
 
+def test_hades_study_against_a_baseline_pairs_runs_on_seeds(tmp_path):
+    """A re-run against an earlier folder: after - before per (env, D, variant) over the
+    seeds both ran; +0.1 on every seed reads [0.1, 0.1], "supported"; a measure a variant
+    lacks (R's fixed init) or a group with one shared seed is left out; another scale's
+    folder is refused."""
+    mod = _benchmark_module("hades")
+
+    def row(env, v, s, new):
+        fixed = None if v == "R" else new + 0.2
+        return {"env": env, "dataset_size": 4, "variant": v, "seed": s,
+                "scaled_mean_data_new_inits": new, "scaled_mean_data_fixed_init": fixed}  # fmt: skip
+
+    before = [row("A", v, s, 0.1 * s) for v in "FR" for s in range(3)] + [row("B", "F", 0, 0.0)]
+    after = [row("A", v, s, 0.1 * s + 0.1) for v in "FR" for s in range(3)]
+    after += [row("B", "F", s, 0.5) for s in range(3)]  # seed 0 only in both folders
+    (tmp_path / "hades.json").write_text(
+        json.dumps({"meta": {"scale": "families"}, "runs": before})
+    )
+    cmp = mod.against_baseline(after, tmp_path, "families")
+    got = {(r["env"], r["variant"], r["measure"]): r for r in cmp["rows"]}
+    assert set(got) == {
+        ("A", "F", "scaled_mean_data_fixed_init"),
+        ("A", "F", "scaled_mean_data_new_inits"),
+        ("A", "R", "scaled_mean_data_new_inits"),
+    }
+    for r in got.values():
+        assert r["seeds"] == [0, 1, 2]
+        assert r["after_minus_before"]["mean"] == pytest.approx(0.1)
+        assert r["after_minus_before"]["ci"] == pytest.approx([0.1, 0.1])
+        assert r["after_minus_before"]["reading"] == "supported"
+    assert got[("A", "F", "scaled_mean_data_fixed_init")]["before"]["mean"] == pytest.approx(0.3)
+    assert "| A | 4 | R | data, new inits (scaled) | 3 |" in "\n".join(mod.baseline_section(cmp))
+    with pytest.raises(SystemExit, match="scale"):
+        mod.against_baseline(after, tmp_path, "cpu")
+
+
 def test_dbc_study_aggregates_every_arm_over_envs_and_seeds():
     mod = _benchmark_module("dbc")
     rows = [
