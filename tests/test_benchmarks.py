@@ -4,6 +4,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -579,6 +580,19 @@ def test_hades_parity_pairs_seeds_and_reads_generations(tmp_path):
     assert "| mean over generations 1-6 | - | - | 1.00 [1.00, 1.00] (2) |" in md
     rows = (tmp_path / "parity.csv").read_text().splitlines()
     assert len(rows) == 1 + 6 + 6  # header + each side's 6 generations
+    # the results file's per-seed curves rebuild the runs (--import-runs): the same report
+    args = types.SimpleNamespace(
+        work_dir=tmp_path / "work", jaxbc_moments="own", official_init="stored", scale="test"
+    )
+    (args.work_dir / "runs").mkdir(parents=True)
+    assert mod.import_runs(tmp_path / "parity.json", (task,), args) == 5
+    again = mod.summarize(task, "F", mod.load_runs(args.work_dir, task, "F"))
+    for key in ("curves", "paired_difference", "paired_difference_over_generations", "seeds"):
+        assert again[key] == group[key], key
+    assert mod.import_runs(tmp_path / "parity.json", (task,), args) == 0  # kept runs win
+    other = dataclasses.replace(task, population=64)
+    with pytest.raises(SystemExit, match="population 8 x 6 generations, not a task"):
+        mod.import_runs(tmp_path / "parity.json", (other,), args)
 
 
 def test_hades_parity_official_moments_are_their_own_runs(tmp_path):
@@ -597,6 +611,14 @@ def test_hades_parity_official_moments_are_their_own_runs(tmp_path):
         assert f["mean"].shape == (10, 10, 4) and f["mean"][0, 0, 1] == 1.0
         assert f["var"][0, 1, 0] == 5.0  # C order: index (0, 1, 0) is flat element 4
     assert mod.tag("jaxbc", breakout, "R", 0, "official").startswith("jaxbc-official-moments_")
+    # the official HaDES-F runs with a per-seed init are their own runs too (R has no fixed init)
+    breakout_f = mod.SCALES["cpu"][0]
+    assert mod.tag("official", breakout_f, "F", 0, init="run-seed").startswith(
+        "official-init-per-seed_"
+    )
+    assert mod.tag("official", breakout, "R", 0, init="run-seed") == mod.tag(
+        "official", breakout, "R", 0
+    )
     assert mod.tag("official", breakout, "R", 0, "official") == mod.tag(
         "official", breakout, "R", 0
     )

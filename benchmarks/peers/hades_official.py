@@ -8,7 +8,7 @@ evaluation, fitness and ES update), with:
 * the settings of the stored paper run for that env family and variant
   (``results/ICLR/.../seed0/data_final.pkl`` ``config`` / ``es_config``: HaDES-F is the
   ``overfit`` run, HaDES-R the ``distill`` run), changed only in population, generations,
-  seed and (optionally) observation normalisation; after ``make_configs`` every other stored
+  seed and (optionally) observation normalisation and HaDES-F's init seed; after ``make_configs`` every other stored
   setting is checked to be reproduced exactly;
 * wandb disabled (``WANDB_MODE=disabled``; their ``main`` logs to it unconditionally);
 * their per-generation pickles (``save_interval=1``) in ``--work-dir``.
@@ -174,6 +174,13 @@ def main() -> None:
     p.add_argument("--generations", type=int, required=True)
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--normalization", choices=NORMALIZATIONS, default="stored")
+    p.add_argument(
+        "--fixed-init",
+        choices=("stored", "run-seed"),
+        default="stored",
+        help="HaDES-F's policy init: the stored runs' OVERFIT_SEED (420, one init for every "
+        "seed) or the run's --seed (a different init per seed)",
+    )
     p.add_argument("--work-dir", type=Path, help="their pickles; default: next to --out")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args()
@@ -185,6 +192,8 @@ def main() -> None:
     fam = family(args.env)
     stored_config, stored_es, stored_from = load_stored(repo, args.env, args.variant)
     stored_config.update(normalization_flags(fam, args.normalization, stored_config))
+    if args.fixed_init == "run-seed":
+        stored_config["OVERFIT_SEED"] = args.seed
 
     os.environ["WANDB_MODE"] = "disabled"
     os.chdir(repo / "policy_distillation")  # their code loads ../normalize_params, imports ..
@@ -218,6 +227,8 @@ def main() -> None:
         "popsize": args.popsize,
         "generations": args.generations,
         "normalization": args.normalization,
+        "fixed_init": args.fixed_init,
+        "overfit_seed": config.get("OVERFIT_SEED"),
         "mean": mean,
         "best": best,
         "seconds": seconds,

@@ -112,10 +112,15 @@ NOTES = (
 )
 
 
-def tag(side: str, task: Task, variant: str, seed: int, moments: str = "own") -> str:
-    """A run's file stem; jaxbc runs on the official constant moments are their own runs."""
+def tag(
+    side: str, task: Task, variant: str, seed: int, moments: str = "own", init: str = "stored"
+) -> str:
+    """A run's file stem; jaxbc runs on the official constant moments, and official HaDES-F
+    runs with a per-seed init, are their own runs."""
     if side == "jaxbc" and moments == "official" and task.normalization == "constant":
         side = "jaxbc-official-moments"
+    if side == "official" and init == "run-seed" and variant == "F":
+        side = "official-init-per-seed"
     return f"{side}_{task.official_env}_{variant}_s{seed}"
 
 
@@ -152,6 +157,7 @@ def run_official(task: Task, variant: str, seed: int, args, path: Path) -> None:
         "--popsize", str(task.population),
         "--generations", str(task.generations),
         "--seed", str(seed),
+        "--fixed-init", args.official_init,
         "--out", str(path),
     ]  # fmt: skip
     log = path.with_suffix(".log")
@@ -203,13 +209,62 @@ def run_jaxbc(task: Task, variant: str, seed: int, args, path: Path) -> None:
     )
 
 
+def import_runs(results: Path, tasks: tuple[Task, ...], args) -> int:
+    """Per-run JSONs in the work dir from a committed results file's per-seed curves (its
+    ``per_seed`` mean and best curves, its recorded versions and settings), so that more
+    seeds extend a finished study without re-running it; a run already in the work dir is
+    kept. Returns how many runs were written."""
+    saved = json.loads(results.read_text())
+    meta, written = saved["meta"], 0
+    if meta.get("jaxbc_constant_moments", "own") != args.jaxbc_moments:
+        raise SystemExit(
+            f"error: {results} ran jaxbc on {meta.get('jaxbc_constant_moments', 'own')} moments, "
+            f"not --jaxbc-moments {args.jaxbc_moments}"
+        )
+    if meta.get("official_fixed_init", "stored") != args.official_init:
+        raise SystemExit(
+            f"error: {results} ran the official HaDES-F init "
+            f"{meta.get('official_fixed_init', 'stored')}, not --official-init {args.official_init}"
+        )
+    by_name = {(t.env_id, v): t for t in tasks for v in t.variants}
+    for group in saved["groups"]:
+        task = by_name.get((group["env"], group["variant"]))
+        if task is None or (group["population"], group["generations"]) != (task.population, task.generations):  # fmt: skip
+            raise SystemExit(
+                f"error: {results} holds {group['env']} HaDES-{group['variant']} at population "
+                f"{group['population']} x {group['generations']} generations, not a task of "
+                f"--scale {args.scale}"
+            )
+        settings = meta.get("official_settings", {}).get(
+            f"{task.official_env}_{group['variant']}", {}
+        )
+        for side in SIDES:
+            for seed, run in group["per_seed"][side].items():
+                path = args.work_dir / "runs" / f"{tag(side, task, group['variant'], int(seed), args.jaxbc_moments, args.official_init)}.json"  # fmt: skip
+                if path.exists():
+                    continue
+                record = {
+                    "side": side, "env": task.official_env if side == "official" else task.env_id,
+                    "variant": group["variant"], "seed": int(seed), "popsize": group["population"],
+                    "generations": group["generations"], **run, "imported_from": str(results),
+                }  # fmt: skip
+                if side == "official":
+                    record |= {"argstring": settings.get("argstring"), "stored_settings_from": settings.get("from"),
+                               "versions": meta.get("official_versions"), "python": meta.get("official_python")}  # fmt: skip
+                elif group["jaxbc_dataset_size"]:
+                    record["config"] = {"dataset_size": group["jaxbc_dataset_size"][0]}
+                atomic_write_json(path, record)
+                written += 1
+    return written
+
+
 def load_runs(
-    work_dir: Path, task: Task, variant: str, moments: str = "own"
+    work_dir: Path, task: Task, variant: str, moments: str = "own", init: str = "stored"
 ) -> dict[str, dict[int, dict]]:
     runs: dict[str, dict[int, dict]] = {s: {} for s in SIDES}
     for side in SIDES:
         for seed in task.seeds:
-            p = work_dir / "runs" / f"{tag(side, task, variant, seed, moments)}.json"
+            p = work_dir / "runs" / f"{tag(side, task, variant, seed, moments, init)}.json"
             if p.exists():
                 runs[side][seed] = json.loads(p.read_text())
     return runs
@@ -287,7 +342,15 @@ def write_report(out: Path, meta: dict, groups: list[dict]) -> None:
         f"venv: {', '.join(f'{k} {v}' for k, v in (meta['official_versions'] or {}).items())}  ",
         f"jaxbc: jax {meta['jaxbc_versions']['jax']}, evosax {meta['jaxbc_versions']['evosax']}; "
         f"observation normalisation passed to jaxbc: {meta['jaxbc_obs_normalization']}; "
-        f"jaxbc's constant moments: {meta.get('jaxbc_constant_moments', 'own')}  ",
+        f"jaxbc's constant moments: {meta.get('jaxbc_constant_moments', 'own')}; official "
+        f"HaDES-F init: {'PRNGKey(seed)' if meta.get('official_fixed_init') == 'run-seed' else 'as stored'}  ",
+        *(
+            [
+                f"Runs imported from `{meta['imported_runs_from']}` (its per-seed curves); the rest run by this command.  "
+            ]
+            if meta.get("imported_runs_from")
+            else []
+        ),
         f"Scale `{meta['scale']}`: settings of the stored paper runs, changed only in population "
         "and generations (see the per-task rows). Fitness: each side's own (population mean per "
         "generation, as its loop records it).",
@@ -390,12 +453,44 @@ def main() -> None:
         help="jaxbc's constant observation moments: its own (jaxbc/envs/obs_stats) or the "
         "official repository's normalize_params/*.npy (read at run time, a diagnostic)",
     )
+    p.add_argument(
+        "--official-init",
+        choices=("stored", "run-seed"),
+        default="stored",
+        help="the official HaDES-F runs' policy init: the stored runs' (PRNGKey(420) for every "
+        "seed) or PRNGKey(seed), a different init per seed as jaxbc draws them (a diagnostic)",
+    )
+    p.add_argument(
+        "--seeds",
+        type=int,
+        help="run seeds 0 .. N-1 instead of the scale's (more seeds: extend a study)",
+    )
+    p.add_argument(
+        "--envs",
+        nargs="+",
+        help="run only these tasks' envs (jaxbc ids); the report still covers every task",
+    )
+    p.add_argument(
+        "--import-runs",
+        type=Path,
+        help="a committed results file of this scale: its per-seed curves become the work "
+        "dir's runs (kept runs win), so --seeds adds seeds without re-running the others",
+    )
     args = p.parse_args()
     args.work_dir = (args.work_dir or Path("/tmp/hades_parity") / args.scale).resolve()
     args.official_repo = args.official_repo.resolve()
     (args.work_dir / "runs").mkdir(parents=True, exist_ok=True)
     enable_compilation_cache()
     tasks = SCALES[args.scale]
+    if args.seeds is not None:
+        if args.seeds < 1:
+            raise SystemExit(f"error: --seeds must be >= 1, got {args.seeds}")
+        tasks = tuple(dataclasses.replace(t, seeds=tuple(range(args.seeds))) for t in tasks)
+    if args.envs and (unknown := set(args.envs) - {t.env_id for t in tasks}):
+        raise SystemExit(f"error: --envs {sorted(unknown)}: not a task of --scale {args.scale} ({[t.env_id for t in tasks]})")  # fmt: skip
+    if args.import_runs is not None:
+        n = import_runs(args.import_runs, tasks, args)
+        print(f"imported {n} runs from {args.import_runs}", file=sys.stderr)
     sides = SIDES if args.side == "both" else (args.side,)
     if not args.report_only:
         # seed-major, so that an interrupted run has every task at the first seeds
@@ -404,16 +499,18 @@ def main() -> None:
             for i in range(n_seeds):
                 for task in tasks:
                     for variant in task.variants:
-                        if i >= len(task.seeds):
+                        if i >= len(task.seeds) or (args.envs and task.env_id not in args.envs):
                             continue
                         seed = task.seeds[i]
-                        stem = tag(side, task, variant, seed, args.jaxbc_moments)
+                        stem = tag(
+                            side, task, variant, seed, args.jaxbc_moments, args.official_init
+                        )
                         path = args.work_dir / "runs" / f"{stem}.json"
                         if path.exists():
                             continue
                         (run_official if side == "official" else run_jaxbc)(task, variant, seed, args, path)  # fmt: skip
     groups = [
-        summarize(t, v, load_runs(args.work_dir, t, v, args.jaxbc_moments))
+        summarize(t, v, load_runs(args.work_dir, t, v, args.jaxbc_moments, args.official_init))
         for t in tasks
         for v in t.variants
     ]
@@ -441,11 +538,15 @@ def main() -> None:
             else "none (HadesConfig has no obs_normalization field in this tree)"
         ),
         "jaxbc_constant_moments": args.jaxbc_moments,
+        "official_fixed_init": args.official_init,
+        "imported_runs_from": None if args.import_runs is None else str(args.import_runs),
         "report_generations": list(REPORT_GENERATIONS),
         "notes": list(NOTES),
     }  # fmt: skip
-    suffix = ("" if args.scale == "cpu" else f"_{args.scale}") + (
-        "_official-moments" if args.jaxbc_moments == "official" else ""
+    suffix = (
+        ("" if args.scale == "cpu" else f"_{args.scale}")
+        + ("_official-moments" if args.jaxbc_moments == "official" else "")
+        + ("_official-init-per-seed" if args.official_init == "run-seed" else "")
     )
     args.out_dir.mkdir(parents=True, exist_ok=True)
     write_report(args.out_dir / f"hades_parity{suffix}", meta, groups)
