@@ -590,6 +590,12 @@ def test_hades_parity_pairs_seeds_and_reads_generations(tmp_path):
     for key in ("curves", "paired_difference", "paired_difference_over_generations", "seeds"):
         assert again[key] == group[key], key
     assert mod.import_runs(tmp_path / "parity.json", (task,), args) == 0  # kept runs win
+    # another official arm: only the jaxbc side's runs are this command's
+    args.work_dir, args.official_init = tmp_path / "work2", "run-seed"
+    (args.work_dir / "runs").mkdir(parents=True)
+    assert mod.import_runs(tmp_path / "parity.json", (task,), args) == 2
+    half = mod.load_runs(args.work_dir, task, "F", init="run-seed")
+    assert sorted(half["jaxbc"]) == [0, 1] and half["official"] == {}
     other = dataclasses.replace(task, population=64)
     with pytest.raises(SystemExit, match="population 8 x 6 generations, not a task"):
         mod.import_runs(tmp_path / "parity.json", (other,), args)

@@ -212,20 +212,16 @@ def run_jaxbc(task: Task, variant: str, seed: int, args, path: Path) -> None:
 def import_runs(results: Path, tasks: tuple[Task, ...], args) -> int:
     """Per-run JSONs in the work dir from a committed results file's per-seed curves (its
     ``per_seed`` mean and best curves, its recorded versions and settings), so that more
-    seeds extend a finished study without re-running it; a run already in the work dir is
-    kept. Returns how many runs were written."""
+    seeds, or another arm on one side, extend a finished study without re-running the rest.
+    A side run with other arm settings (``--official-init``, ``--jaxbc-moments``) is not
+    imported; a run already in the work dir is kept. Returns how many runs were written."""
     saved = json.loads(results.read_text())
     meta, written = saved["meta"], 0
-    if meta.get("jaxbc_constant_moments", "own") != args.jaxbc_moments:
-        raise SystemExit(
-            f"error: {results} ran jaxbc on {meta.get('jaxbc_constant_moments', 'own')} moments, "
-            f"not --jaxbc-moments {args.jaxbc_moments}"
-        )
-    if meta.get("official_fixed_init", "stored") != args.official_init:
-        raise SystemExit(
-            f"error: {results} ran the official HaDES-F init "
-            f"{meta.get('official_fixed_init', 'stored')}, not --official-init {args.official_init}"
-        )
+    # a side is imported only where its runs are this command's: the same arm settings
+    sides = [side for side, same in (
+        ("official", meta.get("official_fixed_init", "stored") == args.official_init),
+        ("jaxbc", meta.get("jaxbc_constant_moments", "own") == args.jaxbc_moments),
+    ) if same]  # fmt: skip
     by_name = {(t.env_id, v): t for t in tasks for v in t.variants}
     for group in saved["groups"]:
         task = by_name.get((group["env"], group["variant"]))
@@ -238,7 +234,7 @@ def import_runs(results: Path, tasks: tuple[Task, ...], args) -> int:
         settings = meta.get("official_settings", {}).get(
             f"{task.official_env}_{group['variant']}", {}
         )
-        for side in SIDES:
+        for side in sides:
             for seed, run in group["per_seed"][side].items():
                 path = args.work_dir / "runs" / f"{tag(side, task, group['variant'], int(seed), args.jaxbc_moments, args.official_init)}.json"  # fmt: skip
                 if path.exists():
