@@ -107,9 +107,10 @@ NOTES = (
     "400 cells normalise to > 100 when lit, up to ~1e4); Brax running moments of the fitness "
     "rollout's envs, restarted at (0, 1, count 1e-4) at every member's rollout reset on both.",
     "Different by construction: the two ES implementations (evosax 0.1.4 against 0.3.2), "
-    "PRNG streams, and HaDES-F's fixed init (official: PRNGKey(420) for every seed; jaxbc: "
-    "drawn from each seed's key). Seeds are paired by index only.",
+    "PRNG streams, and HaDES-F's fixed init (official: {official_init}; jaxbc: drawn from "
+    "each seed's key). Seeds are paired by index only.",
 )
+OFFICIAL_INIT = {"stored": "PRNGKey(420) for every seed", "run-seed": "PRNGKey(seed)"}
 
 
 def tag(
@@ -339,7 +340,7 @@ def write_report(out: Path, meta: dict, groups: list[dict]) -> None:
         f"jaxbc: jax {meta['jaxbc_versions']['jax']}, evosax {meta['jaxbc_versions']['evosax']}; "
         f"observation normalisation passed to jaxbc: {meta['jaxbc_obs_normalization']}; "
         f"jaxbc's constant moments: {meta.get('jaxbc_constant_moments', 'own')}; official "
-        f"HaDES-F init: {'PRNGKey(seed)' if meta.get('official_fixed_init') == 'run-seed' else 'as stored'}  ",
+        f"HaDES-F init: {OFFICIAL_INIT[meta.get('official_fixed_init', 'stored')]}  ",
         *(
             [
                 f"Runs imported from `{meta['imported_runs_from']}` (its per-seed curves); the rest run by this command.  "
@@ -537,7 +538,7 @@ def main() -> None:
         "official_fixed_init": args.official_init,
         "imported_runs_from": None if args.import_runs is None else str(args.import_runs),
         "report_generations": list(REPORT_GENERATIONS),
-        "notes": list(NOTES),
+        "notes": [n.format(official_init=OFFICIAL_INIT[args.official_init]) for n in NOTES],
     }  # fmt: skip
     suffix = (
         ("" if args.scale == "cpu" else f"_{args.scale}")
