@@ -580,6 +580,13 @@ def test_hades_parity_pairs_seeds_and_reads_generations(tmp_path):
     assert "| mean over generations 1-6 | - | - | 1.00 [1.00, 1.00] (2) |" in md
     rows = (tmp_path / "parity.csv").read_text().splitlines()
     assert len(rows) == 1 + 6 + 6  # header + each side's 6 generations
+    # the notes name the arm; a report of imported runs names every file they came from
+    arm = mod.notes("official", "run-seed")
+    assert any("official: PRNGKey(seed);" in n for n in arm)
+    assert any("the same on both sides" in n for n in arm)
+    assert not any("the same on both sides" in n for n in mod.notes("own", "stored"))
+    mod.write_report(tmp_path / "both", meta | {"imported_runs_from": ["a.json", "b.json"]}, [group])  # fmt: skip
+    assert "Runs imported from `a.json`, `b.json` (per-seed curves)" in (tmp_path / "both.md").read_text()  # fmt: skip
     # the results file's per-seed curves rebuild the runs (--import-runs): the same report
     args = types.SimpleNamespace(
         work_dir=tmp_path / "work", jaxbc_moments="own", official_init="stored", scale="test"

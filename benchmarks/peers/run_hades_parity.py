@@ -101,16 +101,32 @@ NOTES = (
     "the 8 envs (the official code on one device; jaxbc fitness_episodes='last'); Brax, the "
     "mean of every episode finished in the window on both sides.",
     "Observation normalisation, (obs - mean) / sqrt(var + 1e-8) on both sides: MinAtar "
-    "constant moments from different statistics (official: the repository's "
-    "normalize_params/*.npy; jaxbc: jaxbc/envs/obs_stats, made from expert and random "
-    "rollouts; for Breakout the means differ by up to 0.42 per cell, and on both ~180 of the "
-    "400 cells normalise to > 100 when lit, up to ~1e4); Brax running moments of the fitness "
+    "constant moments {constant_moments}; Brax running moments of the fitness "
     "rollout's envs, restarted at (0, 1, count 1e-4) at every member's rollout reset on both.",
     "Different by construction: the two ES implementations (evosax 0.1.4 against 0.3.2), "
     "PRNG streams, and HaDES-F's fixed init (official: {official_init}; jaxbc: drawn from "
     "each seed's key). Seeds are paired by index only.",
 )
 OFFICIAL_INIT = {"stored": "PRNGKey(420) for every seed", "run-seed": "PRNGKey(seed)"}
+CONSTANT_MOMENTS = {
+    "own": "from different statistics (official: the repository's normalize_params/*.npy; "
+    "jaxbc: jaxbc/envs/obs_stats, made from expert and random rollouts; for Breakout the means "
+    "differ by up to 0.42 per cell, and on both ~180 of the 400 cells normalise to > 100 when "
+    "lit, up to ~1e4)",
+    "official": "the same on both sides: the official repository's normalize_params/*.npy "
+    "(jaxbc --jaxbc-moments official, a diagnostic arm; jaxbc's presets use its own)",
+}
+
+
+def notes(jaxbc_moments: str, official_init: str) -> list[str]:
+    """How the two sides' runs relate in this arm (its moments and official init)."""
+    return [
+        n.format(
+            official_init=OFFICIAL_INIT[official_init],
+            constant_moments=CONSTANT_MOMENTS[jaxbc_moments],
+        )
+        for n in NOTES
+    ]
 
 
 def tag(
@@ -320,6 +336,13 @@ def summarize(task: Task, variant: str, runs: dict[str, dict[int, dict]]) -> dic
     }  # fmt: skip
 
 
+def imported_from(meta: dict) -> str:
+    """The report's words for the results files a work dir's runs were imported from."""
+    files = meta["imported_runs_from"]
+    files = [files] if isinstance(files, str) else files  # one file, as earlier reports record it
+    return ", ".join(f"`{f}`" for f in files)
+
+
 def write_report(out: Path, meta: dict, groups: list[dict]) -> None:
     atomic_write_json(out.with_suffix(".json"), {"meta": meta, "groups": groups})
     with open(out.with_suffix(".csv"), "w", newline="") as f:
@@ -343,7 +366,7 @@ def write_report(out: Path, meta: dict, groups: list[dict]) -> None:
         f"HaDES-F init: {OFFICIAL_INIT[meta.get('official_fixed_init', 'stored')]}  ",
         *(
             [
-                f"Runs imported from `{meta['imported_runs_from']}` (its per-seed curves); the rest run by this command.  "
+                f"Runs imported from {imported_from(meta)} (per-seed curves); the rest run by this command.  "
             ]
             if meta.get("imported_runs_from")
             else []
@@ -470,8 +493,10 @@ def main() -> None:
     p.add_argument(
         "--import-runs",
         type=Path,
-        help="a committed results file of this scale: its per-seed curves become the work "
-        "dir's runs (kept runs win), so --seeds adds seeds without re-running the others",
+        nargs="+",
+        help="committed results files of this scale: their per-seed curves become the work "
+        "dir's runs (kept runs win, in the order given), so --seeds adds seeds without "
+        "re-running the others and one report can combine arms run by different commands",
     )
     args = p.parse_args()
     args.work_dir = (args.work_dir or Path("/tmp/hades_parity") / args.scale).resolve()
@@ -485,9 +510,9 @@ def main() -> None:
         tasks = tuple(dataclasses.replace(t, seeds=tuple(range(args.seeds))) for t in tasks)
     if args.envs and (unknown := set(args.envs) - {t.env_id for t in tasks}):
         raise SystemExit(f"error: --envs {sorted(unknown)}: not a task of --scale {args.scale} ({[t.env_id for t in tasks]})")  # fmt: skip
-    if args.import_runs is not None:
-        n = import_runs(args.import_runs, tasks, args)
-        print(f"imported {n} runs from {args.import_runs}", file=sys.stderr)
+    for results in args.import_runs or ():
+        n = import_runs(results, tasks, args)
+        print(f"imported {n} runs from {results}", file=sys.stderr)
     sides = SIDES if args.side == "both" else (args.side,)
     if not args.report_only:
         # seed-major, so that an interrupted run has every task at the first seeds
@@ -511,9 +536,14 @@ def main() -> None:
         for t in tasks
         for v in t.variants
     ]
+    # this arm's official runs (a work dir can hold several arms' runs)
     official = [
-        json.loads(f.read_text()) for f in sorted((args.work_dir / "runs").glob("official_*.json"))
-    ]
+        json.loads(path.read_text())
+        for t in tasks
+        for v in t.variants
+        for seed in t.seeds
+        if (path := args.work_dir / "runs" / f"{tag('official', t, v, seed, args.jaxbc_moments, args.official_init)}.json").exists()
+    ]  # fmt: skip
     commit = subprocess.run(
         ["git", "-C", str(args.official_repo), "rev-parse", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
@@ -536,9 +566,9 @@ def main() -> None:
         ),
         "jaxbc_constant_moments": args.jaxbc_moments,
         "official_fixed_init": args.official_init,
-        "imported_runs_from": None if args.import_runs is None else str(args.import_runs),
+        "imported_runs_from": [str(r) for r in args.import_runs or ()],
         "report_generations": list(REPORT_GENERATIONS),
-        "notes": [n.format(official_init=OFFICIAL_INIT[args.official_init]) for n in NOTES],
+        "notes": notes(args.jaxbc_moments, args.official_init),
     }  # fmt: skip
     suffix = (
         ("" if args.scale == "cpu" else f"_{args.scale}")
