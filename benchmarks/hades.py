@@ -182,6 +182,13 @@ def job_config(job: Job, variant: str) -> HadesConfig:
     return dataclasses.replace(cfg, policy=dataclasses.replace(cfg.policy, hidden_sizes=job.hidden))
 
 
+def ablate(jobs: list[Job], overrides: dict[str, Any]) -> list[Job]:
+    """``jobs`` with ``overrides`` (HadesConfig fields) on top of every job's preset: an
+    ablation of one preset setting, paired on seeds with a folder of the presets' runs
+    through ``--baseline``."""
+    return [dataclasses.replace(j, config={**j.config, **overrides}) for j in jobs]
+
+
 def references(env_id: str, env_options: tuple, key: jax.Array) -> tuple[float | None, float]:
     """(expert, random) returns: the zoo's metadata (unmodified envs only), else a measured
     random return and no expert."""
@@ -509,6 +516,8 @@ def write_results(
     rows: list[dict],
     transfer_rows: list[dict],
     baseline: Path | None = None,
+    obs_normalization: Literal["none", "constant", "running"] | None = None,
+    eval_actions: Literal["greedy", "sampled"] | None = None,
 ) -> None:
     """hades.json (runs and what derives from them: summary, statistics, the comparison
     with ``baseline``'s runs) and hades.md."""
@@ -586,6 +595,8 @@ def main(
     resume: bool = False,
     report_only: bool = False,
     baseline: Path | None = None,
+    obs_normalization: Literal["none", "constant", "running"] | None = None,
+    eval_actions: Literal["greedy", "sampled"] | None = None,
 ) -> None:
     """Run the HaDES study and write its report.
 
@@ -609,6 +620,10 @@ def main(
         baseline: a folder of the same scale's earlier runs (e.g. before a settings change):
             the report adds after - before of the distilled data's scaled returns, paired on
             (env, D, variant, seed).
+        obs_normalization: every job's observation normalisation instead of its preset's (an
+            ablation; the command in the report names it).
+        eval_actions: greedy or sampled fitness-rollout actions instead of the preset's (an
+            ablation, as obs_normalization).
     """
     if baseline is not None and not (baseline / "hades.json").exists():
         raise SystemExit(f"error: --baseline {baseline}: no hades.json there")
@@ -616,7 +631,8 @@ def main(
         out_dir = Path("benchmarks/results") / ("hades_families" if scale == "families" else "")
     if report_only:
         others = {"--transfer": transfer, "--memory": memory, "--envs": envs, "--seed": seed,
-                  "--generations": generations, "--variants": variants, "--seeds": seeds, "--resume": resume}  # fmt: skip
+                  "--generations": generations, "--variants": variants, "--seeds": seeds, "--resume": resume,
+                  "--obs-normalization": obs_normalization, "--eval-actions": eval_actions}  # fmt: skip
         if used := [k for k, v in others.items() if v]:
             raise SystemExit(f"--report-only runs nothing: drop {', '.join(used)}")
         studies.write(rewrite_report, out_dir, scale, baseline)
@@ -635,6 +651,12 @@ def main(
     ]  # fmt: skip
     if not jobs:
         raise SystemExit(f"no job left after --envs {envs}; jobs: {[j.env_id for j in sc.jobs]}")
+    overrides: dict[str, Any] = {}
+    if obs_normalization is not None:
+        overrides["obs_normalization"] = obs_normalization
+    if eval_actions is not None:
+        overrides["deterministic_eval"] = eval_actions == "greedy"
+    jobs = ablate(jobs, overrides)
     if memory:
         write_memory_report(out_dir, scale, [memory_estimate(j) for j in jobs])
         return

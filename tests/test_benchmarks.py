@@ -127,6 +127,22 @@ def test_hades_study_against_a_baseline_pairs_runs_on_seeds(tmp_path):
         mod.against_baseline(after, tmp_path, "cpu")
 
 
+def test_hades_study_ablates_one_preset_setting(tmp_path):
+    """--obs-normalization / --eval-actions replace the preset's setting in every job's
+    config, and only there (the rest of the preset stays); --report-only refuses them."""
+    mod = _benchmark_module("hades")
+    brax = [j for j in mod.SCALES["families"].jobs if j.env_id == "brax/walker2d"]
+    assert {mod.job_config(j, "F").obs_normalization for j in brax} == {"constant", "running"}
+    ablated = mod.ablate(brax, {"obs_normalization": "none", "deterministic_eval": True})
+    for job, before in zip(ablated, brax, strict=True):
+        cfg, ref = mod.job_config(job, "F"), mod.job_config(before, "F")
+        assert cfg.obs_normalization == "none" and cfg.deterministic_eval
+        assert not ref.deterministic_eval
+        assert dataclasses.replace(cfg, obs_normalization=ref.obs_normalization, deterministic_eval=False) == ref  # fmt: skip
+    with pytest.raises(SystemExit, match="drop --obs-normalization"):
+        mod.main(scale="families", report_only=True, out_dir=tmp_path, obs_normalization="none")
+
+
 def test_dbc_study_aggregates_every_arm_over_envs_and_seeds():
     mod = _benchmark_module("dbc")
     rows = [
