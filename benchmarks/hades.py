@@ -516,8 +516,6 @@ def write_results(
     rows: list[dict],
     transfer_rows: list[dict],
     baseline: Path | None = None,
-    obs_normalization: Literal["none", "constant", "running"] | None = None,
-    eval_actions: Literal["greedy", "sampled"] | None = None,
 ) -> None:
     """hades.json (runs and what derives from them: summary, statistics, the comparison
     with ``baseline``'s runs) and hades.md."""
