@@ -336,13 +336,6 @@ def summarize(task: Task, variant: str, runs: dict[str, dict[int, dict]]) -> dic
     }  # fmt: skip
 
 
-def imported_from(meta: dict) -> str:
-    """The report's words for the results files a work dir's runs were imported from."""
-    files = meta["imported_runs_from"]
-    files = [files] if isinstance(files, str) else files  # one file, as earlier reports record it
-    return ", ".join(f"`{f}`" for f in files)
-
-
 def write_report(out: Path, meta: dict, groups: list[dict]) -> None:
     atomic_write_json(out.with_suffix(".json"), {"meta": meta, "groups": groups})
     with open(out.with_suffix(".csv"), "w", newline="") as f:
@@ -366,7 +359,7 @@ def write_report(out: Path, meta: dict, groups: list[dict]) -> None:
         f"HaDES-F init: {OFFICIAL_INIT[meta.get('official_fixed_init', 'stored')]}  ",
         *(
             [
-                f"Runs imported from {imported_from(meta)} (per-seed curves); the rest run by this command.  "
+                f"Runs imported from {', '.join(f'`{f}`' for f in meta['imported_runs_from'])} (per-seed curves); the rest run by this command.  "
             ]
             if meta.get("imported_runs_from")
             else []
