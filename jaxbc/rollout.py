@@ -23,7 +23,7 @@ import jax.numpy as jnp
 from jaxbc.envs import ENV_AXIS, ActionSpace, Env
 
 PolicyFn = Callable[[Any, jax.Array, jax.Array], jax.Array]
-WINDOW_EPISODES = ("all", "last", "recent")  # the window fitnesses of window_return_fn
+WINDOW_EPISODES = ("all", "last", "recent")  # the window fitnesses of window_score_fn
 
 
 class Trajectory(NamedTuple):
@@ -294,27 +294,44 @@ def evaluate_fn(
     return run
 
 
-def window_return_fn(
+class WindowScore(NamedTuple):
+    """A window fitness in poolable parts: ``total / count`` over the episodes it scores, or
+    ``running`` (the mean return so far of the running episodes) when it scores none. Scores
+    stacked on leading axes pool with :func:`pooled` (the official HaDES-R scores the
+    episodes of both inits together, so an init that falls often weighs more)."""
+
+    total: jax.Array
+    count: jax.Array
+    running: jax.Array
+
+
+def pooled(score: WindowScore) -> jax.Array:
+    """The mean return of every episode in ``score`` (all its leading axes together)."""
+    n = score.count.sum()
+    return jnp.where(n > 0, score.total.sum() / jnp.maximum(n, 1.0), score.running.mean())
+
+
+def window_score_fn(
     env: Env, policy_fn: PolicyFn, num_envs: int, num_steps: int, episodes: str = "all"
-) -> Callable[[Any, jax.Array], jax.Array]:
-    """Build a pure ``(params, key) -> mean return`` over a ``num_steps`` window of
+) -> Callable[[Any, jax.Array], WindowScore]:
+    """Build a pure ``(params, key) -> WindowScore`` over a ``num_steps`` window of
     ``num_envs`` auto-resetting envs (the HaDES paper's fitness), by ``episodes``:
 
-    * ``"all"``: the mean return of EVERY episode that ends in the window (short episodes
-      are averaged many times over, so a poor policy's score is far less noisy than its
-      first episode's); if none ends, the mean return so far of the running episodes;
-    * ``"last"``: each env's last finished episode, 0 for an env that finished none,
-      averaged over envs (the official HaDES MinAtar code, as written);
+    * ``"all"``: EVERY episode that ends in the window (short episodes are averaged many
+      times over, so a poor policy's score is far less noisy than its first episode's); if
+      none ends, the mean return so far of the running episodes;
+    * ``"last"``: each env's last finished episode, 0 for an env that finished none
+      (the official HaDES MinAtar code, as written);
     * ``"recent"``: at every step, each env's most recently finished episode (0 before the
-      first), averaged over steps and envs (what the official MinAtar runs recorded: their
+      first), averaged over steps (what the official MinAtar runs recorded: their
       multi-device reshaping averaged ``returned_episode_returns`` over the steps).
 
-    Only running sums are carried.
+    ``"last"`` and ``"recent"`` count one score per env. Only running sums are carried.
     """
     if episodes not in WINDOW_EPISODES:
         raise ValueError(f"episodes must be one of {WINDOW_EPISODES}, got {episodes!r}")
 
-    def run(params, key) -> jax.Array:
+    def run(params, key) -> WindowScore:
         k_reset, k_run = jax.random.split(key)
         carry = init_carry(env, k_reset, num_envs)
         zero = jnp.zeros((num_envs,), jnp.float32)
@@ -333,14 +350,23 @@ def window_return_fn(
             fold,
             (zero, zero, zero, zero),
         )
+        running = carry.ep_return.mean()
+        envs = jnp.asarray(num_envs, jnp.float32)
         if episodes == "last":
-            return last.mean()
+            return WindowScore(last.sum(), envs, running)
         if episodes == "recent":
-            return recent.mean() / num_steps
-        n = count.sum()
-        return jnp.where(n > 0, total.sum() / jnp.maximum(n, 1.0), carry.ep_return.mean())
+            return WindowScore(recent.sum() / num_steps, envs, running)
+        return WindowScore(total.sum(), count.sum(), running)
 
     return run
+
+
+def window_return_fn(
+    env: Env, policy_fn: PolicyFn, num_envs: int, num_steps: int, episodes: str = "all"
+) -> Callable[[Any, jax.Array], jax.Array]:
+    """Build a pure ``(params, key) -> mean return``: the :func:`pooled` :func:`window_score_fn`."""
+    score = window_score_fn(env, policy_fn, num_envs, num_steps, episodes)
+    return lambda params, key: pooled(score(params, key))
 
 
 def evaluate(

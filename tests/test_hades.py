@@ -32,7 +32,7 @@ from jaxbc.hades import (
     solution_template,
     state_image,
 )
-from jaxbc.rollout import window_return_fn
+from jaxbc.rollout import window_return_fn, window_score_fn
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY_POLICY = PolicyConfig(hidden_sizes=(8, 8), activation="relu", torso="mlp", tanh_bounded=False)
@@ -155,6 +155,31 @@ def test_hades_f_fixed_init_and_hades_r_fresh_inits():
     assert w1.shape[0] == 2 and not np.allclose(w1[0], w1[1])  # two different inits ...
     assert not np.allclose(w1, w2)  # ... fresh every generation
     assert not np.allclose(np.asarray(j1.returns), np.asarray(i1.returns))
+
+
+def test_hades_r_fitness_pools_the_episodes_of_its_inits():
+    """HaDES-R's "all" fitness is the mean return of every episode that both inits' policies
+    finished (the official code's pooling), not the mean of the two per-init means."""
+    cfg = dataclasses.replace(
+        TINY, variant="R", fitness_episodes="all", eval_steps=120, deterministic_eval=False
+    )
+    h = _tiny(cfg)
+    _, info = jax.jit(h.generation)(jax.jit(h.init)(jax.random.key(0)))
+    score = window_score_fn(h.env, h.policy_fn(), cfg.num_envs, 120, "all")
+
+    @jax.jit
+    def one_init(data, inits, j, key):
+        return score({"net": h.train(data, jax.tree.map(lambda x: x[j], inits))}, key)
+
+    data = jax.tree.map(lambda x: x[0], info.population)
+    keys = jax.random.split(info.eval_key, 2)
+    parts = [one_init(data, info.inits, j, keys[j]) for j in range(2)]
+    totals = np.array([float(p.total) for p in parts])
+    counts = np.array([float(p.count) for p in parts])
+    assert counts[0] != counts[1]  # the inits' policies finish different numbers of episodes
+    pooled = totals.sum() / counts.sum()
+    np.testing.assert_allclose(float(info.returns[0]), pooled, rtol=1e-5)
+    assert abs(pooled - np.mean(totals / counts)) > 1.0
 
 
 @pytest.mark.parametrize("name", ["SNES", "Open_ES", "SimpleGA"])

@@ -56,7 +56,14 @@ from jaxbc.bc.train import BCConfig, member_optimizer
 from jaxbc.distributed import device_mesh
 from jaxbc.envs import Box, Discrete, Env
 from jaxbc.hades.strategies import strategy_key
-from jaxbc.rollout import WINDOW_EPISODES, PolicyFn, evaluate_fn, window_return_fn
+from jaxbc.rollout import (
+    WINDOW_EPISODES,
+    PolicyFn,
+    WindowScore,
+    evaluate_fn,
+    pooled,
+    window_score_fn,
+)
 from jaxbc.training import fit
 from jaxbc.validation import ConfigError, check_float, check_int
 
@@ -92,7 +99,7 @@ class HadesConfig:
     # L-step window of auto-resetting envs, "all" (every episode that ends in it; far less
     # noisy when episodes are short, e.g. MinAtar Breakout's 6-40 steps under a random
     # policy), "last" (each env's last finished one) or "recent" (each env's most recent
-    # one, averaged over the window's steps): see jaxbc.rollout.window_return_fn
+    # one, averaged over the window's steps): jaxbc.rollout.window_score_fn, pooled over inits
     fitness_episodes: Literal["first", "all", "last", "recent"] = "first"
     deterministic_eval: bool = True  # mode/mean actions in the fitness rollouts
     # observations as the policy sees them, and the space the synthetic states live in:
@@ -481,17 +488,19 @@ class Hades:
             self.config.deterministic_eval,
         )
 
-    def returns(self, params: Any, key: jax.Array) -> jax.Array:
-        """Mean return of ``num_envs`` envs over ``eval_steps`` steps: their first episodes,
-        or a window fitness (``"all"``, ``"last"``, ``"recent"``: :func:`window_return_fn`)."""
+    def score(self, params: Any, key: jax.Array) -> WindowScore:
+        """The fitness rollout of one trained policy (``num_envs`` envs, ``eval_steps`` steps)
+        in poolable parts: their first episodes (one score per env), or a window fitness
+        (``"all"``, ``"last"``, ``"recent"``: :func:`~jaxbc.rollout.window_score_fn`)."""
         cfg = self.config
         if cfg.fitness_episodes != "first":
-            return window_return_fn(
+            return window_score_fn(
                 self.env, self.policy_fn(), cfg.num_envs, self.eval_steps, cfg.fitness_episodes
             )({"net": params}, key)
-        return episode_returns(
+        first = episode_returns(
             self.env, self.policy_fn(), {"net": params}, key, cfg.num_envs, self.eval_steps
-        ).mean()
+        )
+        return WindowScore(first.sum(), jnp.asarray(cfg.num_envs, jnp.float32), first.mean())
 
     def train_inits(self, data: dict, inits: Any) -> Any:
         """Policies trained on ``data`` from each of the ``k`` stacked ``inits`` (``[k, ...]``),
@@ -499,9 +508,12 @@ class Hades:
         return map_members(lambda init: self.train(data, init), inits, self.train_block)
 
     def mean_return(self, trained: Any, key: jax.Array) -> jax.Array:
-        """Mean of :meth:`returns` over ``k`` stacked trained policies (keys split ``k`` ways)."""
+        """The fitness of ``k`` stacked trained policies (keys split ``k`` ways): the mean
+        return of all their scored episodes pooled, as the official HaDES-R does (with
+        ``"all"`` an init whose policy falls often weighs more; the other modes score a fixed
+        number per init, so this is the mean over inits)."""
         k = jax.tree.leaves(trained)[0].shape[0]
-        return jax.vmap(self.returns)(trained, jax.random.split(key, k)).mean()
+        return pooled(jax.vmap(self.score)(trained, jax.random.split(key, k)))
 
     def fitness(self, data: dict, inits: Any, key: jax.Array) -> jax.Array:
         """Return of policies trained on ``data`` from each of the ``k`` stacked ``inits``, averaged."""
