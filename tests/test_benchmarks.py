@@ -597,16 +597,19 @@ def test_hades_parity_pairs_seeds_and_reads_generations(tmp_path):
     rows = (tmp_path / "parity.csv").read_text().splitlines()
     assert len(rows) == 1 + 6 + 6  # header + each side's 6 generations
     # the notes name the arm; a report of imported runs names every file they came from
-    arm = mod.notes("official", "run-seed")
+    arm = mod.notes(mod.Arm(moments="official", init="run-seed"))
     assert any("official: PRNGKey(seed);" in n for n in arm)
     assert any("the same on both sides" in n for n in arm)
-    assert not any("the same on both sides" in n for n in mod.notes("own", "stored"))
+    assert any("jaxbc, a fresh reset" in n for n in arm)
+    plain = mod.notes(mod.Arm())
+    assert not any("the same on both sides" in n for n in plain)
+    assert any(
+        "jaxbc, the env's first start state" in n for n in mod.notes(mod.Arm(restart="first"))
+    )
     mod.write_report(tmp_path / "both", meta | {"imported_runs_from": ["a.json", "b.json"]}, [group])  # fmt: skip
     assert "Runs imported from `a.json`, `b.json` (per-seed curves)" in (tmp_path / "both.md").read_text()  # fmt: skip
     # the results file's per-seed curves rebuild the runs (--import-runs): the same report
-    args = types.SimpleNamespace(
-        work_dir=tmp_path / "work", jaxbc_moments="own", official_init="stored", scale="test"
-    )
+    args = types.SimpleNamespace(work_dir=tmp_path / "work", arm=mod.Arm(), scale="test")
     (args.work_dir / "runs").mkdir(parents=True)
     assert mod.import_runs(tmp_path / "parity.json", (task,), args) == 5
     again = mod.summarize(task, "F", mod.load_runs(args.work_dir, task, "F"))
@@ -614,11 +617,15 @@ def test_hades_parity_pairs_seeds_and_reads_generations(tmp_path):
         assert again[key] == group[key], key
     assert mod.import_runs(tmp_path / "parity.json", (task,), args) == 0  # kept runs win
     # another official arm: only the jaxbc side's runs are this command's
-    args.work_dir, args.official_init = tmp_path / "work2", "run-seed"
+    args.work_dir, args.arm = tmp_path / "work2", mod.Arm(init="run-seed")
     (args.work_dir / "runs").mkdir(parents=True)
     assert mod.import_runs(tmp_path / "parity.json", (task,), args) == 2
-    half = mod.load_runs(args.work_dir, task, "F", init="run-seed")
+    half = mod.load_runs(args.work_dir, task, "F", args.arm)
     assert sorted(half["jaxbc"]) == [0, 1] and half["official"] == {}
+    # a jaxbc arm: only the official side's runs are imported
+    args.work_dir, args.arm = tmp_path / "work3", mod.Arm(restart="first")
+    (args.work_dir / "runs").mkdir(parents=True)
+    assert mod.import_runs(tmp_path / "parity.json", (task,), args) == 3
     other = dataclasses.replace(task, population=64)
     with pytest.raises(SystemExit, match="population 8 x 6 generations, not a task"):
         mod.import_runs(tmp_path / "parity.json", (other,), args)
@@ -639,19 +646,24 @@ def test_hades_parity_official_moments_are_their_own_runs(tmp_path):
     with np.load(mod.official_moments(args, breakout)) as f:
         assert f["mean"].shape == (10, 10, 4) and f["mean"][0, 0, 1] == 1.0
         assert f["var"][0, 1, 0] == 5.0  # C order: index (0, 1, 0) is flat element 4
-    assert mod.tag("jaxbc", breakout, "R", 0, "official").startswith("jaxbc-official-moments_")
+    official_moments = mod.Arm(moments="official")
+    assert mod.tag("jaxbc", breakout, "R", 0, official_moments).startswith(
+        "jaxbc-official-moments_"
+    )
     # the official HaDES-F runs with a per-seed init are their own runs too (R has no fixed init)
     breakout_f = mod.SCALES["cpu"][0]
-    assert mod.tag("official", breakout_f, "F", 0, init="run-seed").startswith(
-        "official-init-per-seed_"
-    )
-    assert mod.tag("official", breakout, "R", 0, init="run-seed") == mod.tag(
-        "official", breakout, "R", 0
-    )
-    assert mod.tag("official", breakout, "R", 0, "official") == mod.tag(
-        "official", breakout, "R", 0
-    )
-    assert mod.tag("jaxbc", hopper, "R", 0, "official") == mod.tag("jaxbc", hopper, "R", 0)
+    per_seed = mod.Arm(init="run-seed")
+    assert mod.tag("official", breakout_f, "F", 0, per_seed).startswith("official-init-per-seed_")
+    plain = mod.tag("official", breakout, "R", 0)
+    assert mod.tag("official", breakout, "R", 0, per_seed) == plain
+    assert mod.tag("official", breakout, "R", 0, official_moments) == plain
+    assert mod.tag("jaxbc", hopper, "R", 0, official_moments) == mod.tag("jaxbc", hopper, "R", 0)
+    # restarting at the first start state changes jaxbc's Brax runs only
+    first = mod.Arm(restart="first")
+    assert mod.tag("jaxbc", hopper, "R", 0, first).startswith("jaxbc-restart-first_hopper")
+    assert mod.tag("jaxbc", breakout, "R", 0, first) == mod.tag("jaxbc", breakout, "R", 0)
+    assert mod.tag("official", hopper, "R", 0, first) == mod.tag("official", hopper, "R", 0)
+    assert first.suffix() == "_restart-first" and mod.Arm().suffix() == ""
 
 
 def test_hades_official_replays_the_stored_settings():

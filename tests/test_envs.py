@@ -81,6 +81,26 @@ def test_brax():
     assert length <= 5
 
 
+def test_brax_restart_first_returns_each_env_to_its_first_start_state():
+    """``restart="first"`` (brax's AutoResetWrapper, the official HaDES evaluation) starts every
+    episode of an env where its first began; the default draws a fresh start each time."""
+    for restart, same in (("first", True), ("fresh", False)):
+        env = envs.make("brax/inverted_pendulum", episode_length=3, restart=restart)
+        step = jax.jit(env.step)
+        start, state = jax.jit(env.reset)(jax.random.key(3))
+        obs = start
+        for t in range(1, 7):
+            k1, k2 = jax.random.split(jax.random.key(t))
+            obs, state, _, term, trunc, _ = step(k2, state, env.action_space.sample(k1))
+            assert bool(term | trunc) == (t % 3 == 0)
+            if t % 3 == 0:  # a new episode began
+                assert np.array_equal(obs, start) == same, (restart, t)
+                assert int(state.t) == 0
+    assert envs.make("brax/hopper", restart="first").options != envs.make("brax/hopper").options
+    with pytest.raises(ValueError, match="unknown restart 'never'"):
+        envs.make("brax/hopper", restart="never")
+
+
 def test_brax_env_construction_is_cheap_and_typed():
     env = envs.make("brax/hopper")
     assert env.observation_shape == (11,) and env.action_space == Box((-1.0,) * 3, (1.0,) * 3)

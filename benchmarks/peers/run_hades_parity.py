@@ -103,6 +103,8 @@ NOTES = (
     "Observation normalisation, (obs - mean) / sqrt(var + 1e-8) on both sides: MinAtar "
     "constant moments {constant_moments}; Brax running moments of the fitness "
     "rollout's envs, restarted at (0, 1, count 1e-4) at every member's rollout reset on both.",
+    "Brax episodes after the first start: official, the env's first start state again "
+    "(brax's AutoResetWrapper); jaxbc, {restart}.",
     "Different by construction: the two ES implementations (evosax 0.1.4 against 0.3.2), "
     "PRNG streams, and HaDES-F's fixed init (official: {official_init}; jaxbc: drawn from "
     "each seed's key). Seeds are paired by index only.",
@@ -116,27 +118,58 @@ CONSTANT_MOMENTS = {
     "official": "the same on both sides: the official repository's normalize_params/*.npy "
     "(jaxbc --jaxbc-moments official, a diagnostic arm; jaxbc's presets use its own)",
 }
+BRAX_RESTART = {
+    "fresh": "a fresh reset (jaxbc's default)",
+    "first": "the env's first start state, as the official (jaxbc --jaxbc-restart first, "
+    "env option restart='first')",
+}
 
 
-def notes(jaxbc_moments: str, official_init: str) -> list[str]:
-    """How the two sides' runs relate in this arm (its moments and official init)."""
+@dataclass(frozen=True)
+class Arm:
+    """What a diagnostic arm changes from the plain comparison (the defaults): jaxbc's
+    constant moments (``--jaxbc-moments``), the official HaDES-F init (``--official-init``)
+    and where jaxbc's Brax envs go after an episode (``--jaxbc-restart``)."""
+
+    moments: str = "own"
+    init: str = "stored"
+    restart: str = "fresh"
+
+    def changes_jaxbc(self, task: Task) -> bool:
+        return (self.moments == "official" and task.normalization == "constant") or (
+            self.restart == "first" and task.env_id.startswith("brax/")
+        )
+
+    def suffix(self) -> str:
+        """The results files' name suffix of this arm."""
+        return (
+            ("_official-moments" if self.moments == "official" else "")
+            + ("_official-init-per-seed" if self.init == "run-seed" else "")
+            + ("_restart-first" if self.restart == "first" else "")
+        )
+
+
+def notes(arm: Arm) -> list[str]:
+    """How the two sides' runs relate in this arm."""
     return [
         n.format(
-            official_init=OFFICIAL_INIT[official_init],
-            constant_moments=CONSTANT_MOMENTS[jaxbc_moments],
+            official_init=OFFICIAL_INIT[arm.init],
+            constant_moments=CONSTANT_MOMENTS[arm.moments],
+            restart=BRAX_RESTART[arm.restart],
         )
         for n in NOTES
     ]
 
 
-def tag(
-    side: str, task: Task, variant: str, seed: int, moments: str = "own", init: str = "stored"
-) -> str:
-    """A run's file stem; jaxbc runs on the official constant moments, and official HaDES-F
-    runs with a per-seed init, are their own runs."""
-    if side == "jaxbc" and moments == "official" and task.normalization == "constant":
-        side = "jaxbc-official-moments"
-    if side == "official" and init == "run-seed" and variant == "F":
+def tag(side: str, task: Task, variant: str, seed: int, arm: Arm = Arm()) -> str:
+    """A run's file stem; the runs an arm changes (jaxbc on the official constant moments or
+    restarting Brax episodes at the first start state, official HaDES-F with a per-seed init)
+    are their own runs."""
+    if side == "jaxbc" and arm.changes_jaxbc(task):
+        side = (
+            "jaxbc-official-moments" if task.normalization == "constant" else "jaxbc-restart-first"
+        )
+    if side == "official" and arm.init == "run-seed" and variant == "F":
         side = "official-init-per-seed"
     return f"{side}_{task.official_env}_{variant}_s{seed}"
 
@@ -174,7 +207,7 @@ def run_official(task: Task, variant: str, seed: int, args, path: Path) -> None:
         "--popsize", str(task.population),
         "--generations", str(task.generations),
         "--seed", str(seed),
-        "--fixed-init", args.official_init,
+        "--fixed-init", args.arm.init,
         "--out", str(path),
     ]  # fmt: skip
     log = path.with_suffix(".log")
@@ -185,9 +218,11 @@ def run_official(task: Task, variant: str, seed: int, args, path: Path) -> None:
 
 def run_jaxbc(task: Task, variant: str, seed: int, args, path: Path) -> None:
     cfg = jaxbc_config(task, variant)
-    if args.jaxbc_moments == "official" and task.normalization == "constant":
+    if args.arm.moments == "official" and task.normalization == "constant":
         obs_stats = (("obs_stats", str(official_moments(args, task))),)
         cfg = dataclasses.replace(cfg, env_options=cfg.env_options + obs_stats)
+    if args.arm.restart == "first" and task.env_id.startswith("brax/"):
+        cfg = dataclasses.replace(cfg, env_options=cfg.env_options + (("restart", "first"),))
     options = paper_strategy_options(task.strategy, task.population)
     es = make_strategy(task.strategy, task.population, solution_template(cfg), **options)
     print(f"jaxbc {path.stem}", flush=True)
@@ -230,14 +265,14 @@ def import_runs(results: Path, tasks: tuple[Task, ...], args) -> int:
     """Per-run JSONs in the work dir from a committed results file's per-seed curves (its
     ``per_seed`` mean and best curves, its recorded versions and settings), so that more
     seeds, or another arm on one side, extend a finished study without re-running the rest.
-    A side run with other arm settings (``--official-init``, ``--jaxbc-moments``) is not
+    A side run with other arm settings (``--official-init``, ``--jaxbc-*``) is not
     imported; a run already in the work dir is kept. Returns how many runs were written."""
     saved = json.loads(results.read_text())
     meta, written = saved["meta"], 0
     # a side is imported only where its runs are this command's: the same arm settings
     sides = [side for side, same in (
-        ("official", meta.get("official_fixed_init", "stored") == args.official_init),
-        ("jaxbc", meta.get("jaxbc_constant_moments", "own") == args.jaxbc_moments),
+        ("official", meta.get("official_fixed_init", "stored") == args.arm.init),
+        ("jaxbc", (meta.get("jaxbc_constant_moments", "own"), meta.get("jaxbc_restart", "fresh")) == (args.arm.moments, args.arm.restart)),
     ) if same]  # fmt: skip
     by_name = {(t.env_id, v): t for t in tasks for v in t.variants}
     for group in saved["groups"]:
@@ -253,7 +288,7 @@ def import_runs(results: Path, tasks: tuple[Task, ...], args) -> int:
         )
         for side in sides:
             for seed, run in group["per_seed"][side].items():
-                path = args.work_dir / "runs" / f"{tag(side, task, group['variant'], int(seed), args.jaxbc_moments, args.official_init)}.json"  # fmt: skip
+                path = args.work_dir / "runs" / f"{tag(side, task, group['variant'], int(seed), args.arm)}.json"  # fmt: skip
                 if path.exists():
                     continue
                 record = {
@@ -272,12 +307,12 @@ def import_runs(results: Path, tasks: tuple[Task, ...], args) -> int:
 
 
 def load_runs(
-    work_dir: Path, task: Task, variant: str, moments: str = "own", init: str = "stored"
+    work_dir: Path, task: Task, variant: str, arm: Arm = Arm()
 ) -> dict[str, dict[int, dict]]:
     runs: dict[str, dict[int, dict]] = {s: {} for s in SIDES}
     for side in SIDES:
         for seed in task.seeds:
-            p = work_dir / "runs" / f"{tag(side, task, variant, seed, moments, init)}.json"
+            p = work_dir / "runs" / f"{tag(side, task, variant, seed, arm)}.json"
             if p.exists():
                 runs[side][seed] = json.loads(p.read_text())
     return runs
@@ -355,7 +390,8 @@ def write_report(out: Path, meta: dict, groups: list[dict]) -> None:
         f"venv: {', '.join(f'{k} {v}' for k, v in (meta['official_versions'] or {}).items())}  ",
         f"jaxbc: jax {meta['jaxbc_versions']['jax']}, evosax {meta['jaxbc_versions']['evosax']}; "
         f"observation normalisation passed to jaxbc: {meta['jaxbc_obs_normalization']}; "
-        f"jaxbc's constant moments: {meta.get('jaxbc_constant_moments', 'own')}; official "
+        f"jaxbc's constant moments: {meta.get('jaxbc_constant_moments', 'own')}; jaxbc's Brax "
+        f"restart: {meta.get('jaxbc_restart', 'fresh')}; official "
         f"HaDES-F init: {OFFICIAL_INIT[meta.get('official_fixed_init', 'stored')]}  ",
         *(
             [
@@ -474,6 +510,13 @@ def main() -> None:
         "seed) or PRNGKey(seed), a different init per seed as jaxbc draws them (a diagnostic)",
     )
     p.add_argument(
+        "--jaxbc-restart",
+        choices=("fresh", "first"),
+        default="fresh",
+        help="where jaxbc's Brax envs go after an episode: a fresh reset (the default) or the "
+        "env's first start state, as the official evaluation (a diagnostic)",
+    )
+    p.add_argument(
         "--seeds",
         type=int,
         help="run seeds 0 .. N-1 instead of the scale's (more seeds: extend a study)",
@@ -493,6 +536,7 @@ def main() -> None:
     )
     args = p.parse_args()
     args.work_dir = (args.work_dir or Path("/tmp/hades_parity") / args.scale).resolve()
+    args.arm = Arm(args.jaxbc_moments, args.official_init, args.jaxbc_restart)
     args.official_repo = args.official_repo.resolve()
     (args.work_dir / "runs").mkdir(parents=True, exist_ok=True)
     enable_compilation_cache()
@@ -517,17 +561,13 @@ def main() -> None:
                         if i >= len(task.seeds) or (args.envs and task.env_id not in args.envs):
                             continue
                         seed = task.seeds[i]
-                        stem = tag(
-                            side, task, variant, seed, args.jaxbc_moments, args.official_init
-                        )
+                        stem = tag(side, task, variant, seed, args.arm)
                         path = args.work_dir / "runs" / f"{stem}.json"
                         if path.exists():
                             continue
                         (run_official if side == "official" else run_jaxbc)(task, variant, seed, args, path)  # fmt: skip
     groups = [
-        summarize(t, v, load_runs(args.work_dir, t, v, args.jaxbc_moments, args.official_init))
-        for t in tasks
-        for v in t.variants
+        summarize(t, v, load_runs(args.work_dir, t, v, args.arm)) for t in tasks for v in t.variants
     ]
     # this arm's official runs (a work dir can hold several arms' runs)
     official = [
@@ -535,7 +575,7 @@ def main() -> None:
         for t in tasks
         for v in t.variants
         for seed in t.seeds
-        if (path := args.work_dir / "runs" / f"{tag('official', t, v, seed, args.jaxbc_moments, args.official_init)}.json").exists()
+        if (path := args.work_dir / "runs" / f"{tag('official', t, v, seed, args.arm)}.json").exists()
     ]  # fmt: skip
     commit = subprocess.run(
         ["git", "-C", str(args.official_repo), "rev-parse", "HEAD"], capture_output=True, text=True
@@ -557,17 +597,14 @@ def main() -> None:
             "HadesConfig.obs_normalization as stored" if has_obs_normalization()
             else "none (HadesConfig has no obs_normalization field in this tree)"
         ),
-        "jaxbc_constant_moments": args.jaxbc_moments,
-        "official_fixed_init": args.official_init,
+        "jaxbc_constant_moments": args.arm.moments,
+        "jaxbc_restart": args.arm.restart,
+        "official_fixed_init": args.arm.init,
         "imported_runs_from": [str(r) for r in args.import_runs or ()],
         "report_generations": list(REPORT_GENERATIONS),
-        "notes": notes(args.jaxbc_moments, args.official_init),
+        "notes": notes(args.arm),
     }  # fmt: skip
-    suffix = (
-        ("" if args.scale == "cpu" else f"_{args.scale}")
-        + ("_official-moments" if args.jaxbc_moments == "official" else "")
-        + ("_official-init-per-seed" if args.official_init == "run-seed" else "")
-    )
+    suffix = ("" if args.scale == "cpu" else f"_{args.scale}") + args.arm.suffix()
     args.out_dir.mkdir(parents=True, exist_ok=True)
     write_report(args.out_dir / f"hades_parity{suffix}", meta, groups)
     plot(args.out_dir, suffix, groups)

@@ -45,6 +45,9 @@ BRAX = tuple(
 )
 BRAX_BACKENDS = ("positional", "spring", "generalized", "mjx")
 DEFAULT_BRAX_BACKEND = "positional"
+# where a Brax env goes when an episode ends: a fresh reset, or back to the env's first start
+# state (what brax's AutoResetWrapper, and so the official HaDES evaluation, does)
+BRAX_RESTARTS = ("fresh", "first")
 
 
 def list_envs() -> dict[str, tuple[str, ...]]:
@@ -158,16 +161,20 @@ def _make_gymnax(env_id: str, family: str, **options: Any) -> Env:
 class BraxEnvState(NamedTuple):
     inner: Any  # brax.envs.base.State
     t: jax.Array  # steps taken in the current episode
+    first: Any = None  # the env's first start state (restart="first"), else None
 
 
 def _make_brax(
     env_id: str,
     backend: str = DEFAULT_BRAX_BACKEND,
     episode_length: int = 1000,
+    restart: str = "fresh",
     **kwargs: Any,
 ) -> Env:
     if backend not in BRAX_BACKENDS:
         raise ValueError(f"{env_id}: unknown Brax backend {backend!r}; choose from {BRAX_BACKENDS}")
+    if restart not in BRAX_RESTARTS:
+        raise ValueError(f"{env_id}: unknown restart {restart!r}; choose from {BRAX_RESTARTS}")
     if episode_length < 1:
         raise ValueError(f"{env_id}: episode_length must be >= 1, got {episode_length}")
     import contextlib
@@ -185,7 +192,15 @@ def _make_brax(
 
     def reset(key):
         inner = benv.reset(key)
-        return inner.obs, BraxEnvState(inner, jnp.zeros((), jnp.int32))
+        first = inner if restart == "first" else None
+        return inner.obs, BraxEnvState(inner, jnp.zeros((), jnp.int32), first)
+
+    def restart_first(obs, state, done):
+        state = state._replace(
+            inner=jax.tree.map(lambda f, s: jnp.where(done, f, s), state.first, state.inner),
+            t=jnp.where(done, 0, state.t),
+        )
+        return jnp.where(done, state.first.obs, obs), state
 
     def step(key, state, action):
         inner = benv.step(state.inner, space.clip(action))
@@ -194,7 +209,11 @@ def _make_brax(
         truncated = (t >= episode_length) & ~terminated
         done = terminated | truncated
         final_obs = inner.obs
-        obs, new_state = auto_reset(reset, final_obs, BraxEnvState(inner, t), key, done)
+        ended = BraxEnvState(inner, t, state.first)
+        if restart == "first":
+            obs, new_state = restart_first(final_obs, ended, done)
+        else:
+            obs, new_state = auto_reset(reset, final_obs, ended, key, done)
         return obs, new_state, inner.reward, terminated, truncated, {"final_observation": final_obs}
 
     return Env(
@@ -206,6 +225,14 @@ def _make_brax(
         reset_fn=reset,
         step_fn=step,
         options=tuple(
-            sorted({"backend": backend, "episode_length": episode_length, **kwargs}.items())
+            sorted(
+                {
+                    "backend": backend,
+                    "episode_length": episode_length,
+                    # "fresh" is left out so envs made before the option keep their options
+                    **({"restart": restart} if restart != "fresh" else {}),
+                    **kwargs,
+                }.items()
+            )
         ),
     )
