@@ -685,3 +685,27 @@ def test_hades_official_replays_the_stored_settings():
         mod.check_reproduced(stored, {**stored, "LR": 0.01}, set(), "config")
     with pytest.raises(SystemExit, match="no running"):
         mod.normalization_flags("minatar", "running", stored)
+
+
+def test_brax_env_parity_compares_episodes_to_the_first_end():
+    """One fixed action sequence until the first episode end on each side; the comparison
+    covers the steps both sides took and reports each side's own length and return."""
+    mod = _benchmark_module("peers/brax_env_parity")
+
+    def side(end: int, drift: float):
+        def reset(key):
+            return np.zeros(2), 0
+
+        def step(t, a):
+            t += 1
+            obs = np.full(2, t * (1.0 + drift)) + np.asarray(a)[:2]
+            return obs, t, 1.0, t == end
+
+        return mod.episode(reset, step, 3)
+
+    official, ours = side(5, 0.0), side(4, 0.01)
+    assert official["length"] == 5 and ours["length"] == 4 and len(ours["obs"]) == 5
+    row = mod.compare(official, ours)
+    assert row["official_return"] == 5.0 and row["jaxbc_return"] == 4.0
+    assert row["max_obs_diff"] == pytest.approx(0.04, abs=1e-6)  # step 4: 4 * 0.01
+    assert mod.compare(official, official)["max_obs_diff"] == 0.0
