@@ -516,7 +516,8 @@ class Hades:
         return pooled(jax.vmap(self.score)(trained, jax.random.split(key, k)))
 
     def fitness(self, data: dict, inits: Any, key: jax.Array) -> jax.Array:
-        """Return of policies trained on ``data`` from each of the ``k`` stacked ``inits``, averaged."""
+        """Return of policies trained on ``data`` from each of the ``k`` stacked ``inits``, pooled
+        (:meth:`mean_return`)."""
         return self.mean_return(self.train_inits(data, inits), key)
 
     @property
