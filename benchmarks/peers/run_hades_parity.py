@@ -135,10 +135,13 @@ class Arm:
     init: str = "stored"
     restart: str = "fresh"
 
-    def changes_jaxbc(self, task: Task) -> bool:
-        return (self.moments == "official" and task.normalization == "constant") or (
-            self.restart == "first" and task.env_id.startswith("brax/")
-        )
+    def official_moments(self, task: Task) -> bool:
+        """jaxbc runs ``task`` on the official constant moments."""
+        return self.moments == "official" and task.normalization == "constant"
+
+    def restart_first(self, task: Task) -> bool:
+        """jaxbc's envs of ``task`` restart at their first start state."""
+        return self.restart == "first" and task.env_id.startswith("brax/")
 
     def suffix(self) -> str:
         """The results files' name suffix of this arm."""
@@ -165,10 +168,10 @@ def tag(side: str, task: Task, variant: str, seed: int, arm: Arm = Arm()) -> str
     """A run's file stem; the runs an arm changes (jaxbc on the official constant moments or
     restarting Brax episodes at the first start state, official HaDES-F with a per-seed init)
     are their own runs."""
-    if side == "jaxbc" and arm.changes_jaxbc(task):
-        side = (
-            "jaxbc-official-moments" if task.normalization == "constant" else "jaxbc-restart-first"
-        )
+    if side == "jaxbc" and arm.official_moments(task):
+        side = "jaxbc-official-moments"
+    if side == "jaxbc" and arm.restart_first(task):
+        side = "jaxbc-restart-first"
     if side == "official" and arm.init == "run-seed" and variant == "F":
         side = "official-init-per-seed"
     return f"{side}_{task.official_env}_{variant}_s{seed}"
@@ -218,10 +221,10 @@ def run_official(task: Task, variant: str, seed: int, args, path: Path) -> None:
 
 def run_jaxbc(task: Task, variant: str, seed: int, args, path: Path) -> None:
     cfg = jaxbc_config(task, variant)
-    if args.arm.moments == "official" and task.normalization == "constant":
+    if args.arm.official_moments(task):
         obs_stats = (("obs_stats", str(official_moments(args, task))),)
         cfg = dataclasses.replace(cfg, env_options=cfg.env_options + obs_stats)
-    if args.arm.restart == "first" and task.env_id.startswith("brax/"):
+    if args.arm.restart_first(task):
         cfg = dataclasses.replace(cfg, env_options=cfg.env_options + (("restart", "first"),))
     options = paper_strategy_options(task.strategy, task.population)
     es = make_strategy(task.strategy, task.population, solution_template(cfg), **options)
