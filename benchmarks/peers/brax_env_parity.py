@@ -98,10 +98,12 @@ def main() -> None:
     p.add_argument("--peer-python", type=Path, default=Path("/tmp/hades_official_venv/bin/python"))
     p.add_argument("--out-dir", type=Path, default=OUT)
     args = p.parse_args()
-    if args.side == "official":
-        json.dump({env: official_side(env) for env in ENVS}, sys.stdout)
-        return
     from importlib import metadata
+
+    if args.side == "official":
+        episodes = {env: official_side(env) for env in ENVS}
+        json.dump({"brax": metadata.version("brax"), "envs": episodes}, sys.stdout)
+        return
 
     from jaxbc.io import atomic_write_json, command_line, machine_description
 
@@ -112,21 +114,11 @@ def main() -> None:
         text=True,
     )
     official = json.loads(peer.stdout)
-    peer_brax = subprocess.run(
-        [
-            str(args.peer_python),
-            "-c",
-            "from importlib import metadata; print(metadata.version('brax'))",
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    rows = {env: compare(official[env], jaxbc_side(env)) for env in ENVS}
+    rows = {env: compare(official["envs"][env], jaxbc_side(env)) for env in ENVS}
     meta = {
         "command": command_line("python benchmarks/peers/brax_env_parity.py"),
         "machine": machine_description(),
-        "official_brax": peer_brax,
+        "official_brax": official["brax"],
         "jaxbc_brax": metadata.version("brax"),
         "backend": "positional",
         "start": "reset key PRNGKey(0), reset_noise_scale=0 on both sides",
