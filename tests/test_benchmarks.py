@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jaxbc import studies
+from jaxbc import envs, studies
 from jaxbc.bc import BCConfig
 from jaxbc.envs.multimodal import TWO_GOALS
 
@@ -589,6 +589,7 @@ def test_hades_parity_pairs_seeds_and_reads_generations(tmp_path):
         "jaxbc_versions": {"jax": "x", "evosax": "y"},
         "jaxbc_obs_normalization": "none",
         "scale": "test",
+        "jaxbc_moments_sha256": {task.env_id: mod.own_moments_digest(task, mod.Arm())},
     }
     mod.write_report(tmp_path / "parity", meta, [group])
     md = (tmp_path / "parity.md").read_text()
@@ -626,6 +627,13 @@ def test_hades_parity_pairs_seeds_and_reads_generations(tmp_path):
     args.work_dir, args.arm = tmp_path / "work3", mod.Arm(restart="first")
     (args.work_dir / "runs").mkdir(parents=True)
     assert mod.import_runs(tmp_path / "parity.json", (task,), args) == 3
+    # jaxbc runs made on constant moments other than the package's now are not imported
+    stale = meta | {"jaxbc_moments_sha256": {task.env_id: "0" * 64}}
+    mod.write_report(tmp_path / "stale", stale, [group])
+    args.work_dir, args.arm = tmp_path / "work4", mod.Arm()
+    (args.work_dir / "runs").mkdir(parents=True)
+    assert mod.import_runs(tmp_path / "stale.json", (task,), args) == 3
+    assert mod.load_runs(args.work_dir, task, "F")["jaxbc"] == {}
     other = dataclasses.replace(task, population=64)
     with pytest.raises(SystemExit, match="population 8 x 6 generations, not a task"):
         mod.import_runs(tmp_path / "parity.json", (other,), args)
@@ -709,3 +717,24 @@ def test_brax_env_parity_compares_episodes_to_the_first_end():
     assert row["official_return"] == 5.0 and row["jaxbc_return"] == 4.0
     assert row["max_obs_diff"] == pytest.approx(0.04, abs=1e-6)  # step 4: 4 * 0.01
     assert mod.compare(official, official)["max_obs_diff"] == 0.0
+
+
+def test_obs_stats_ppo_source_keeps_a_running_normalisers_statistics(tmp_path):
+    """--source ppo: the moments are those of a PPO run with the normaliser on, so a cell the
+    run never saw set keeps the variance a normaliser started at (0, 1, count 1e-4) leaves,
+    1e-4 / N: the signature of the official MinAtar files. The file loads as constant stats."""
+    obs_stats = _benchmark_module("obs_stats")
+    out = tmp_path / "breakout.npz"
+    obs_stats.main(env=("Breakout-MinAtar",), total_timesteps=8192, out=out)
+    meta = json.loads(out.with_suffix(".json").read_text())
+    (count,) = meta["sources"].values()
+    assert count == pytest.approx(8192, rel=1e-3)
+    with np.load(out) as f:
+        mean, var = f["mean"], f["var"]
+    never = mean == 0.0  # e.g. the paddle channel above the bottom row
+    assert never[..., 0].sum() >= 80
+    np.testing.assert_allclose(var[never], 1e-4 / count, rtol=1e-2)
+    seen = ~never
+    np.testing.assert_allclose(var[seen], mean[seen] * (1 - mean[seen]), atol=1e-3)  # binary
+    env = envs.make("Breakout-MinAtar", obs_normalization="constant", obs_stats=str(out))
+    assert dict(env.options)["obs_stats"] == str(out)

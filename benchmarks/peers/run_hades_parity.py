@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import hashlib
 import json
 import subprocess
 import sys
@@ -111,10 +112,9 @@ NOTES = (
 )
 OFFICIAL_INIT = {"stored": "PRNGKey(420) for every seed", "run-seed": "PRNGKey(seed)"}
 CONSTANT_MOMENTS = {
-    "own": "from different statistics (official: the repository's normalize_params/*.npy; "
-    "jaxbc: jaxbc/envs/obs_stats, made from expert and random rollouts; for Breakout the means "
-    "differ by up to 0.42 per cell, and on both ~180 of the 400 cells normalise to > 100 when "
-    "lit, up to ~1e4)",
+    "own": "made the same way from different runs (official: the repository's "
+    "normalize_params/*.npy; jaxbc: jaxbc/envs/obs_stats, the final statistics of a PPO run's "
+    "running normaliser; the largest per-cell gaps are under the notes)",
     "official": "the same on both sides: the official repository's normalize_params/*.npy "
     "(jaxbc --jaxbc-moments official, a diagnostic arm; jaxbc's presets use its own)",
 }
@@ -187,6 +187,23 @@ def official_moments(args, task: Task) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(out, **moments)
     return out
+
+
+def own_moments_digest(task: Task, arm: Arm) -> str | None:
+    """sha256 of the package's constant moments that jaxbc's runs of ``task`` read in ``arm``
+    (None: they read none), so that runs made on other moments are never imported."""
+    if task.normalization != "constant" or arm.official_moments(task):
+        return None
+    return hashlib.sha256(jenvs.obs_stats_path(task.env_id).read_bytes()).hexdigest()
+
+
+def moments_gap(args, task: Task) -> dict[str, float]:
+    """The largest per-cell gaps between jaxbc's and the official constant moments."""
+    mine = np.load(jenvs.obs_stats_path(task.env_id))
+    theirs = np.load(official_moments(args, task))
+    return {
+        f"max_abs_{k}_difference": float(np.abs(mine[k] - theirs[k]).max()) for k in ("mean", "var")
+    }
 
 
 def has_obs_normalization() -> bool:
@@ -289,7 +306,10 @@ def import_runs(results: Path, tasks: tuple[Task, ...], args) -> int:
         settings = meta.get("official_settings", {}).get(
             f"{task.official_env}_{group['variant']}", {}
         )
+        digests = meta.get("jaxbc_moments_sha256", {})
         for side in sides:
+            if side == "jaxbc" and digests.get(task.env_id) != own_moments_digest(task, args.arm):
+                continue  # jaxbc's runs on constant moments other than the package's now
             for seed, run in group["per_seed"][side].items():
                 path = args.work_dir / "runs" / f"{tag(side, task, group['variant'], int(seed), args.arm)}.json"  # fmt: skip
                 if path.exists():
@@ -408,6 +428,12 @@ def write_report(out: Path, meta: dict, groups: list[dict]) -> None:
         "generation, as its loop records it).",
         "",
         *[f"- {n}" for n in meta.get("notes", ())],
+        *[
+            f"- {env}: jaxbc's constant moments differ from the official ones by at most "
+            f"{g['max_abs_mean_difference']:.3f} in a cell's mean and "
+            f"{g['max_abs_var_difference']:.3f} in its variance."
+            for env, g in meta.get("jaxbc_moments_gap", {}).items()
+        ],
         "",
     ]
     for gr in groups:
@@ -601,6 +627,8 @@ def main() -> None:
             else "none (HadesConfig has no obs_normalization field in this tree)"
         ),
         "jaxbc_constant_moments": args.arm.moments,
+        "jaxbc_moments_sha256": {t.env_id: d for t in tasks if (d := own_moments_digest(t, args.arm))},
+        "jaxbc_moments_gap": {t.env_id: moments_gap(args, t) for t in tasks if own_moments_digest(t, args.arm)},
         "jaxbc_restart": args.arm.restart,
         "official_fixed_init": args.arm.init,
         "imported_runs_from": [str(r) for r in args.import_runs or ()],
