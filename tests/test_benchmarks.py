@@ -654,6 +654,15 @@ def test_hades_parity_official_moments_are_their_own_runs(tmp_path):
     with np.load(mod.official_moments(args, breakout)) as f:
         assert f["mean"].shape == (10, 10, 4) and f["mean"][0, 0, 1] == 1.0
         assert f["var"][0, 1, 0] == 5.0  # C order: index (0, 1, 0) is flat element 4
+    # the gap to the package's moments: largest |differences|, std ratio over varying cells
+    ours = np.load(envs.obs_stats_path("Breakout-MinAtar"))
+    gap = mod.moments_gap(args, breakout)
+    assert gap["max_abs_mean_difference"] == pytest.approx(
+        np.abs(ours["mean"] - flat.reshape(10, 10, 4)).max()
+    )
+    varying = ours["var"] > 1e-6
+    ratio = np.sqrt((flat + 1).reshape(10, 10, 4)[varying] / ours["var"][varying])
+    assert (gap["std_ratio_min"], gap["std_ratio_max"]) == pytest.approx((ratio.min(), ratio.max()))
     official_moments = mod.Arm(moments="official")
     assert mod.tag("jaxbc", breakout, "R", 0, official_moments).startswith(
         "jaxbc-official-moments_"

@@ -198,12 +198,18 @@ def own_moments_digest(task: Task, arm: Arm) -> str | None:
 
 
 def moments_gap(args, task: Task) -> dict[str, float]:
-    """The largest per-cell gaps between jaxbc's and the official constant moments."""
+    """How far jaxbc's constant moments are from the official ones: the largest per-cell
+    gaps, and the range of official / jaxbc standard deviations over the cells that vary on
+    both sides (a rarely visited cell's z-score scales with 1 / its std)."""
     mine = np.load(jenvs.obs_stats_path(task.env_id))
     theirs = np.load(official_moments(args, task))
+    both = (mine["var"] > 1e-6) & (theirs["var"] > 1e-6)
+    ratio = np.sqrt(theirs["var"][both] / mine["var"][both])
     return {
-        f"max_abs_{k}_difference": float(np.abs(mine[k] - theirs[k]).max()) for k in ("mean", "var")
-    }
+        **{f"max_abs_{k}_difference": float(np.abs(mine[k] - theirs[k]).max()) for k in ("mean", "var")},
+        "std_ratio_min": float(ratio.min()),
+        "std_ratio_max": float(ratio.max()),
+    }  # fmt: skip
 
 
 def has_obs_normalization() -> bool:
@@ -431,7 +437,9 @@ def write_report(out: Path, meta: dict, groups: list[dict]) -> None:
         *[
             f"- {env}: jaxbc's constant moments differ from the official ones by at most "
             f"{g['max_abs_mean_difference']:.3f} in a cell's mean and "
-            f"{g['max_abs_var_difference']:.3f} in its variance."
+            f"{g['max_abs_var_difference']:.3f} in its variance; official / jaxbc standard "
+            f"deviation {g['std_ratio_min']:.2f}-{g['std_ratio_max']:.2f} over the cells that "
+            "vary on both sides."
             for env, g in meta.get("jaxbc_moments_gap", {}).items()
         ],
         "",
