@@ -105,6 +105,8 @@ def main(
     """
     if out is not None and len(env) != 1:
         raise SystemExit("--out takes exactly one --env")
+    if total_timesteps is not None and source != "ppo":
+        raise SystemExit("--total-timesteps applies to --source ppo")
     for i, env_id in enumerate(env):
         expert = load_expert(env_id)
         trained = expert.params["obs_stats"]
