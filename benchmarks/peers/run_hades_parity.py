@@ -617,6 +617,7 @@ def main() -> None:
     commit = subprocess.run(
         ["git", "-C", str(args.official_repo), "rev-parse", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
+    digests = {t.env_id: d for t in tasks if (d := own_moments_digest(t, args.arm))}
     meta = {
         "command": command_line("python benchmarks/peers/run_hades_parity.py"),
         "scale": args.scale,
@@ -635,8 +636,8 @@ def main() -> None:
             else "none (HadesConfig has no obs_normalization field in this tree)"
         ),
         "jaxbc_constant_moments": args.arm.moments,
-        "jaxbc_moments_sha256": {t.env_id: d for t in tasks if (d := own_moments_digest(t, args.arm))},
-        "jaxbc_moments_gap": {t.env_id: moments_gap(args, t) for t in tasks if own_moments_digest(t, args.arm)},
+        "jaxbc_moments_sha256": digests,
+        "jaxbc_moments_gap": {t.env_id: moments_gap(args, t) for t in tasks if t.env_id in digests},
         "jaxbc_restart": args.arm.restart,
         "official_fixed_init": args.arm.init,
         "imported_runs_from": [str(r) for r in args.import_runs or ()],
