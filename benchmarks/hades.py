@@ -494,12 +494,20 @@ def against_baseline(rows: list[dict], baseline: Path, scale: str) -> dict:
 
 def baseline_section(comparison: dict) -> list[str]:
     ci = studies.ci_cell
-    return [
+    head = [
         "",
         f"## Against `{comparison['baseline']}`: after - before, paired on seeds",
         "",
         f"Command: `{comparison['command']}`; mean [95% bootstrap CI] over the seeds both folders ran.",
         "",
+    ]
+    if not comparison["rows"]:  # e.g. a study part-way through its seeds
+        return [
+            *head,
+            "No (env, D, variant) has 2 or more seeds in both folders yet: nothing to pair.",
+        ]
+    return [
+        *head,
         *studies.table(comparison["rows"], {
             "env": "env", "D": "dataset_size", "variant": "variant",
             "measure": lambda r: BASELINE_MEASURES[r["measure"]], "seeds": lambda r: len(r["seeds"]),
@@ -530,7 +538,13 @@ def write_results(
 def rewrite_report(out_dir: Path, scale: str, baseline: Path | None = None) -> None:
     """hades.md and hades.json's derived parts again from the saved runs (runs nothing)."""
     saved = studies.load_saved(out_dir / "hades.json", scale=scale)
-    write_results(out_dir, saved["meta"], saved["runs"], saved.get("transfer", []), baseline)
+    if baseline is not None and not against_baseline(saved["runs"], baseline, scale)["rows"]:
+        raise SystemExit(
+            f"error: --baseline {baseline}: no (env, D, variant) has 2 or more seeds in both "
+            "folders, so there is nothing to pair"
+        )
+    meta = {**saved["meta"], "report_command": command_line("python benchmarks/hades.py")}
+    write_results(out_dir, meta, saved["runs"], saved.get("transfer", []), baseline)
     print((out_dir / "hades.md").read_text())
 
 
@@ -639,6 +653,11 @@ def main(
     sc = SCALES[scale]
     if seeds is not None:
         sc = dataclasses.replace(sc, seeds=seeds)
+    if baseline is not None and sc.seeds < 2:
+        raise SystemExit(
+            f"error: --baseline pairs runs on seeds and needs 2 or more; this run has {sc.seeds} "
+            "(set --seeds)"
+        )
     jobs = [
         dataclasses.replace(
             j, dataset_size=j.dataset_size or hades_preset(j.env_id).dataset_size,

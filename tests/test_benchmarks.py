@@ -125,6 +125,18 @@ def test_hades_study_against_a_baseline_pairs_runs_on_seeds(tmp_path):
     assert "| A | 4 | R | data, new inits (scaled) | 3 |" in "\n".join(mod.baseline_section(cmp))
     with pytest.raises(SystemExit, match="scale"):
         mod.against_baseline(after, tmp_path, "cpu")
+    # nothing to pair: the report says so; --report-only and a one-seed run refuse the flag
+    lone = mod.against_baseline([row("B", "F", 0, 0.5)], tmp_path, "families")
+    assert lone["rows"] == [] and "nothing to pair" in mod.baseline_section(lone)[-1]
+    out = tmp_path / "after"
+    out.mkdir()
+    (out / "hades.json").write_text(
+        json.dumps({"meta": {"scale": "families"}, "runs": [row("B", "F", 0, 0.5)]})
+    )
+    with pytest.raises(SystemExit, match="nothing to pair"):
+        mod.rewrite_report(out, "families", tmp_path)
+    with pytest.raises(SystemExit, match="needs 2 or more; this run has 1"):
+        mod.main(scale="cpu", baseline=tmp_path, out_dir=out)
 
 
 def test_hades_study_ablates_one_preset_setting(tmp_path):
