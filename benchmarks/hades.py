@@ -105,7 +105,7 @@ SCALES = {
     "smoke": Scale(
         jobs=(
             Job("CartPole-v1", 4, "SNES", 8, 2, config=dict(inner_steps=10, num_envs=2), hidden=(16,), env_options=(("max_steps_in_episode", 50),)),
-            Job("Breakout-MinAtar", 3, "SNES", 8, 2, variants=("F",), hidden=(16,), config=dict(inner_steps=5, num_envs=2, eval_steps=30)),
+            Job("Breakout-MinAtar", 3, "SNES", 8, 2, hidden=(16,), config=dict(inner_steps=5, num_envs=2, eval_steps=30)),
         ),
         seeds=1, chunk=2, eval_episodes=2, eval_inits=2,
         transfer_policies=(("same", (), "", 0.0), ("1x8 tanh", (8,), "tanh", 0.0)),
@@ -601,7 +601,7 @@ def main(
     envs: list[str] | None = None,
     seed: int = 0,
     generations: int | None = None,
-    variants: list[str] | None = None,
+    variants: list[Literal["F", "R"]] | None = None,
     seeds: int | None = None,
     out_dir: Path | None = None,
     resume: bool = False,
@@ -666,8 +666,12 @@ def main(
         )
         for j in sc.jobs if not envs or j.env_id in envs
     ]  # fmt: skip
+    jobs = [j for j in jobs if j.variants]
     if not jobs:
-        raise SystemExit(f"no job left after --envs {envs}; jobs: {[j.env_id for j in sc.jobs]}")
+        raise SystemExit(
+            f"no job left after --envs {envs} --variants {variants}; "
+            f"jobs: {[(j.env_id, j.variants) for j in sc.jobs]}"
+        )
     overrides: dict[str, Any] = {}
     if obs_normalization is not None:
         overrides["obs_normalization"] = obs_normalization
