@@ -30,6 +30,7 @@ import numpy as np
 
 from jaxbc import studies
 from jaxbc.bc import PolicyConfig
+from jaxbc.envs import ENV_AXIS
 from jaxbc.hades import make_hades, make_strategy, solution_template
 from jaxbc.hades.core import hades_preset, map_members
 from jaxbc.hades.strategies import paper_strategy_options
@@ -53,7 +54,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "breakout_cpu": _config("Breakout-MinAtar", "SNES", 64, "F", dataset_size=16, num_envs=4, eval_steps=500, inner_steps=64, policy=_2X64),
     # the families study's Freeway job (few envs, a long window)
     "freeway_families": _config("Freeway-MinAtar", "SNES", 64, "F", dataset_size=16, num_envs=2, eval_steps=2500, inner_steps=64, policy=_2X64),
-    "smoke": _config("CartPole-v1", "SNES", 8, "R", dataset_size=4, num_envs=2, eval_steps=50, inner_steps=5),
+    # plumbing, with the running observation normaliser paper_hopper's fitness rollouts use
+    "smoke": _config("CartPole-v1", "SNES", 8, "R", dataset_size=4, num_envs=2, eval_steps=50, inner_steps=5, obs_normalization="running"),
     "paper_breakout": _config("Breakout-MinAtar", "SNES", 2048, "R", dataset_size=16, num_envs=8, eval_steps=1024, inner_steps=64),
     "paper_hopper": _config("brax/hopper", "Open_ES", 2048, "R", dataset_size=64, num_envs=4, eval_steps=1024, inner_steps=200),
 }  # fmt: skip
@@ -166,18 +168,20 @@ def measure(
     def rollout(params, key):
         return map_members(lambda p: hades.mean_return(p, key), params, hades.member_block).sum()
 
-    env, n_env = hades.env, pop * k * cfg.num_envs
+    env, shape = hades.env, (pop * k, cfg.num_envs)
     zero_action = jnp.zeros(env.action_space.shape, env.action_space.dtype)
+    # each member's envs are one batch on ENV_AXIS, as in the fitness rollout (a running
+    # observation normaliser reduces over it)
+    reset = jax.vmap(jax.vmap(env.reset, axis_name=ENV_AXIS))
+    step = jax.vmap(jax.vmap(env.step, in_axes=(0, 0, None), axis_name=ENV_AXIS), (0, 0, None))
 
     @jax.jit
     def env_only(key):
-        obs, st = jax.vmap(env.reset)(jax.random.split(key, n_env))
+        obs, st = reset(jax.random.split(key, shape))
 
         def body(c, kk):
             st, tot = c
-            _, st, r, _, _, _ = jax.vmap(env.step, in_axes=(0, 0, None))(
-                jax.random.split(kk, n_env), st, zero_action
-            )
+            _, st, r, _, _, _ = step(jax.random.split(kk, shape), st, zero_action)
             return (st, tot + r.sum()), None
 
         return jax.lax.scan(body, (st, 0.0), jax.random.split(key, hades.eval_steps))[0][1]

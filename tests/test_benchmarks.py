@@ -759,3 +759,22 @@ def test_obs_stats_ppo_source_keeps_a_running_normalisers_statistics(tmp_path):
     np.testing.assert_allclose(var[seen], mean[seen] * (1 - mean[seen]), atol=1e-3)  # binary
     env = envs.make("Breakout-MinAtar", obs_normalization="constant", obs_stats=str(out))
     assert dict(env.options)["obs_stats"] == str(out)
+
+
+def test_hades_speed_splits_a_generation_with_a_running_normaliser():
+    """The smoke configuration (running observation moments, as paper_hopper) is timed whole
+    and in parts: the generation, its fitness program and ES ask + tell, and the rest."""
+    row = _benchmark_module("hades_speed").measure("smoke", 1)
+    assert row["config"] == "smoke" and row["population"] == 8 and row["inits"] == 2
+    for k in (
+        "gen_s",
+        "inner_only_s",
+        "rollout_only_s",
+        "env_only_s",
+        "fitness_only_s",
+        "es_only_s",
+    ):
+        assert row[k] > 0, k
+    assert row["unattributed_s"] == pytest.approx(
+        row["gen_s"] - row["fitness_only_s"] - row["es_only_s"]
+    )
