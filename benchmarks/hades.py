@@ -523,12 +523,11 @@ def write_results(
     meta: dict,
     rows: list[dict],
     transfer_rows: list[dict],
-    baseline: Path | None = None,
+    comparison: dict | None = None,
 ) -> None:
-    """hades.json (runs and what derives from them: summary, statistics, the comparison
-    with ``baseline``'s runs) and hades.md."""
+    """hades.json (runs and what derives from them: summary, statistics, ``comparison``:
+    :func:`against_baseline`'s) and hades.md."""
     stats = statistics(rows)
-    comparison = None if baseline is None else against_baseline(rows, baseline, meta["scale"])
     data = {"meta": meta, "runs": rows, "summary": summarize(rows), "statistics": stats,
             "transfer": transfer_rows, "against_baseline": comparison}  # fmt: skip
     studies.write_report(out_dir, "hades", data)
@@ -538,13 +537,14 @@ def write_results(
 def rewrite_report(out_dir: Path, scale: str, baseline: Path | None = None) -> None:
     """hades.md and hades.json's derived parts again from the saved runs (runs nothing)."""
     saved = studies.load_saved(out_dir / "hades.json", scale=scale)
-    if baseline is not None and not against_baseline(saved["runs"], baseline, scale)["rows"]:
+    comparison = None if baseline is None else against_baseline(saved["runs"], baseline, scale)
+    if comparison is not None and not comparison["rows"]:
         raise SystemExit(
             f"error: --baseline {baseline}: no (env, D, variant) has 2 or more seeds in both "
             "folders, so there is nothing to pair"
         )
     meta = {**saved["meta"], "report_command": command_line("python benchmarks/hades.py")}
-    write_results(out_dir, meta, saved["runs"], saved.get("transfer", []), baseline)
+    write_results(out_dir, meta, saved["runs"], saved.get("transfer", []), comparison)
     print((out_dir / "hades.md").read_text())
 
 
@@ -649,7 +649,6 @@ def main(
             raise SystemExit(f"--report-only runs nothing: drop {', '.join(used)}")
         studies.write(rewrite_report, out_dir, scale, baseline)
         return
-    enable_compilation_cache()
     sc = SCALES[scale]
     if seeds is not None:
         sc = dataclasses.replace(sc, seeds=seeds)
@@ -678,6 +677,7 @@ def main(
     if eval_actions is not None:
         overrides["deterministic_eval"] = eval_actions == "greedy"
     jobs = ablate(jobs, overrides)
+    enable_compilation_cache()
     if memory:
         write_memory_report(out_dir, scale, [memory_estimate(j) for j in jobs])
         return
@@ -692,7 +692,8 @@ def main(
         studies.write(atomic_write_csv, out_dir / "hades.csv", curves)
         if transfer_rows:
             studies.write(atomic_write_csv, out_dir / "hades_transfer.csv", transfer_rows)
-        write_results(out_dir, meta, rows, transfer_rows, baseline)
+        comparison = None if baseline is None else against_baseline(rows, baseline, scale)
+        write_results(out_dir, meta, rows, transfer_rows, comparison)
 
     if resume:  # process 0 reads what an earlier run saved and sends it to the others
         rows, transfer_rows, curves = distributed.on_primary(saved_runs, out_dir, scale)
